@@ -1,0 +1,139 @@
+"""The ``irx`` command line: argument parsing only.
+
+Each command parses its options, calls one function that returns an exit code, and lets ``main`` map
+``IrxError`` to one line on stderr and its exit code. Heavy libraries (ansible, ansible_runner, httpx,
+paramiko, jsonschema) are imported inside the functions that need them, so ``irx --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from irx.errors import ExitCode, IrxError
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    success (validation clean, plan produced, run verified)
+  1    problems found (validate) / the playbook failed (run)
+  2    usage error: bad option, unknown playbook, invalid playbook, inventory or params
+  3    internal error in irx (the traceback is written to a file)
+  4    run stopped at an approval gate with nobody to approve
+  130  interrupted (Ctrl-C / SIGTERM); everything done so far is recorded
+"""
+
+FORMAT_TEXT_JSON = click.Choice(["text", "json"])
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
+@click.version_option(package_name="irx", prog_name="irx")
+def cli() -> None:
+    """irx: declarative incident remediation.
+
+    Validate incident playbooks in CI, plan them for drills, run them against an Ansible inventory
+    (diagnose -> mitigate -> verify, with approvals and rollback) and keep a timeline for the post-mortem.
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github", "junit", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Output format: text (path:line:col: rule: message), json, github (workflow annotations), "
+    "junit (XML) or sarif (2.1.0).",
+)
+@click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 1).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE."
+)
+def validate(paths: tuple[Path, ...], fmt: str, strict: bool, output: Path | None) -> None:
+    """Validate playbooks (files or directories; default: playbooks/).
+
+    Reports every problem at once, YAML, schema and semantic, each as path:line:col: rule-id: message.
+    Exit 0 when clean, 1 when problems were found (warnings only with --strict), 2 on usage errors.
+    """
+    from irx.validate import validate_paths
+
+    raise SystemExit(validate_paths(list(paths), fmt=fmt, strict=strict, output=output))
+
+
+@cli.command(name="list")
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+@click.option(
+    "-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."
+)
+def list_(fmt: str, playbook_dir: Path | None) -> None:
+    """List the playbooks: name, severity, title and step counts per phase."""
+    from irx.library import list_command
+
+    raise SystemExit(list_command(fmt=fmt, playbook_dir=playbook_dir))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+@click.option(
+    "-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."
+)
+def show(name: str, fmt: str, playbook_dir: Path | None) -> None:
+    """Show one playbook: symptoms, params and steps by phase. NAME is a name or a file path."""
+    from irx.library import show_command
+
+    raise SystemExit(show_command(name, fmt=fmt, playbook_dir=playbook_dir))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the playbook JSON Schema (draft 2020-12)."""
+    from irx.loader import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run the CLI, map errors to one line and an exit code."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="irx", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else ExitCode.USAGE
+    except click.exceptions.Abort:
+        click.echo("irx: interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.USAGE
+    except IrxError as exc:
+        click.echo(f"irx: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("irx: interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.OK
+    except Exception as exc:  # the one place a bug is turned into a message, not a traceback
+        return _internal_error(exc)
+    return ExitCode.OK
+
+
+def _internal_error(exc: BaseException) -> int:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="irx-crash-", suffix=".log", delete=False) as log:
+        traceback.print_exception(exc, file=log)
+    click.echo(f"irx: internal error: {type(exc).__name__}: {exc} (traceback in {log.name})", err=True)
+    return ExitCode.INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

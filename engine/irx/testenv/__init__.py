@@ -1,0 +1,39 @@
+"""Real services for irx's integration tests, drills and demo: PostgreSQL, Redis, nginx and SSH hosts.
+
+Each service is a class with ``start()``/``stop()`` (also a context manager) that runs a private
+instance under a directory of the caller's choosing, on 127.0.0.1 or on namespace hosts in
+10.200.0.0/16, and never anything else. Every wait is bounded; failures raise :class:`TestEnvError`
+with the failing command's stderr or the server's log. Everything created carries ``irxt-<uid>``, so
+:func:`leftovers` can prove a teardown was complete.
+
+Typical use::
+
+    with PostgresServer(base_dir=tmp) as pg, SshHosts(["web1", "web2"], base_dir=tmp) as hosts:
+        psycopg.connect(pg.dsn)
+        ansible_runner.run(inventory=str(hosts.inventory_path), ...)
+
+The system packages come from ``scripts/install-system-deps.sh``; ``python -m irx.testenv`` lists or
+removes leftovers of crashed runs.
+"""
+
+from __future__ import annotations
+
+from irx.testenv._proc import TestEnvError, free_port
+from irx.testenv.leftovers import Leftover, leftovers, remove_leftovers
+from irx.testenv.nginx import NginxServer
+from irx.testenv.postgres import PostgresServer
+from irx.testenv.redis import RedisServer
+from irx.testenv.ssh import SshHost, SshHosts
+
+__all__ = [
+    "Leftover",
+    "NginxServer",
+    "PostgresServer",
+    "RedisServer",
+    "SshHost",
+    "SshHosts",
+    "TestEnvError",
+    "free_port",
+    "leftovers",
+    "remove_leftovers",
+]

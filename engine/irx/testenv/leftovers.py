@@ -1,0 +1,114 @@
+"""Find (and remove) what test environments left behind: processes, namespaces, links.
+
+Everything a test environment makes carries ``irxt`` and its uid in its name or path, which is what is
+searched for here. Tests that check cleanup call ``leftovers(uid)`` after ``stop()`` and expect ``[]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from irx.testenv import _names, _proc
+from irx.testenv.ssh import list_links, list_netns, teardown_network
+
+# cwd is searched only for these, so a shell that merely sits in a test directory is not "left over".
+_SERVER_NAMES = frozenset({"postgres", "redis-server", "nginx", "sshd"})
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One thing a test environment left: a live process, a network namespace or a network link."""
+
+    kind: Literal["process", "netns", "link"]
+    name: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}" + (f" ({self.detail})" if self.detail else "")
+
+
+def _patterns(uid: str | None) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    tag = re.escape(_names.check_uid(uid)) if uid is not None else "[0-9a-f]{6}"
+    p = _names.PREFIX
+    return (
+        re.compile(rf"{p}-{tag}\b"),  # in paths
+        re.compile(rf"^{p}-{tag}-"),  # namespaces
+        re.compile(rf"^{p}{tag}(b|h\d+)$"),  # bridge and veths
+    )
+
+
+def _own_lineage() -> set[int]:
+    pids = {os.getpid()}
+    pid = os.getpid()
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        pids.add(pid)
+    return pids
+
+
+def _processes(path_re: re.Pattern[str], netns: list[str]) -> list[Leftover]:
+    skip = _own_lineage()
+    found: dict[int, Leftover] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in skip or not _proc.pid_alive(int(entry.name)):
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            comm = Path(entry.path, "comm").read_text().strip()
+            cwd = ""
+            if comm in _SERVER_NAMES:
+                with contextlib.suppress(OSError):
+                    cwd = os.readlink(Path(entry.path, "cwd"))
+            if path_re.search(cmdline) or (cwd and path_re.search(cwd)):
+                found[int(entry.name)] = Leftover("process", entry.name, cmdline.strip()[:200])
+    ip = _proc.find_binary("ip", "/usr/sbin/ip", "/sbin/ip")
+    for ns in netns:
+        out = _proc.run([ip, "netns", "pids", ns], check=False, timeout=10).stdout
+        for pid in map(int, out.split()):
+            if pid not in found and pid not in skip and _proc.pid_alive(pid):
+                found[pid] = Leftover("process", str(pid), f"in netns {ns}")
+    return sorted(found.values(), key=lambda leftover: int(leftover.name))
+
+
+def leftovers(uid: str | None = None) -> list[Leftover]:
+    """Live processes, namespaces and links made by test environment ``uid`` (all of them when ``None``).
+
+    Zombies are not counted: they hold no ports or files, and a non-reaping PID 1 may keep them a while.
+    """
+    path_re, ns_re, link_re = _patterns(uid)
+    ip = _proc.find_binary("ip", "/usr/sbin/ip", "/sbin/ip")
+    netns = [ns for ns in list_netns(ip) if ns_re.match(ns)]
+    links = [link for link in list_links(ip) if link_re.match(link)]
+    return [
+        *_processes(path_re, netns),
+        *(Leftover("netns", ns) for ns in netns),
+        *(Leftover("link", link) for link in links),
+    ]
+
+
+def remove_leftovers(uid: str | None = None) -> list[Leftover]:
+    """SIGKILL the processes and delete the namespaces and links :func:`leftovers` reports; return them.
+
+    For stale state after a crashed or killed test run. Never use it while another session of the same
+    uid (or, with ``uid=None``, any session) is still running: it removes their environment too.
+    """
+    found = leftovers(uid)
+    for item in found:
+        if item.kind == "process":
+            with contextlib.suppress(Exception):
+                _proc.kill_tree(int(item.name))
+    ip = _proc.find_binary("ip", "/usr/sbin/ip", "/sbin/ip")
+    links = [i.name for i in found if i.kind == "link"]
+    errors = teardown_network(ip, [i.name for i in found if i.kind == "netns"], links, None)
+    if errors:
+        raise _proc.TestEnvError("could not remove every leftover:\n" + "\n".join(errors))
+    return found

@@ -1,0 +1,220 @@
+"""``irx validate``: check playbook files and report every problem in the CI's own format."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from irx import __version__
+from irx.errors import ExitCode, UsageError
+from irx.loader import Checked, check_file, iter_playbook_files
+from irx.problems import Problem
+
+
+def validate_paths(paths: Sequence[Path], fmt: str = "text", strict: bool = False, output: Path | None = None) -> int:
+    """Check every playbook under ``paths``; write the report; 0 clean, 1 problems."""
+    files = playbook_files(paths)
+    results = [check_file(path) for path in files]
+    problems = sorted(p for r in results for p in r.problems) + _duplicate_names(results)
+    report = FORMATTERS[fmt](files, problems, strict)
+    _write(report, output)
+    failing = [p for p in problems if p.level == "error" or strict]
+    return ExitCode.FAILED if failing else ExitCode.OK
+
+
+def playbook_files(paths: Sequence[Path]) -> list[Path]:
+    if not paths:
+        default = Path("playbooks")
+        if not default.is_dir():
+            raise UsageError("no PATH given and there is no playbooks/ directory here")
+        paths = [default]
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or directory")
+    files = list(iter_playbook_files(list(paths)))
+    if not files:
+        raise UsageError(f"no playbook files (*.yaml, *.yml) in {', '.join(map(str, paths))}")
+    return files
+
+
+def _duplicate_names(results: list[Checked]) -> list[Problem]:
+    by_name: dict[str, list[Checked]] = defaultdict(list)
+    for result in results:
+        data = result.document.data
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if isinstance(name, str):
+            by_name[name].append(result)
+    problems = []
+    for name, same in by_name.items():
+        for other in same[1:]:
+            line, col = other.document.position(("metadata", "name"))
+            message = f"playbook name '{name}' is also used by {same[0].document.path}"
+            problems.append(Problem(other.document.path, line, col, "duplicate-playbook-name", message))
+    return problems
+
+
+def _write(report: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(report)
+        return
+    try:
+        output.write_text(report, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def _shown(path: Path) -> str:
+    """Paths as CI systems want them: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _summary(files: Sequence[Path], problems: Sequence[Problem]) -> tuple[int, int]:
+    errors = sum(p.level == "error" for p in problems)
+    return errors, len(problems) - errors
+
+
+def format_text(files: Sequence[Path], problems: Sequence[Problem], strict: bool) -> str:
+    lines = [str(Problem(Path(_shown(p.path)), p.line, p.col, p.rule, p.message, p.level)) for p in problems]
+    errors, warnings = _summary(files, problems)
+    noun = "file" if len(files) == 1 else "files"
+    if not problems:
+        lines.append(f"{len(files)} {noun} checked: no problems")
+    else:
+        lines.append(f"{len(files)} {noun} checked: {errors} error(s), {warnings} warning(s)")
+    return "\n".join(lines) + "\n"
+
+
+def format_json(files: Sequence[Path], problems: Sequence[Problem], strict: bool) -> str:
+    errors, warnings = _summary(files, problems)
+    body = {
+        "tool": "irx",
+        "version": __version__,
+        "files": [_shown(f) for f in files],
+        "errors": errors,
+        "warnings": warnings,
+        "strict": strict,
+        "problems": [
+            {
+                "path": _shown(p.path),
+                "line": p.line,
+                "column": p.col,
+                "rule": p.rule,
+                "level": p.level,
+                "message": p.message,
+            }
+            for p in problems
+        ],
+    }
+    return json.dumps(body, indent=2) + "\n"
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def format_github(files: Sequence[Path], problems: Sequence[Problem], strict: bool) -> str:
+    """GitHub Actions workflow commands: one annotation per problem, shown on the PR's diff."""
+    lines = []
+    for p in problems:
+        kind = "error" if p.level == "error" or strict else "warning"
+        props = ",".join(
+            [
+                f"file={_gh_escape(_shown(p.path), True)}",
+                f"line={max(p.line, 1)}",
+                f"col={max(p.col, 1)}",
+                f"title={_gh_escape('irx ' + p.rule, True)}",
+            ]
+        )
+        lines.append(f"::{kind} {props}::{_gh_escape(p.message)}")
+    errors, warnings = _summary(files, problems)
+    lines.append(f"irx validate: {len(files)} file(s), {errors} error(s), {warnings} warning(s)")
+    return "\n".join(lines) + "\n"
+
+
+def format_junit(files: Sequence[Path], problems: Sequence[Problem], strict: bool) -> str:
+    """JUnit XML: one test case per file, failing with every problem of that file."""
+    by_file: dict[str, list[Problem]] = defaultdict(list)
+    for p in problems:
+        by_file[_shown(p.path)].append(p)
+    names = [_shown(f) for f in files]
+    failing = {n for n in names if any(p.level == "error" or strict for p in by_file[n])}
+    suites = ET.Element("testsuites", name="irx validate", tests=str(len(names)), failures=str(len(failing)))
+    suite = ET.SubElement(
+        suites, "testsuite", name="irx validate", tests=str(len(names)), failures=str(len(failing)), errors="0",
+        skipped="0",
+    )
+    for name in names:
+        case = ET.SubElement(suite, "testcase", classname="irx.validate", name=name, file=name)
+        found = by_file[name]
+        text = "\n".join(str(Problem(Path(name), p.line, p.col, p.rule, p.message, p.level)) for p in found)
+        if name in failing:
+            first = next(p for p in found if p.level == "error" or strict)
+            failure = ET.SubElement(case, "failure", message=f"{first.rule}: {first.message}", type=first.rule)
+            failure.text = text
+        elif found:
+            ET.SubElement(case, "system-out").text = text
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def format_sarif(files: Sequence[Path], problems: Sequence[Problem], strict: bool) -> str:
+    """SARIF 2.1.0, as GitHub code scanning and most CI dashboards ingest it."""
+    from irx.rules import RULES
+
+    rule_ids = sorted({p.rule for p in problems} | set(RULES))
+    descriptions = {**{r: r.replace("-", " ") for r in rule_ids}, **RULES}
+    results = [
+        {
+            "ruleId": p.rule,
+            "ruleIndex": rule_ids.index(p.rule),
+            "level": "error" if p.level == "error" or strict else "warning",
+            "message": {"text": p.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": Path(_shown(p.path)).as_posix(), "uriBaseId": "SRCROOT"},
+                        "region": {"startLine": max(p.line, 1), "startColumn": max(p.col, 1)},
+                    }
+                }
+            ],
+        }
+        for p in problems
+    ]
+    sarif = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "irx",
+                        "version": __version__,
+                        "informationUri": "https://github.com/irx-dev/irx",
+                        "rules": [{"id": r, "shortDescription": {"text": descriptions[r]}} for r in rule_ids],
+                    }
+                },
+                "originalUriBaseIds": {"SRCROOT": {"uri": Path.cwd().as_uri() + "/"}},
+                "results": results,
+                "columnKind": "unicodeCodePoints",
+            }
+        ],
+    }
+    return json.dumps(sarif, indent=2) + "\n"
+
+
+FORMATTERS: dict[str, Callable[[Sequence[Path], Sequence[Problem], bool], str]] = {
+    "text": format_text,
+    "json": format_json,
+    "github": format_github,
+    "junit": format_junit,
+    "sarif": format_sarif,
+}
