@@ -140,7 +140,8 @@ def read_document(path: Path) -> Document:
     """Parse ``path`` into data and positions, collecting file and YAML problems."""
     doc = Document(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:  # read at most one byte past the limit: bounded memory
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         doc.problem((0, 0), "file-unreadable", f"cannot read file: {exc.strerror or exc}")
         return doc
@@ -166,7 +167,7 @@ def read_document(path: Path) -> Document:
 
 def _decode(doc: Document, raw: bytes) -> str | None:
     if len(raw) > MAX_BYTES:
-        doc.problem((0, 0), "file-too-large", f"file is {len(raw)} bytes; a playbook may be at most {MAX_BYTES}")
+        doc.problem((0, 0), "file-too-large", f"file is larger than {MAX_BYTES} bytes, the limit for a playbook")
         return None
     nul = raw.find(b"\x00")
     if nul >= 0:

@@ -102,7 +102,7 @@ def describe(error: Any) -> Iterator[Described]:
     if kind == "dependentRequired":
         yield from _dependent(path, instance, error.validator_value)
         return
-    if kind == "oneOf" and _is_step(path):
+    if kind == "oneOf" and _is_step(path) and isinstance(instance, dict):
         found = [name for name in ACTIONS if name in instance]
         choices = ", ".join(ACTIONS)
         if not found:

@@ -107,8 +107,9 @@ def remove_leftovers(uid: str | None = None) -> list[Leftover]:
             with contextlib.suppress(Exception):
                 _proc.kill_tree(int(item.name))
     ip = _proc.find_binary("ip", "/usr/sbin/ip", "/sbin/ip")
-    links = [i.name for i in found if i.kind == "link"]
-    errors = teardown_network(ip, [i.name for i in found if i.kind == "netns"], links, None)
+    # Bridges ("...b") last: their veths must go first.
+    links = sorted((i.name for i in found if i.kind == "link"), key=lambda name: name.endswith("b"))
+    errors = teardown_network(ip, [i.name for i in found if i.kind == "netns"], links)
     if errors:
         raise _proc.TestEnvError("could not remove every leftover:\n" + "\n".join(errors))
     return found

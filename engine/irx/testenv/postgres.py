@@ -42,7 +42,13 @@ def _ident(name: str) -> str:
 
 
 def _literal(text: str) -> str:
+    # SQL string literal (standard_conforming_strings is on): double the quotes.
     return "'" + text.replace("'", "''") + "'"
+
+
+def _conninfo_value(text: str) -> str:
+    # libpq conninfo quoting differs from SQL: backslash-escape quotes and backslashes.
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class PostgresServer(_Service):
@@ -106,7 +112,7 @@ class PostgresServer(_Service):
         """libpq DSN for ``user`` on ``dbname`` over TCP (``connect_timeout`` 5 s so clients never hang)."""
         parts = [f"host={self.host}", f"port={self.port}", f"user={user}", f"dbname={dbname}"]
         if password is not None:
-            parts.append(f"password={_literal(password)}")
+            parts.append(f"password={_conninfo_value(password)}")
         parts.append("connect_timeout=5")
         return " ".join(parts)
 

@@ -93,6 +93,10 @@ class SshHosts(_Service):
         self._subnet: ipaddress.IPv4Network | None = self._requested_subnet
         self._sshd: dict[str, subprocess.Popen[bytes]] = {}
         self._ip = "/usr/sbin/ip"
+        # What this instance made (recorded just before each creation, so a creation that timed out is
+        # still cleaned): teardown touches only these, never a same-named object of someone else's.
+        self._made_netns: list[str] = []
+        self._made_links: list[str] = []
 
     # --- names and paths -------------------------------------------------------------------------
 
@@ -248,11 +252,19 @@ class SshHosts(_Service):
     def _make_network(self) -> None:
         ip = self._ip
         prefix = self.subnet.prefixlen
+        taken = set(list_netns(ip)) | set(list_links(ip))
+        clash = sorted(taken & {self.bridge, *(h.netns for h in self.hosts.values()),
+                                *(h.veth for h in self.hosts.values())})  # fmt: skip
+        if clash:
+            raise TestEnvError(f"uid {self.uid} is already in use ({', '.join(clash)}): pick another uid")
+        self._made_links.append(self.bridge)
         _proc.run([ip, "link", "add", self.bridge, "type", "bridge"])
         _proc.run([ip, "addr", "add", f"{self.bridge_address}/{prefix}", "dev", self.bridge])
         _proc.run([ip, "link", "set", self.bridge, "up"])
         for host in self.hosts.values():
+            self._made_netns.append(host.netns)
             _proc.run([ip, "netns", "add", host.netns])
+            self._made_links.insert(0, host.veth)  # veths go before the bridge
             _proc.run([ip, "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns])
             _proc.run([ip, "link", "set", host.veth, "master", self.bridge, "up"])
             _proc.run([ip, "-n", host.netns, "addr", "add", f"{host.address}/{prefix}", "dev", "eth0"])
@@ -356,17 +368,15 @@ class SshHosts(_Service):
             except TestEnvError as exc:
                 errors.append(str(exc))
         self._sshd.clear()
-        if self._subnet is None:
-            return  # start() never got as far as the network
-        errors += teardown_network(
-            self._ip, [h.netns for h in self.hosts.values()], [h.veth for h in self.hosts.values()], self.bridge
-        )
+        errors += teardown_network(self._ip, self._made_netns, self._made_links)
         if errors:
             raise TestEnvError("teardown incomplete:\n" + "\n".join(errors))
+        self._made_netns.clear()
+        self._made_links.clear()
 
 
-def teardown_network(ip: str, netns: Sequence[str], links: Sequence[str], bridge: str | None) -> list[str]:
-    """Remove namespaces (killing what runs in them), veths and the bridge; return errors, never raise.
+def teardown_network(ip: str, netns: Sequence[str], links: Sequence[str]) -> list[str]:
+    """Kill what runs in ``netns``, delete ``links`` in order, then the namespaces; return errors, never raise.
 
     Each object is removed only if it exists, so this is safe after a start that failed halfway.
     """
@@ -381,7 +391,7 @@ def teardown_network(ip: str, netns: Sequence[str], links: Sequence[str], bridge
             with contextlib.suppress(Exception):
                 _proc.kill_tree(int(pid))
     # Deleting the root end of a veth removes its peer at once; a namespace's own cleanup is lazy.
-    for link in [*links, *([bridge] if bridge else [])]:
+    for link in links:
         if link in present_links:
             proc = _proc.run([ip, "link", "del", link], check=False, timeout=10)
             if proc.returncode != 0:

@@ -1,0 +1,156 @@
+"""``irx validate`` as CI runs it: real subprocesses, every output format parsed back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from irx.cli import main
+
+CASES = Path(__file__).parent / "cases"
+IRX = [sys.executable, "-m", "irx.cli"]
+
+
+def run_irx(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*IRX, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False)
+
+
+def test_clean_directory_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(CASES / "valid")]) == 0
+    assert capsys.readouterr().out.endswith("2 files checked: no problems\n")
+
+
+def test_problems_exit_1_with_every_problem_on_its_own_line(capsys: pytest.CaptureFixture[str]) -> None:
+    path = CASES / "invalid" / "schema-errors.yaml"
+    assert main(["validate", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    expected = len((CASES / "invalid" / "schema-errors.expected").read_text().splitlines())
+    assert len(lines) == expected + 1  # every problem, plus the summary
+    assert lines[0] == f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}:1:13: schema-const: apiVersion: must be 'irx/v1', got 'irx/v2'"
+
+
+def test_warnings_pass_unless_strict(tmp_path: Path) -> None:
+    playbook = tmp_path / "named-wrong.yaml"
+    playbook.write_text((CASES / "valid" / "minimal.yaml").read_text())
+    assert main(["validate", str(playbook)]) == 0  # name-mismatch is a warning
+    assert main(["validate", "--strict", str(playbook)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["validate", "/no/such/dir"], "irx: error: /no/such/dir: no such file or directory"),
+        (["validate", "--format", "xml", "x"], "Invalid value for '--format'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = run_irx(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_empty_directory_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_irx("validate", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"irx: error: no playbook files (*.yaml, *.yml) in {tmp_path}"
+
+
+def test_default_path_is_playbooks_dir(tmp_path: Path) -> None:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "minimal.yaml").write_text((CASES / "valid" / "minimal.yaml").read_text())
+    result = run_irx("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1 file checked: no problems\n"
+
+
+def test_json_format(tmp_path: Path) -> None:
+    result = run_irx("validate", "--format", "json", str(CASES / "invalid" / "params.yaml"))
+    body = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert body["errors"] == 7
+    assert body["problems"][0] == {
+        "path": str(CASES.relative_to(Path.cwd()) / "invalid" / "params.yaml")
+        if CASES.is_relative_to(Path.cwd())
+        else str(CASES / "invalid" / "params.yaml"),
+        "line": 8,
+        "column": 35,
+        "rule": "param-default",
+        "level": "error",
+        "message": "param 'count': default '5' is not of type integer",
+    }
+
+
+def test_github_annotations(tmp_path: Path) -> None:
+    result = run_irx("validate", "--format", "github", "invalid/references.yaml", cwd=CASES)
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "::error file=invalid/references.yaml,line=14,col=12,title=irx forward-reference::"
+        "shell: step 'first' reads 'later', which runs later (mitigate)"
+    )
+    assert any(line.startswith("::warning file=invalid/references.yaml,line=20,") for line in lines)
+    assert lines[-1].startswith("irx validate: 1 file(s),")
+
+
+def test_junit_xml_parses_with_one_case_per_file(tmp_path: Path) -> None:
+    out = tmp_path / "junit.xml"
+    result = run_irx("validate", "--format", "junit", "-o", str(out), "valid", "invalid/safety.yaml", cwd=CASES)
+    assert result.returncode == 1
+    root = ET.parse(out).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
+    failures = root.findall(".//testcase/failure")
+    assert len(failures) == 1
+    assert failures[0].get("type") == "approval-missing"
+    assert "35:15: schema-required: missing required key 'reason'" in (failures[0].text or "")
+
+
+def test_sarif_is_2_1_0_with_regions(tmp_path: Path) -> None:
+    result = run_irx("validate", "--format", "sarif", "invalid/yaml-duplicate.yaml", cwd=CASES)
+    sarif = json.loads(result.stdout)
+    assert sarif["version"] == "2.1.0"
+    run = sarif["runs"][0]
+    rules = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    first = run["results"][0]
+    assert first["ruleId"] == "yaml-duplicate-key"
+    assert rules[first["ruleIndex"]] == "yaml-duplicate-key"
+    location = first["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "invalid/yaml-duplicate.yaml"
+    assert location["region"] == {"startLine": 7, "startColumn": 3}
+    assert first["level"] == "error"
+
+
+def test_unwritable_output_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_irx("validate", "-o", str(tmp_path / "missing" / "out.xml"), str(CASES / "valid"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"irx: error: cannot write {tmp_path / 'missing' / 'out.xml'}")
+
+
+def test_schema_command_prints_the_shipped_schema() -> None:
+    result = run_irx("schema")
+    assert json.loads(result.stdout)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    repo_schema = Path(__file__).parents[1] / "schemas" / "playbook.schema.json"
+    assert result.stdout == repo_schema.read_text()
+
+
+def test_help_imports_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "from irx.cli import main\n"
+        "main(['--help'])\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'ansible', 'ansible_runner', 'httpx', 'paramiko', 'jsonschema', 'jinja2'})\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                            env={**os.environ})
+    assert "Exit codes:" in result.stdout
+    assert result.stdout.strip().endswith("HEAVY=")
