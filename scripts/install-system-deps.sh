@@ -19,6 +19,7 @@ declare -A WANT=(
   [psmisc]=/usr/bin/fuser
   [openssh-client]=/usr/bin/ssh-keygen
   [util-linux]=/usr/bin/unshare
+  [python3]=/usr/bin/python3
 )
 # Any PostgreSQL major will do: the test environment discovers /usr/lib/postgresql/*/bin.
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then

@@ -40,7 +40,11 @@ def _details(service: _Service) -> dict[str, Any]:
     elif isinstance(service, RedisServer):
         info |= {"port": service.port, "url": service.url}
     elif isinstance(service, NginxServer):
-        info |= {"port": service.port, "health_url": service.health_url, "access_log": str(service.access_log)}
+        info |= {
+            "port": service.port,
+            "health_url": service.health_url,
+            "access_log": str(service.access_log),
+        }
     elif isinstance(service, SshHosts):
         info |= {
             "inventory": str(service.inventory_path),

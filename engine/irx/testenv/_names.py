@@ -12,6 +12,9 @@ import secrets
 from pathlib import Path
 
 PREFIX = "irxt"
+# For what must live outside the caller's base_dir (see PostgresServer.runtime_dir). Not TMPDIR: it
+# must be traversable by the postgres user, and /tmp always is.
+RUNTIME_ROOT = Path(os.environ.get("IRX_TESTENV_RUNTIME", "/tmp"))  # noqa: S108
 _UID_RE = re.compile(r"^[0-9a-f]{6}$")
 
 
@@ -37,15 +40,3 @@ def workdir(base_dir: Path | str, uid: str, kind: str) -> Path:
     path = Path(base_dir).resolve() / f"{marker(uid)}-{kind}"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def make_traversable(path: Path) -> None:
-    """Add the search bit for others to every ancestor of ``path``, so a service user can reach it.
-
-    Only ``o+x`` is added (no read): the postgres user can walk through, not list. pytest's private
-    ``/tmp/pytest-of-root`` is 0700 and would otherwise stop postgres from reaching its data directory.
-    """
-    for parent in reversed(path.resolve().parents):
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(parent, mode | 0o001)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from irx.testenv import _names
+from irx.testenv import _names, _proc
 
 _LIVE: set[_Service] = set()
 
@@ -22,9 +23,10 @@ class _Service:
 
     kind = "service"
 
-    def __init__(self, base_dir: Path | str, uid: str | None) -> None:
+    def __init__(self, base_dir: Path | str | None, uid: str | None) -> None:
         self.uid = _names.check_uid(uid) if uid is not None else _names.new_uid()
-        self.base_dir = Path(base_dir)
+        # No base_dir: a fresh private temporary directory, left in place for post-mortem reading.
+        self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix=f"{_names.marker(self.uid)}-"))
         self._workdir: Path | None = None
 
     @property
@@ -36,6 +38,8 @@ class _Service:
 
     def start(self) -> Self:
         """Bring the service up and wait until it answers; return ``self``."""
+        if self in _LIVE:
+            raise _proc.TestEnvError(f"{self.kind} {self.uid} is already started")
         _LIVE.add(self)
         try:
             self._start()

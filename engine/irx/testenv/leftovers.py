@@ -1,4 +1,4 @@
-"""Find (and remove) what test environments left behind: processes, namespaces, links.
+"""Find (and remove) what test environments left behind: processes, namespaces, links, runtime dirs.
 
 Everything a test environment makes carries ``irxt`` and its uid in its name or path, which is what is
 searched for here. Tests that check cleanup call ``leftovers(uid)`` after ``stop()`` and expect ``[]``.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,9 +23,10 @@ _SERVER_NAMES = frozenset({"postgres", "redis-server", "nginx", "sshd"})
 
 @dataclass(frozen=True)
 class Leftover:
-    """One thing a test environment left: a live process, a network namespace or a network link."""
+    """One thing a test environment left: a live process, a network namespace, a network link, or a
+    directory outside the caller's ``base_dir`` (a PostgreSQL cluster)."""
 
-    kind: Literal["process", "netns", "link"]
+    kind: Literal["process", "netns", "link", "dir"]
     name: str
     detail: str = ""
 
@@ -80,7 +82,7 @@ def _processes(path_re: re.Pattern[str], netns: list[str]) -> list[Leftover]:
 
 
 def leftovers(uid: str | None = None) -> list[Leftover]:
-    """Live processes, namespaces and links made by test environment ``uid`` (all of them when ``None``).
+    """Live processes, namespaces, links and runtime dirs of test environment ``uid`` (all when ``None``).
 
     Zombies are not counted: they hold no ports or files, and a non-reaping PID 1 may keep them a while.
     """
@@ -88,15 +90,17 @@ def leftovers(uid: str | None = None) -> list[Leftover]:
     ip = _proc.find_binary("ip", "/usr/sbin/ip", "/sbin/ip")
     netns = [ns for ns in list_netns(ip) if ns_re.match(ns)]
     links = [link for link in list_links(ip) if link_re.match(link)]
+    dirs = sorted(str(p) for p in _names.RUNTIME_ROOT.glob(f"{_names.PREFIX}-*") if path_re.search(str(p)))
     return [
         *_processes(path_re, netns),
         *(Leftover("netns", ns) for ns in netns),
         *(Leftover("link", link) for link in links),
+        *(Leftover("dir", path) for path in dirs),
     ]
 
 
 def remove_leftovers(uid: str | None = None) -> list[Leftover]:
-    """SIGKILL the processes and delete the namespaces and links :func:`leftovers` reports; return them.
+    """SIGKILL the processes, delete the namespaces, links and dirs :func:`leftovers` reports; return them.
 
     For stale state after a crashed or killed test run. Never use it while another session of the same
     uid (or, with ``uid=None``, any session) is still running: it removes their environment too.
@@ -110,6 +114,9 @@ def remove_leftovers(uid: str | None = None) -> list[Leftover]:
     # Bridges ("...b") last: their veths must go first.
     links = sorted((i.name for i in found if i.kind == "link"), key=lambda name: name.endswith("b"))
     errors = teardown_network(ip, [i.name for i in found if i.kind == "netns"], links)
+    for item in found:
+        if item.kind == "dir":
+            shutil.rmtree(item.name, ignore_errors=True)
     if errors:
         raise _proc.TestEnvError("could not remove every leftover:\n" + "\n".join(errors))
     return found

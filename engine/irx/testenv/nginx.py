@@ -16,9 +16,9 @@ HEALTH_BODY = '{"status":"ok"}'
 
 # One JSON object per request: tests and drills parse the access log instead of scraping it.
 _LOG_FORMAT = (
-    "log_format irx escape=json '{\"time\":\"$time_iso8601\",\"method\":\"$request_method\","
-    "\"uri\":\"$request_uri\",\"status\":$status,\"request_time\":$request_time,"
-    "\"upstream_status\":\"$upstream_status\"}';"
+    'log_format irx escape=json \'{"time":"$time_iso8601","method":"$request_method",'
+    '"uri":"$request_uri","status":$status,"request_time":$request_time,'
+    '"upstream_status":"$upstream_status"}\';'
 )
 
 
@@ -41,7 +41,7 @@ class NginxServer(_Service):
     def __init__(
         self,
         port: int | None = None,
-        base_dir: Path | str = "/tmp",
+        base_dir: Path | str | None = None,
         locations: Mapping[str, str] | None = None,
         *,
         uid: str | None = None,
@@ -93,14 +93,15 @@ class NginxServer(_Service):
             for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
         extra = "\n".join(
-            f"        location {matcher} {{\n            {body}\n        }}" for matcher, body in self.locations.items()
+            f"        location {matcher} {{\n            {body}\n        }}"
+            for matcher, body in self.locations.items()
         )
         # As root, workers would default to "nobody", who cannot write our root-owned temp dirs.
         user = "user root root;\n" if os.geteuid() == 0 else ""
         return f"""{user}daemon off;
 master_process on;
 worker_processes 1;
-pid {work / 'nginx.pid'};
+pid {work / "nginx.pid"};
 error_log {self.error_log} info;
 events {{ worker_connections 256; }}
 http {{
@@ -119,10 +120,9 @@ http {{
 """
 
     def _start(self) -> None:
-        binary = _proc.find_binary("nginx", "/usr/sbin/nginx")
         (self.workdir / "tmp").mkdir(exist_ok=True)
         self.config_path.write_text(self.render_config())
-        argv = [binary, "-p", str(self.workdir), "-c", str(self.config_path), "-e", str(self.error_log)]
+        argv = self._argv()
         # Check the config first: a syntax error then reads as one, not as a start timeout.
         _proc.run([*argv, "-t", "-q"], timeout=self.start_timeout)
         self._proc = _proc.spawn(argv, log_path=self.workdir / "stderr.log", cwd=self.workdir)
@@ -133,21 +133,24 @@ http {{
 
     def _ready(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:
-            raise TestEnvError(f"nginx exited with {self._proc.returncode}:\n{_proc.log_tail(self.error_log)}")
+            raise TestEnvError(
+                f"nginx exited with {self._proc.returncode}:\n{_proc.log_tail(self.error_log)}"
+            )
         return _proc.port_open(self.host, self.port)
 
     def reload(self, locations: Mapping[str, str] | None = None) -> None:
-        """Rewrite the config (with new ``locations`` if given) and send SIGHUP, as ``nginx -s reload`` does."""
+        """Rewrite the config (with new ``locations`` if given) and reload it (SIGHUP, like ``-s reload``)."""
         if self._proc is None or self._proc.poll() is not None:
             raise TestEnvError("nginx is not running")
         if locations is not None:
             self.locations = dict(locations)
         self.config_path.write_text(self.render_config())
-        binary = _proc.find_binary("nginx", "/usr/sbin/nginx")
-        _proc.run(
-            [binary, "-p", str(self.workdir), "-c", str(self.config_path), "-e", str(self.error_log), "-t", "-q"]
-        )
+        _proc.run([*self._argv(), "-t", "-q"])
         self._proc.send_signal(signal.SIGHUP)
+
+    def _argv(self) -> list[str]:
+        binary = _proc.find_binary("nginx", "/usr/sbin/nginx")
+        return [binary, "-p", str(self.workdir), "-c", str(self.config_path), "-e", str(self.error_log)]
 
     def _stop(self) -> None:
         if self._proc is not None:

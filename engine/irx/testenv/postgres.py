@@ -57,12 +57,14 @@ class PostgresServer(_Service):
     Args:
         port: TCP port on 127.0.0.1; ``None`` picks a free one.
         max_connections: the server's ``max_connections``; 3 of them stay reserved for the superuser.
-        base_dir: where the cluster's directory ``irxt-<uid>-pg`` is made (data, socket, log).
+        base_dir: where ``irxt-<uid>-pg`` with the server log is made. The cluster itself (data and
+            socket) lives in ``/tmp/irxt-<uid>-pg`` (``runtime_dir``), owned by the postgres user.
         uid: the six-hex-digit id in every name; random when ``None``.
         start_timeout / stop_timeout: bounds in seconds for each phase.
 
     Runs with ``fsync=off`` (speed; the data is disposable). The postmaster is our child process and
     runs as the ``postgres`` user when we are root, since initdb and postgres refuse to run as root.
+    ``stop()`` deletes the cluster unless called with ``keep_data=True`` (then ``start()`` resumes it).
     """
 
     kind = "pg"
@@ -71,7 +73,7 @@ class PostgresServer(_Service):
         self,
         port: int | None = None,
         max_connections: int = 20,
-        base_dir: Path | str = "/tmp",
+        base_dir: Path | str | None = None,
         *,
         uid: str | None = None,
         start_timeout: float = 30.0,
@@ -89,14 +91,24 @@ class PostgresServer(_Service):
     superuser = "postgres"
 
     @property
+    def runtime_dir(self) -> Path:
+        """The cluster's own directory, outside ``base_dir``.
+
+        The postgres user must traverse every parent of its data directory, and pytest's
+        ``/tmp/pytest-of-root`` is 0700 and gets reset to 0700 by every pytest session that starts,
+        so a cluster under ``tmp_path`` breaks whenever another session starts beside it.
+        """
+        return _names.RUNTIME_ROOT / f"{_names.marker(self.uid)}-{self.kind}"
+
+    @property
     def data_dir(self) -> Path:
         """The cluster's data directory."""
-        return self.workdir / "data"
+        return self.runtime_dir / "data"
 
     @property
     def socket_dir(self) -> Path:
-        """Directory of the unix socket (kept private so two clusters never share ``/var/run``)."""
-        return self.workdir
+        """Directory of the unix socket (private, so two clusters never share ``/var/run/postgresql``)."""
+        return self.runtime_dir
 
     @property
     def log_path(self) -> Path:
@@ -127,22 +139,18 @@ class PostgresServer(_Service):
         for binary in (initdb, postgres):
             if not os.access(binary, os.X_OK):
                 raise TestEnvError(f"{binary} missing or not executable")
-        work = self.workdir
+        work = self.runtime_dir
+        work.mkdir(mode=0o700, exist_ok=True)
         if self._user is not None:
-            _names.make_traversable(work)
             shutil.chown(work, self._user, self._user)
-        os.chmod(work, 0o700)
         if not (self.data_dir / "PG_VERSION").exists():
             _proc.run(
                 [str(initdb), "-D", str(self.data_dir), "-U", self.superuser, "--auth=trust",
                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
                 user=self._user,
                 timeout=self.start_timeout,
+                cwd=work,  # the caller's cwd may be closed to the postgres user
             )  # fmt: skip
-        if self._user is not None:
-            # The log is opened by us (root) before the switch: make it the service user's anyway.
-            self.log_path.touch()
-            shutil.chown(self.log_path, self._user, self._user)
         settings = {
             "listen_addresses": self.host,
             "port": str(self.port),
@@ -185,6 +193,12 @@ class PostgresServer(_Service):
             timeout=self.stop_timeout,
             what=f"port {self.port} to close",
         )
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop the server (immediate shutdown); delete the cluster unless ``keep_data``."""
+        super().stop()
+        if not keep_data:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def psql(self, sql: str, *, dbname: str = "postgres", timeout: float = 30.0) -> str:
         """Run ``sql`` as the superuser with psql (stop on the first error); return its unaligned output.

@@ -29,7 +29,7 @@ class RedisServer(_Service):
     def __init__(
         self,
         port: int | None = None,
-        base_dir: Path | str = "/tmp",
+        base_dir: Path | str | None = None,
         maxmemory: int | str | None = None,
         *,
         maxmemory_policy: str = "noeviction",

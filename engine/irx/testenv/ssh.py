@@ -31,7 +31,7 @@ from irx.testenv._proc import TestEnvError
 from irx.testenv._service import _Service
 
 # The one range these hosts may use: nothing outside it is ever addressed.
-ALLOWED_RANGE = ipaddress.ip_network("10.200.0.0/16")
+ALLOWED_RANGE = ipaddress.IPv4Network("10.200.0.0/16")
 _HOST_OFFSET = 10  # host i gets network address + 11 + i; .1 is the bridge
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _LOCK_PATH = Path(tempfile.gettempdir()) / "irx-testenv.lock"
@@ -67,7 +67,7 @@ class SshHosts(_Service):
     def __init__(
         self,
         names: Sequence[str] = ("web1", "web2", "db1"),
-        base_dir: Path | str = "/tmp",
+        base_dir: Path | str | None = None,
         subnet: str | None = None,
         *,
         group: str = "testhosts",
@@ -182,7 +182,7 @@ class SshHosts(_Service):
         return [ssh, *self.ssh_options(), f"root@{self.address(name)}", *command]
 
     def inventory(self) -> dict[str, Any]:
-        """The inventory as a dict (what ``inventory_path`` holds), for ``ansible_runner.run(inventory=...)``."""
+        """The inventory as a dict (what ``inventory_path`` holds), e.g. for ``ansible_runner.run``."""
         common = (
             f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes "
             "-o ControlMaster=no -o ControlPath=none"
@@ -202,6 +202,9 @@ class SshHosts(_Service):
                             "ansible_ssh_args": "-o ControlMaster=no -o ServerAliveInterval=5 "
                             "-o ServerAliveCountMax=2",
                             "ansible_ssh_timeout": self.connect_timeout,
+                            # One SSH connection per task instead of three or four (mkdir, put, run):
+                            # without connection sharing this is what keeps runs fast.
+                            "ansible_pipelining": True,
                         },
                     }
                 }
@@ -214,15 +217,22 @@ class SshHosts(_Service):
         if os.geteuid() != 0:
             raise TestEnvError("SshHosts needs root: it creates network namespaces and a bridge")
         self._ip = _proc.find_binary("ip", "/usr/sbin/ip", "/sbin/ip")
-        for binary, where in (("sshd", "/usr/sbin/sshd"), ("ssh-keygen", "/usr/bin/ssh-keygen"),
-                              ("unshare", "/usr/bin/unshare"), ("hostname", "/usr/bin/hostname")):  # fmt: skip
+        needed = {
+            "sshd": "/usr/sbin/sshd",
+            "ssh-keygen": "/usr/bin/ssh-keygen",
+            "unshare": "/usr/bin/unshare",
+            "hostname": "/usr/bin/hostname",
+        }
+        for binary, where in needed.items():
             _proc.find_binary(binary, where)
         # sshd checks for its privilege-separation directory before anything else.
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self._make_keys()
         with _machine_lock():
-            if self._subnet is None:
+            if self._requested_subnet is None:
                 self._subnet = self._pick_subnet()
+            elif any(self._requested_subnet.overlaps(net) for net in _networks_in_use(self._ip)):
+                raise TestEnvError(f"subnet {self._requested_subnet} is already in use on this machine")
             self._make_network()
         self._write_files()
         for name in self.names:
@@ -244,7 +254,7 @@ class SshHosts(_Service):
         # Start at a uid-derived /24 so concurrent sessions rarely even contend for the same one.
         start = int(self.uid, 16) % 256
         for step in range(256):
-            candidate = ipaddress.ip_network(f"10.200.{(start + step) % 256}.0/24")
+            candidate = ipaddress.IPv4Network(f"10.200.{(start + step) % 256}.0/24")
             if not any(candidate.overlaps(net) for net in used):
                 return candidate
         raise TestEnvError("no free /24 left in 10.200.0.0/16")
@@ -265,7 +275,9 @@ class SshHosts(_Service):
             self._made_netns.append(host.netns)
             _proc.run([ip, "netns", "add", host.netns])
             self._made_links.insert(0, host.veth)  # veths go before the bridge
-            _proc.run([ip, "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns])
+            _proc.run(
+                [ip, "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns]
+            )
             _proc.run([ip, "link", "set", host.veth, "master", self.bridge, "up"])
             _proc.run([ip, "-n", host.netns, "addr", "add", f"{host.address}/{prefix}", "dev", "eth0"])
             _proc.run([ip, "-n", host.netns, "link", "set", "eth0", "up"])
@@ -358,7 +370,9 @@ class SshHosts(_Service):
         self, name: str, argv: Sequence[str], *, timeout: float = 30.0, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside host ``name``'s network namespace (not over SSH; hostname is the machine's)."""
-        return _proc.run([self._ip, "netns", "exec", self.host(name).netns, *argv], timeout=timeout, check=check)
+        return _proc.run(
+            [self._ip, "netns", "exec", self.host(name).netns, *argv], timeout=timeout, check=check
+        )
 
     def _stop(self) -> None:
         errors: list[str] = []
@@ -376,7 +390,9 @@ class SshHosts(_Service):
 
 
 def teardown_network(ip: str, netns: Sequence[str], links: Sequence[str]) -> list[str]:
-    """Kill what runs in ``netns``, delete ``links`` in order, then the namespaces; return errors, never raise.
+    """Kill what runs in ``netns``, delete ``links`` in order, then the namespaces.
+
+    Returns the errors instead of raising, so one failure does not leave the rest behind.
 
     Each object is removed only if it exists, so this is safe after a start that failed halfway.
     """
@@ -417,18 +433,18 @@ def list_links(ip: str = "/usr/sbin/ip") -> list[str]:
 
 
 def _networks_in_use(ip: str) -> list[ipaddress.IPv4Network]:
-    nets: list[ipaddress.IPv4Network] = []
+    nets: list[ipaddress.IPv4Network] = []  # from ip -4, so IPv4 only
     for line in _proc.run([ip, "-4", "-o", "addr", "show"], timeout=10).stdout.splitlines():
         fields = line.split()
         if "inet" in fields:
-            nets.append(ipaddress.ip_interface(fields[fields.index("inet") + 1]).network)
+            nets.append(ipaddress.IPv4Interface(fields[fields.index("inet") + 1]).network)
     for line in _proc.run([ip, "-4", "route", "show", "table", "all"], timeout=10).stdout.splitlines():
         dest = line.split()[0] if line.split() else ""
         if dest in ("local", "broadcast", "unreachable", "blackhole", "prohibit"):
             dest = line.split()[1]
         if dest and dest != "default" and dest[0].isdigit():
             with contextlib.suppress(ValueError):
-                nets.append(ipaddress.ip_network(dest, strict=False))
+                nets.append(ipaddress.IPv4Network(dest, strict=False))
     return nets
 
 
