@@ -93,11 +93,91 @@ def show(name: str, fmt: str, playbook_dir: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("name")
+@click.option(
+    "-i",
+    "--inventory",
+    metavar="NAME|PATH",
+    help="Inventory: a name under inventories/ (.yml, .yaml, .ini or a directory) or any Ansible "
+    "inventory path. Default: local (this machine).",
+)
+@click.option("-l", "--limit", metavar="PATTERN", help="Only these hosts (Ansible pattern, as in ansible-playbook).")
+@click.option(
+    "-e",
+    "--extra-vars",
+    "extra_vars",
+    multiple=True,
+    metavar="KEY=VALUE|@FILE",
+    help="A param value, or @FILE (YAML or JSON). Repeatable; wins over inventory, environment and default.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option(
+    "-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."
+)
+def plan(
+    name: str,
+    inventory: str | None,
+    limit: str | None,
+    extra_vars: tuple[str, ...],
+    fmt: str,
+    playbook_dir: Path | None,
+) -> None:
+    """Show exactly what would run where, without running anything.
+
+    Every step in order, by phase, with its hosts, its rendered command / module call / HTTP request,
+    its controls, whether it changes a system (!) and needs approval. Conditions on earlier results are
+    marked as decided at run time. Secret params show as ******. Prints a plan hash that approvals bind to.
+    """
+    from irx.plan import plan_command
+
+    raise SystemExit(
+        plan_command(
+            name, inventory=inventory, limit=limit, extra_vars=extra_vars, fmt=fmt, playbook_dir=playbook_dir
+        )
+    )
+
+
+@cli.command()
 def schema() -> None:
     """Print the playbook JSON Schema (draft 2020-12)."""
     from irx.loader import schema_text
 
     click.echo(schema_text(), nl=False)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-i", "--inventory", help="Inventory NAME (inventories/NAME) or PATH. Default: local (this machine).")
+@click.option("-l", "--limit", help="Further limit the hosts with an Ansible pattern.")
+@click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V|@FILE", help="Param values (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Run the read-only steps for real; show which mutating steps would run.")
+@click.option("-y", "--yes", is_flag=True, help="Approve every approval gate (no prompt).")
+@click.option("--approve", multiple=True, metavar="STEP_ID", help="Approve this step's gate (repeatable).")
+@click.option("--force", is_flag=True, help="Run even if another run holds the lock for this playbook and hosts.")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="IRX_RUNS_DIR",
+              help="Where run journals go. Default: .irx/runs (env IRX_RUNS_DIR).")
+@click.option("-q", "--quiet", is_flag=True, help="No live progress; only the final status line.")
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True,
+              help="json: a machine-readable summary on stdout (progress goes to stderr).")
+@click.option("--forks", type=click.IntRange(1, 500), default=10, show_default=True, help="Parallel hosts.")
+@click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
+def run(
+    name: str, inventory: str | None, limit: str | None, extra_vars: tuple[str, ...], dry_run: bool, yes: bool,
+    approve: tuple[str, ...], force: bool, runs_dir: Path | None, quiet: bool, fmt: str, forks: int,
+    playbook_dir: Path | None,
+) -> None:
+    """Run an incident playbook: diagnose, mitigate (with approvals), verify, roll back if needed.
+
+    Every event is recorded in .irx/runs/RUN_ID/timeline.jsonl as it happens. Exit 0 verified, 1 failed or
+    rolled back, 2 usage, 4 awaiting approval, 130 interrupted.
+    """
+    from irx.run import RunOptions, run_command
+
+    options = RunOptions(
+        inventory=inventory, limit=limit, extra_vars=extra_vars, dry_run=dry_run, yes=yes, approve=approve,
+        force=force, runs_dir=runs_dir, quiet=quiet, fmt=fmt, forks=forks, playbook_dir=playbook_dir,
+    )
+    raise SystemExit(run_command(name, options))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,404 @@
+"""Host steps through ansible-runner: one long-lived Ansible run per incident, fed step by step.
+
+Ansible's start-up (about 2 s here) is paid once. The play loops on the ``irx_next`` action plugin,
+which reports the previous batch's registered results for its host over a Unix socket and blocks until
+irx sends the next batch file to include. irx keeps every decision (``when``, retries, approvals,
+rollback) and Ansible does what it is good at: connections, modules, forks.
+
+Rendered commands never pass through Ansible's templating: every irx-rendered string is written with
+the ``!unsafe`` tag, so a value containing ``{{ }}`` stays literal. The private data directory (batch
+files, artifacts) lives in a 0700 temp dir removed when the session closes, so ansible-runner's
+artifacts cannot leak secrets after the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from irx.errors import IrxError
+from irx.results import HostResult
+
+PLUGIN_DIR = Path(__file__).parent / "ansible_plugins" / "action"
+MAX_ROUNDS = 150  # each round nests one include in Ansible; restart the session before it gets deep
+OUTPUT_CAP = 64 * 1024
+
+_MAIN = """\
+- name: irx session
+  hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_tasks: loop.yml
+"""
+_LOOP = """\
+- name: "irx:next"
+  irx_next:
+    socket: "{{ irx_socket }}"
+    collect: "{{ irx_batch.collect | default([]) }}"
+  register: irx_batch
+- name: "irx:batch"
+  ansible.builtin.include_tasks: "{{ irx_batch.file }}"
+  when: not irx_batch.done
+- name: "irx:loop"
+  ansible.builtin.include_tasks: loop.yml
+  when: not irx_batch.done
+"""
+
+
+class ExecutorError(IrxError):
+    """Ansible could not run at all (not a host failure: those are results)."""
+
+
+class _Unsafe(str):
+    """A string Ansible must never template."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Unsafe, lambda dumper, data: dumper.represent_scalar("!unsafe", str(data)))
+
+
+def unsafe(value: Any) -> Any:
+    """Tag every string inside ``value`` as !unsafe for Ansible."""
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, Mapping):
+        return {str(k): unsafe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [unsafe(v) for v in value]
+    return value
+
+
+@dataclass
+class HostTask:
+    """One host step's work for one group of hosts that share the same rendering."""
+
+    step_id: str
+    hosts: Sequence[str]
+    action: str  # shell | command | module
+    spec: Any  # rendered command line, argv list, or module name
+    args: Mapping[str, Any] = field(default_factory=dict)  # rendered module args
+    env: Mapping[str, str] = field(default_factory=dict)
+    chdir: str | None = None
+    become: bool = False
+    timeout: float | None = None
+
+
+HostEvent = Callable[[str, str, str, float], None]  # (step_id, host, status, duration)
+
+
+def _task(task: HostTask, index: int) -> dict[str, Any]:
+    name = f"irx:{task.step_id}:{index}"
+    body: dict[str, Any] = {"name": name}
+    if task.action == "shell":
+        args: dict[str, Any] = {"executable": "/bin/sh"}
+        if task.chdir:
+            args["chdir"] = unsafe(task.chdir)
+        body["ansible.builtin.shell"] = unsafe(task.spec)
+        body["args"] = args
+    elif task.action == "command":
+        cmd: dict[str, Any] = {"argv": unsafe(list(task.spec))}
+        if task.chdir:
+            cmd["chdir"] = unsafe(task.chdir)
+        body["ansible.builtin.command"] = cmd
+    else:
+        body[str(task.spec)] = unsafe(dict(task.args))
+    if task.env:
+        body["environment"] = unsafe(dict(task.env))
+    if task.become:
+        body["become"] = True
+    if task.timeout:
+        body["timeout"] = max(1, int(task.timeout + 0.999))
+    body["when"] = "inventory_hostname in " + json.dumps(list(task.hosts))
+    body["register"] = _register_name(task.step_id, index)
+    body["ignore_errors"] = True
+    body["ignore_unreachable"] = True
+    return body
+
+
+def ansible_playbook() -> str:
+    """The ansible-playbook beside this Python (the venv irx is installed in), else the one on PATH."""
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise ExecutorError("ansible-playbook is not installed (pip install ansible-core) or not on PATH")
+    return found
+
+
+def _register_name(step_id: str, index: int) -> str:
+    return f"irx_r_{step_id}_{index}"
+
+
+def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> HostResult:
+    """A HostResult from Ansible's registered result for one host."""
+    if not res:
+        return HostResult(host, "failed", msg="no result from Ansible", duration=duration)
+    stdout, stdout_cut = _cap(res.get("stdout"))
+    stderr, stderr_cut = _cap(res.get("stderr"))
+    if res.get("unreachable"):
+        status = "unreachable"
+    elif res.get("timedout"):
+        status = "timed_out"
+    elif res.get("failed"):
+        status = "failed"
+    else:
+        status = "ok"
+    msg = str(res.get("msg") or "")
+    if status == "failed" and res.get("rc") not in (None, 0):
+        # "non-zero return code" says nothing; the first line of what the command said does.
+        last = (stderr.strip() or stdout.strip()).splitlines()[:1] or [msg]
+        msg = f"rc {res.get('rc')}: {last[0].strip()}"
+    extra: dict[str, Any] = {}
+    if stdout_cut or stderr_cut:
+        extra["truncated"] = {"stdout": stdout_cut, "stderr": stderr_cut, "cap": OUTPUT_CAP}
+    if "stdout" not in res and status == "ok":  # a module's own return values are its data
+        extra["module"] = {k: v for k, v in res.items() if k not in {"invocation", "changed", "failed", "_ansible_no_log"}}
+    return HostResult(
+        host=host,
+        status=status,
+        rc=res.get("rc"),
+        stdout=stdout,
+        stderr=stderr,
+        msg=msg if status != "ok" else "",
+        changed=bool(res.get("changed")),
+        duration=duration,
+        extra=extra,
+    )
+
+
+def _cap(value: Any) -> tuple[str, bool]:
+    text = "" if value is None else str(value)
+    if len(text) <= OUTPUT_CAP:
+        return text, False
+    return text[:OUTPUT_CAP], True
+
+
+class AnsibleSession:
+    """A running ansible-playbook fed one batch of host tasks at a time."""
+
+    def __init__(
+        self,
+        inventory: str,
+        hosts: Sequence[str],
+        *,
+        forks: int = 10,
+        on_host_event: HostEvent | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
+        start_timeout: float = 120.0,
+    ) -> None:
+        self.inventory = inventory
+        self.hosts = list(dict.fromkeys(hosts))
+        self.forks = forks
+        self.on_host_event = on_host_event
+        self.cancelled = cancelled
+        self.start_timeout = start_timeout
+        self._cond = threading.Condition()
+        self._checkins: dict[str, int] = {}  # host -> number of irx_next calls answered or waiting
+        self._payloads: dict[str, dict[str, Any]] = {}  # host -> results sent at its latest check-in
+        self._replies: list[dict[str, Any]] = []  # reply for round r at index r
+        self._round = 0
+        self._task_started: dict[str, float] = {}
+        self._durations: dict[tuple[str, str], float] = {}
+        self._thread: threading.Thread | None = None
+        self._runner: Any = None
+        self._dir: Path | None = None
+        self._server: socket.socket | None = None
+        self._closing = False
+        self._abort = False
+        self._batches = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        import ansible_runner
+
+        self._dir = Path(tempfile.mkdtemp(prefix="irx-ansible-"))
+        os.chmod(self._dir, 0o700)
+        project = self._dir / "project"
+        project.mkdir()
+        (project / "main.yml").write_text(_MAIN)
+        (project / "loop.yml").write_text(_LOOP)
+        sock_path = str(self._dir / "irx.sock")
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(sock_path)
+        self._server.listen(256)
+        threading.Thread(target=self._accept, name="irx-ansible-accept", daemon=True).start()
+        envvars = {
+            "ANSIBLE_ACTION_PLUGINS": str(PLUGIN_DIR),
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "ANSIBLE_FORCE_COLOR": "False",
+            "ANSIBLE_NOCOLOR": "True",
+            "ANSIBLE_DEPRECATION_WARNINGS": "False",
+            "ANSIBLE_SSH_PIPELINING": "True",
+            "ANSIBLE_TIMEOUT": os.environ.get("ANSIBLE_TIMEOUT", "10"),
+            # ansible-runner finds ansible-playbook on PATH: put the one installed with irx first.
+            "PATH": os.pathsep.join([str(Path(ansible_playbook()).parent), os.environ.get("PATH", "")]),
+        }
+        self._thread, self._runner = ansible_runner.run_async(
+            private_data_dir=str(self._dir),
+            playbook="main.yml",
+            inventory=self.inventory,
+            limit=",".join(self.hosts),
+            extravars={"irx_socket": sock_path},
+            envvars=envvars,
+            forks=max(self.forks, len(self.hosts)) if len(self.hosts) <= 50 else self.forks,
+            event_handler=self._on_event,
+            cancel_callback=self._should_cancel,
+            quiet=True,
+            suppress_env_files=True,
+        )
+
+    def close(self) -> None:
+        """Tell every host there is nothing more, wait briefly for Ansible to finish, remove the files."""
+        try:
+            if self._thread is not None and self._thread.is_alive():
+                with self._cond:
+                    self._closing = True
+                    self._replies.append({"done": True, "file": "", "collect": []})
+                    self._cond.notify_all()
+                self._thread.join(timeout=30)
+                if self._thread.is_alive():
+                    self.abort()
+                    self._thread.join(timeout=15)
+        finally:
+            if self._server is not None:
+                self._server.close()
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Stop Ansible now (a second Ctrl-C, or a session that would not finish)."""
+        self._abort = True
+
+    def _should_cancel(self) -> bool:
+        return self._abort or bool(self.cancelled())
+
+    @property
+    def rounds(self) -> int:
+        return self._round
+
+    # -- the socket side: one thread per waiting host ---------------------------------------------
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            stream = conn.makefile("rwb")
+            line = stream.readline()
+            if not line:
+                return
+            payload = json.loads(line)
+            host = str(payload.get("host"))
+            with self._cond:
+                index = self._checkins.get(host, 0)
+                self._checkins[host] = index + 1
+                self._payloads[host] = payload.get("results") or {}
+                self._cond.notify_all()
+                while len(self._replies) <= index and not self._closing:
+                    self._cond.wait(timeout=1.0)
+                reply = self._replies[index] if index < len(self._replies) else {"done": True, "file": "", "collect": []}
+            try:
+                stream.write(json.dumps(reply).encode() + b"\n")
+                stream.flush()
+            except OSError:
+                pass
+
+    def _wait_checkins(self, count: int, what: str) -> None:
+        deadline = time.monotonic() + (self.start_timeout if count == 1 else 24 * 3600)
+        with self._cond:
+            while not all(self._checkins.get(h, 0) >= count for h in self.hosts):
+                if self._thread is not None and not self._thread.is_alive():
+                    raise ExecutorError(f"ansible-playbook stopped {what}: {self._failure_text()}")
+                if time.monotonic() > deadline:
+                    raise ExecutorError(f"ansible-playbook did not start within {self.start_timeout:.0f}s")
+                self._cond.wait(timeout=0.2)
+
+    def _failure_text(self) -> str:
+        runner = self._runner
+        status = getattr(runner, "status", "unknown")
+        rc = getattr(runner, "rc", None)
+        tail = ""
+        try:
+            stdout = runner.stdout.read() if runner is not None else ""
+            lines = [ln for ln in stdout.splitlines() if ln.strip()]
+            tail = " | ".join(lines[-3:])
+        except Exception:  # the runner's stdout may be gone; the status still says enough
+            tail = ""
+        return f"status {status}, rc {rc}" + (f": {tail[-400:]}" if tail else "")
+
+    # -- running a batch ----------------------------------------------------------------------------
+
+    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        """Run the tasks (one step, possibly several rendering groups); results per host."""
+        if self._round >= MAX_ROUNDS:
+            raise ExecutorError("session exhausted")  # the caller restarts a fresh session
+        self._wait_checkins(self._round + 1, "before the first step" if self._round == 0 else "between steps")
+        assert self._dir is not None
+        self._batches += 1
+        batch_file = self._dir / "project" / f"batch-{self._batches}.yml"
+        bodies = [_task(task, index) for index, task in enumerate(tasks)]
+        batch_file.write_text(yaml.dump(bodies, Dumper=_Dumper, sort_keys=False, width=1_000_000))
+        collect = [_register_name(task.step_id, index) for index, task in enumerate(tasks)]
+        with self._cond:
+            self._replies.append({"done": False, "file": str(batch_file), "collect": collect})
+            self._round += 1
+            self._cond.notify_all()
+        self._wait_checkins(self._round + 1, "during a step")
+        batch_file.unlink(missing_ok=True)
+        results: dict[str, HostResult] = {}
+        with self._cond:
+            payloads = dict(self._payloads)
+        for index, task in enumerate(tasks):
+            name = _register_name(task.step_id, index)
+            for host in task.hosts:
+                res = payloads.get(host, {}).get(name)
+                duration = self._durations.get((f"irx:{task.step_id}:{index}", host), 0.0)
+                results[host] = host_result(host, res, duration)
+        return results
+
+    # -- ansible-runner events: live progress and durations ---------------------------------------------
+
+    def _on_event(self, event: Mapping[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        task = str(data.get("task") or "")
+        if kind.startswith("runner_on_") and task.startswith("irx:") and task.count(":") == 2:
+            host = str(data.get("host") or "")
+            status = {
+                "runner_on_ok": "ok",
+                "runner_on_failed": "failed",
+                "runner_on_unreachable": "unreachable",
+                "runner_on_skipped": "skipped",
+            }.get(kind)
+            if status is not None and status != "skipped":
+                duration = float(data.get("duration") or 0.0)
+                self._durations[(task, host)] = duration
+                res = data.get("res") or {}
+                if isinstance(res, dict) and res.get("timedout"):
+                    status = "timed_out"
+                if self.on_host_event is not None:
+                    self.on_host_event(task.split(":")[1], host, status, duration)
+        return False  # nothing is kept in ansible-runner's artifacts

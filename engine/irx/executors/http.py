@@ -1,0 +1,94 @@
+"""``http`` steps: one request from the control node with httpx, checked against ``expect``."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from irx.model import parse_duration
+from irx.results import HostResult
+
+CONTROL_NODE = "localhost"
+BODY_CAP = 64 * 1024
+
+
+def _json_path(document: Any, dotted: str) -> Any:
+    current = document
+    for part in dotted.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            raise KeyError(dotted)
+    return current
+
+
+def check_expectations(spec: Mapping[str, Any], status: int, body: str, document: Any) -> str | None:
+    """Why the response does not meet ``expect`` (None when it does)."""
+    expect = spec.get("expect") or {}
+    wanted = expect.get("status")
+    if wanted is None:
+        if not 200 <= status < 300:
+            return f"status {status}, expected 2xx"
+    else:
+        allowed = wanted if isinstance(wanted, list) else [wanted]
+        if status not in allowed:
+            return f"status {status}, expected {' or '.join(map(str, allowed))}"
+    for dotted, value in (expect.get("json") or {}).items():
+        try:
+            got = _json_path(document, dotted)
+        except KeyError:
+            return f"JSON field {dotted} is missing"
+        if got != value:
+            return f"JSON field {dotted} is {got!r}, expected {value!r}"
+    pattern = expect.get("body")
+    if pattern and not re.search(pattern, body):
+        return f"body does not match /{pattern}/"
+    return None
+
+
+def run_http(spec: Mapping[str, Any], client: Any = None) -> HostResult:
+    """Perform the (already rendered) request; a network error or unmet expectation is a failed result."""
+    import httpx
+
+    method = spec.get("method", "GET")
+    timeout = parse_duration(spec["timeout"]) if "timeout" in spec else 10.0
+    started = time.monotonic()
+    owned = client is None
+    client = client or httpx.Client(verify=spec.get("verify_tls", True), follow_redirects=False)
+    try:
+        response = client.request(
+            method,
+            spec["url"],
+            headers=spec.get("headers"),
+            content=spec.get("body"),
+            json=spec.get("json"),
+            timeout=timeout,
+        )
+    except httpx.TimeoutException:
+        return HostResult(CONTROL_NODE, "timed_out", msg=f"{method} {spec['url']}: no answer within {timeout:g}s",
+                          duration=time.monotonic() - started)
+    except httpx.HTTPError as exc:
+        return HostResult(CONTROL_NODE, "failed", msg=f"{method} {spec['url']}: {exc}", duration=time.monotonic() - started)
+    finally:
+        if owned:
+            client.close()
+    duration = time.monotonic() - started
+    body = response.text[:BODY_CAP]
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    problem = check_expectations(spec, response.status_code, body, document)
+    return HostResult(
+        CONTROL_NODE,
+        "failed" if problem else "ok",
+        rc=None,
+        stdout=body,
+        msg=problem or "",
+        duration=duration,
+        extra={"status_code": response.status_code, "json": document, "body": body, "elapsed": round(duration, 3)},
+    )

@@ -1,0 +1,537 @@
+"""Walk a playbook phase by phase against real hosts, decide from real results, record everything.
+
+diagnose -> mitigate -> verify; when verification fails (or a step fails with ``on_failure: rollback``)
+the rollback phase runs and verification is repeated. Every decision (run, skip, would run, retry,
+rollback) and every host result goes to the journal as it happens. The orchestrator talks to hosts only
+through ``HostRunner`` (a small Protocol: the Ansible session in production, an in-memory runner in
+unit tests) and never decides anything from stdout scraping: results come as data.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from irx import templating
+from irx.errors import ExitCode, IrxError, TemplateError
+from irx.executors.ansible import HostTask
+from irx.executors.http import CONTROL_NODE, run_http
+from irx.model import Playbook, Step
+from irx.results import HostResult, ParseError, StepResult, parse_output, step_views
+
+FINAL_EXIT: Mapping[str, ExitCode] = {
+    "verified": ExitCode.OK,
+    "dry_run": ExitCode.OK,
+    "failed": ExitCode.FAILED,
+    "rolled_back": ExitCode.FAILED,
+    "awaiting_approval": ExitCode.AWAITING_APPROVAL,
+    "interrupted": ExitCode.INTERRUPTED,
+}
+
+
+class HostRunner(Protocol):
+    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]: ...
+
+
+class Journal(Protocol):
+    def event(self, type: str, **fields: Any) -> Any: ...
+
+
+class Targeting(Protocol):
+    """Hosts and template contexts, from the inventory and resolved params."""
+
+    def hosts(self, target: str) -> list[str]: ...
+
+    def context(self, host: str | None) -> dict[str, Any]: ...  # params, host, vars, run; None = control node
+
+
+class Progress(Protocol):
+    def phase(self, name: str) -> None: ...
+
+    def step(self, step: Step, hosts: Sequence[str], note: str = "") -> None: ...
+
+    def host(self, step_id: str, host: str, status: str, duration: float) -> None: ...
+
+    def step_done(self, step: Step, result: StepResult) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+Approver = Callable[[Step, Sequence[str], str], "Approval"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    approved: bool
+    method: str  # tty | yes-flag | approve-flag | refused | missing
+    by: str
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str = ""
+    results: dict[str, StepResult] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return FINAL_EXIT[self.status]
+
+
+class _Stop(Exception):
+    """Ends the walk: a final status and why."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Orchestrator:
+    playbook: Playbook
+    targeting: Targeting
+    journal: Journal
+    progress: Progress
+    hosts_runner: Callable[[], HostRunner]
+    approver: Approver
+    dry_run: bool = False
+    unreachable: Mapping[str, str] = field(default_factory=dict)  # host -> why (from the SSH preflight)
+    notify: Callable[[Step, str], None] | None = None
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    results: dict[str, StepResult] = field(default_factory=dict)
+
+    # -- the walk -----------------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        try:
+            self._phases()
+        except _Stop as stop:
+            return Outcome(stop.status, stop.reason, self.results)
+        status = "dry_run" if self.dry_run else "verified"
+        return Outcome(status, "dry run complete" if self.dry_run else "verification passed", self.results)
+
+    def _phases(self) -> None:
+        rollback_reason = self._phase("diagnose") or self._phase("mitigate")
+        if rollback_reason is None:
+            failed = self._phase("verify", verify=True)
+            if failed is None:
+                return
+            rollback_reason = failed
+        self._rollback(rollback_reason)
+
+    def _rollback(self, reason: str) -> None:
+        steps = self.playbook.phases.get("rollback", ())
+        if not steps:
+            raise _Stop("failed", f"{reason}; the playbook has no rollback steps")
+        self.journal.event("decision", decision="rollback", reason=reason)
+        self.progress.note(f"rolling back: {reason}")
+        problem = self._phase("rollback")
+        if problem is not None:
+            raise _Stop("failed", f"{reason}; rollback failed too: {problem}")
+        if self._phase("verify", verify=True, again=True) is None:
+            raise _Stop("rolled_back", f"{reason}; rolled back and the system verifies as before")
+        raise _Stop("rolled_back", f"{reason}; rolled back, and verification still fails")
+
+    def _phase(self, phase: str, verify: bool = False, again: bool = False) -> str | None:
+        """Run one phase; a reason to roll back, or None. Aborts raise _Stop."""
+        steps = self.playbook.phases.get(phase, ())
+        if not steps:
+            return None
+        label = f"{phase} (again)" if again else phase
+        self.journal.event("phase_started", phase=phase, again=again)
+        self.progress.phase(label)
+        status = "ok"
+        try:
+            for step in steps:
+                result = self._step(step)
+                self.results[step.id] = result
+                if result.status in {"ok", "skipped", "would_run", "not_run"}:
+                    continue
+                why = f"{phase} step '{step.id}' {result.status.replace('_', ' ')}: {_first_problem(result)}"
+                if step.on_failure == "continue":
+                    self.journal.event("decision", step=step.id, phase=phase, decision="continue", reason=why)
+                    continue
+                status = "failed"
+                if verify or (step.on_failure == "rollback" and phase != "rollback"):
+                    return why
+                raise _Stop("failed", why)
+        except _Stop as stop:
+            status = stop.status
+            raise
+        finally:
+            self.journal.event("phase_finished", phase=phase, status=status, again=again)
+        return None
+
+    # -- one step -----------------------------------------------------------------------------------------
+
+    def _context(self, host: str | None, own: StepResult | None = None, step: Step | None = None) -> dict[str, Any]:
+        context = dict(self.targeting.context(host))
+        views = step_views(self.results)
+        if own is not None and step is not None:
+            views[step.id] = own.view()
+            context["result"] = views[step.id]
+        context["steps"] = views
+        return context
+
+    def _check_stop(self) -> None:
+        if self.stop_requested.is_set():
+            raise _Stop("interrupted", "interrupted by signal")
+
+    def _step(self, step: Step) -> StepResult:
+        self._check_stop()
+        hosts = self.targeting.hosts(step.on) if step.runs_on_hosts and step.on else [CONTROL_NODE]
+        started = time.monotonic()
+        self.journal.event(
+            "step_started", phase=step.phase, step=step.id, action=step.action, summary=step.title,
+            hosts=hosts, mutating=step.mutating, approval_required=step.approval_required,
+        )
+        if step.when is not None:
+            decided = self._decide_when(step)
+            if decided is not None:
+                return self._finish(step, decided, started)
+        if step.mutating and self.dry_run:
+            note = "would run (dry run: mutating steps never run)"
+            self.journal.event("decision", phase=step.phase, step=step.id, decision="would_run", reason=note, hosts=hosts)
+            self.progress.step(step, hosts, note)
+            return self._finish(step, StepResult(step.id, "would_run", reason=note), started)
+        if step.approval_required:
+            refused = self._approve(step, hosts)
+            if refused is not None:
+                return self._finish(step, refused, started)
+        self.progress.step(step, hosts)
+        result = self._attempts(step, hosts)
+        return self._finish(step, result, started)
+
+    def _finish(self, step: Step, result: StepResult, started: float) -> StepResult:
+        result.duration = time.monotonic() - started
+        self.journal.event(
+            "step_finished", phase=step.phase, step=step.id, status=result.status, duration=round(result.duration, 3),
+            attempts=result.attempts, reason=result.reason, aggregates=result.aggregates(),
+        )
+        self.progress.step_done(step, result)
+        return result
+
+    def _decide_when(self, step: Step) -> StepResult | None:
+        """None to run the step; a skipped (or undecidable) result otherwise."""
+        expr = step.when
+        assert expr is not None
+        try:
+            value = templating.evaluate(expr, self._context(None))
+        except TemplateError as exc:
+            if self.dry_run:
+                reason = f"cannot decide in a dry run ({exc}); it depends on steps that did not run"
+                self.journal.event("decision", phase=step.phase, step=step.id, decision="would_run",
+                                   expression=str(expr), reason=reason)
+                self.progress.step(step, [], f"undecided: {reason}")
+                return StepResult(step.id, "would_run" if step.mutating else "not_run", reason=reason)
+            reason = f"when: {exc}"
+            self.journal.event("error", phase=step.phase, step=step.id, message=reason, where="when")
+            return StepResult(step.id, "failed", reason=reason)
+        run = templating.truthy(value)
+        decision = "run" if run else "skip"
+        self.journal.event("decision", phase=step.phase, step=step.id, decision=decision,
+                           expression=str(expr), value=_jsonable(value), reason=f"when: {expr} -> {value!r}")
+        if run:
+            return None
+        self.progress.step(step, [], f"skipped: {expr} is false")
+        return StepResult(step.id, "skipped", reason=f"condition false: {expr}")
+
+    def _approve(self, step: Step, hosts: Sequence[str]) -> StepResult | None:
+        summary = self._describe(step, hosts)
+        approval = self.approver(step, hosts, summary)
+        self.journal.event("approval", phase=step.phase, step=step.id, approved=approval.approved,
+                           method=approval.method, by=approval.by, summary=summary)
+        if approval.approved:
+            return None
+        if approval.method == "missing":
+            raise _Stop(
+                "awaiting_approval",
+                f"step '{step.id}' needs approval and there is no terminal to ask: rerun with --approve {step.id} or --yes",
+            )
+        self.progress.note(f"{step.id}: approval refused by {approval.by}; not run")
+        return StepResult(step.id, "skipped", reason=f"approval refused by {approval.by}")
+
+    def _describe(self, step: Step, hosts: Sequence[str]) -> str:
+        """The rendered action, for the approval prompt."""
+        try:
+            if step.runs_on_hosts:
+                groups = self._render_hosts(step, hosts)
+                parts = [f"{_action_text(t)}  [on {', '.join(t.hosts)}]" for t in groups]
+                return "\n".join(parts)
+            spec = self._render_local(step)
+            return _local_text(step, spec)
+        except TemplateError as exc:
+            return f"(cannot render: {exc})"
+
+    # -- attempts, until, retries ---------------------------------------------------------------------------
+
+    def _attempts(self, step: Step, hosts: Sequence[str]) -> StepResult:
+        attempt = 0
+        while True:
+            attempt += 1
+            result = self._execute(step, hosts)
+            result.attempts = attempt
+            done = self._until_met(step, result) if step.until is not None else result.status == "ok"
+            if done or attempt > step.retries:
+                if step.until is not None and not done and result.status == "ok":
+                    result.status = "failed"
+                    result.reason = f"until: {step.until} still false after {attempt} attempt(s)"
+                return result
+            self.journal.event("decision", phase=step.phase, step=step.id, decision="retry", attempt=attempt,
+                               reason=result.reason or f"attempt {attempt} did not succeed", delay=step.delay)
+            self.progress.note(f"{step.id}: attempt {attempt} of {step.retries + 1} did not succeed; retrying in {step.delay:g}s")
+            if self.stop_requested.wait(step.delay):
+                raise _Stop("interrupted", "interrupted by signal")
+
+    def _until_met(self, step: Step, result: StepResult) -> bool:
+        assert step.until is not None
+        try:
+            value = templating.evaluate(step.until, self._context(None, own=result, step=step))
+        except TemplateError as exc:
+            result.reason = f"until: {exc}"
+            return False
+        return templating.truthy(value)
+
+    def _execute(self, step: Step, hosts: Sequence[str]) -> StepResult:
+        try:
+            if step.runs_on_hosts:
+                return self._execute_hosts(step, hosts)
+            return self._execute_local(step)
+        except TemplateError as exc:
+            reason = f"cannot render: {exc}"
+            self.journal.event("error", phase=step.phase, step=step.id, message=reason, where="render")
+            return StepResult(step.id, "failed", reason=reason)
+
+    # -- host steps ------------------------------------------------------------------------------------------
+
+    def _render_hosts(self, step: Step, hosts: Sequence[str]) -> list[HostTask]:
+        """One HostTask per distinct rendering (usually one for all hosts)."""
+        groups: dict[str, HostTask] = {}
+        for host in hosts:
+            context = self._context(host)
+            where = f"step '{step.id}'"
+            spec: Any
+            args: Mapping[str, Any] = {}
+            if step.action == "shell":
+                spec = _render(step.spec, context, where, "shell", shell=True)
+            elif step.action == "command":
+                spec = [_render(item, context, where, "command") for item in step.spec]
+            else:
+                spec = step.spec
+                args = _render_tree(step.args, context, where, "args")
+            env = {k: _render(v, context, where, f"env.{k}") for k, v in step.env.items()}
+            chdir = _render(step.chdir, context, where, "chdir") if step.chdir else None
+            task = HostTask(step.id, [host], step.action, spec, args, env, chdir, step.become, step.timeout)
+            key = repr((task.spec, sorted(task.args.items()), sorted(task.env.items()), task.chdir))
+            if key in groups:
+                groups[key].hosts = [*groups[key].hosts, host]
+            else:
+                groups[key] = task
+        return list(groups.values())
+
+    def _execute_hosts(self, step: Step, hosts: Sequence[str]) -> StepResult:
+        target = self.playbook.targets.get(step.on or "")
+        results: dict[str, HostResult] = {}
+        for host in hosts:
+            if host in self.unreachable:
+                results[host] = HostResult(host, "unreachable", msg=self.unreachable[host])
+                self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(results[host]))
+        alive = [h for h in hosts if h not in self.unreachable]
+        budget = target.max_fail_percentage if target else 0.0
+        for batch in _batches(alive, target.serial if target and step.mutating else None):
+            self._check_stop()
+            tasks = self._render_hosts(step, batch)
+            outcome = self.hosts_runner().run(tasks)
+            for host in batch:
+                result = outcome.get(host) or HostResult(host, "failed", msg="no result")
+                _parse_into(step, result)
+                results[host] = result
+                self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(result))
+            if _over_budget(results, len(hosts), budget):
+                break
+        missing = [h for h in hosts if h not in results]
+        for host in missing:
+            results[host] = HostResult(host, "skipped", msg="not run: the failure budget was spent")
+        status = _step_status(results, len(hosts), budget)
+        failed = [h for h, r in results.items() if r.status not in {"ok", "skipped"}]
+        reason = f"{len(failed)} of {len(hosts)} host(s) failed" if failed else ""
+        return StepResult(step.id, status, hosts=results, reason=reason)
+
+    # -- local steps -------------------------------------------------------------------------------------------
+
+    def _render_local(self, step: Step) -> Any:
+        context = self._context(None)
+        where = f"step '{step.id}'"
+        if step.action == "http":
+            return _render_tree(step.spec, context, where, "http")
+        if step.action in {"approve", "notify"}:
+            return {**step.spec, "message": _render(step.spec["message"], context, where, f"{step.action}.message")}
+        return step.spec
+
+    def _execute_local(self, step: Step) -> StepResult:
+        spec = self._render_local(step)
+        started = time.monotonic()
+        if step.action == "http":
+            host = run_http(spec)
+        elif step.action == "wait":
+            from irx.model import parse_duration
+
+            if self.stop_requested.wait(parse_duration(spec)):
+                raise _Stop("interrupted", "interrupted by signal")
+            host = HostResult(CONTROL_NODE, "ok")
+        elif step.action == "assert":
+            host = self._assert(step, spec)
+        elif step.action == "approve":
+            host = HostResult(CONTROL_NODE, "ok", stdout=spec["message"])  # the gate itself ran in _approve
+        else:  # notify
+            if self.notify is not None:
+                self.notify(step, spec["message"])
+            host = HostResult(CONTROL_NODE, "ok", stdout=spec["message"])
+        host.duration = host.duration or time.monotonic() - started
+        if step.action == "http" and host.status == "ok":
+            _parse_into(step, host)
+            if step.parse is None:
+                host.data = host.extra.get("json")
+        self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(host))
+        status = "ok" if host.status == "ok" else host.status
+        return StepResult(step.id, status, hosts={CONTROL_NODE: host}, reason=host.msg)
+
+    def _assert(self, step: Step, spec: Mapping[str, Any]) -> HostResult:
+        that = spec["that"]
+        context = self._context(None)
+        for expr in that if isinstance(that, list) else [that]:
+            try:
+                value = templating.evaluate(expr, context)
+            except TemplateError as exc:
+                return HostResult(CONTROL_NODE, "failed", msg=f"{expr}: {exc}")
+            if not templating.truthy(value):
+                message = spec.get("message")
+                text = _render(message, context, f"step '{step.id}'", "assert.message") if message else ""
+                return HostResult(CONTROL_NODE, "failed", msg=text or f"assertion failed: {expr} -> {value!r}")
+        return HostResult(CONTROL_NODE, "ok", data=True)
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _render(source: str, context: Mapping[str, Any], where: str, field_name: str, shell: bool = False) -> str:
+    try:
+        return templating.render(source, context, shell=shell)
+    except TemplateError as exc:
+        raise TemplateError(f"{where}, field {field_name}: {exc}") from None
+
+
+def _render_tree(value: Any, context: Mapping[str, Any], where: str, field_name: str) -> Any:
+    if isinstance(value, str):
+        return _render(value, context, where, field_name)
+    if isinstance(value, Mapping):
+        return {k: _render_tree(v, context, where, f"{field_name}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_tree(v, context, where, f"{field_name}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _parse_into(step: Step, result: HostResult) -> None:
+    if result.status != "ok":
+        return
+    if step.parse is None and "module" in result.extra:
+        result.data = result.extra["module"]
+        return
+    try:
+        result.data = parse_output(step.parse, result.stdout)
+    except ParseError as exc:
+        result.status = "failed"
+        result.msg = f"parse {step.parse.format if step.parse else 'text'}: {exc}"
+
+
+def _batches(hosts: Sequence[str], serial: int | str | None) -> list[list[str]]:
+    if not hosts:
+        return []
+    if serial is None:
+        return [list(hosts)]
+    if isinstance(serial, str) and serial.endswith("%"):
+        size = max(1, int(len(hosts) * int(serial[:-1]) / 100))
+    else:
+        size = max(1, int(serial))
+    return [list(hosts[i : i + size]) for i in range(0, len(hosts), size)]
+
+
+def _over_budget(results: Mapping[str, HostResult], total: int, budget: float) -> bool:
+    failed = sum(r.status not in {"ok", "skipped"} for r in results.values())
+    return total > 0 and failed * 100.0 / total > budget
+
+
+def _step_status(results: Mapping[str, HostResult], total: int, budget: float) -> str:
+    if _over_budget(results, total, budget):
+        statuses = {r.status for r in results.values() if r.status not in {"ok", "skipped"}}
+        if statuses == {"timed_out"}:
+            return "timed_out"
+        if statuses == {"unreachable"}:
+            return "unreachable"
+        return "failed"
+    return "ok"
+
+
+def _first_problem(result: StepResult) -> str:
+    for host, r in result.hosts.items():
+        if r.status not in {"ok", "skipped"}:
+            detail = r.msg or r.stderr.strip().splitlines()[-1:] and r.stderr.strip().splitlines()[-1] or f"rc {r.rc}"
+            where = f" on {host}" if host != CONTROL_NODE else ""
+            return f"{detail}{where}"
+    return result.reason or result.status
+
+
+def _host_fields(result: HostResult) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "host": result.host,
+        "status": result.status,
+        "rc": result.rc,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "msg": result.msg,
+        "changed": result.changed,
+        "duration": round(result.duration, 3),
+        "data": _jsonable(result.data),
+    }
+    truncated = result.extra.get("truncated")
+    if truncated:
+        fields["truncated"] = truncated
+    if "status_code" in result.extra:
+        fields["status_code"] = result.extra["status_code"]
+    return fields
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _action_text(task: HostTask) -> str:
+    if task.action == "shell":
+        return str(task.spec)
+    if task.action == "command":
+        import shlex
+
+        return shlex.join(task.spec)
+    args = " ".join(f"{k}={v}" for k, v in task.args.items())
+    return f"{task.spec} {args}".strip()
+
+
+def _local_text(step: Step, spec: Any) -> str:
+    if step.action == "http":
+        return f"{spec.get('method', 'GET')} {spec['url']}"
+    if step.action in {"approve", "notify"}:
+        return str(spec["message"])
+    return f"{step.action} {spec}"
+
+
+__all__ = ["Approval", "HostRunner", "IrxError", "Orchestrator", "Outcome"]

@@ -1,0 +1,890 @@
+"""The plan: every step of a playbook, in order, rendered for the hosts it would run on -- and its hash.
+
+A plan is what irx *would* do, computed without touching any host: the inventory resolves each target,
+params are resolved per host, and every action is rendered in the sandbox. What only a run can know --
+earlier steps' results (``steps.*``), the run's id, start time and operator -- is not guessed: conditions
+that read it are marked "decided at run time" and the template parts that read it are kept as source.
+
+Hosts whose inputs are the same render the same, so rendering is done once per distinct set of inputs a
+step actually reads (the values of the params and variables it names), not once per host: a step that
+reads only run-wide params renders once for 10,000 hosts. Hosts with identical renderings are grouped.
+
+The plan hash is ``sha256`` over the canonical JSON (sorted keys, no spaces, UTF-8) of the plan body:
+the secrets in it are already ``******``, so the hash reveals nothing and changing a secret does not
+change it (the approver never sees a secret either). File paths and warnings sit outside the body, so
+the same playbook, inventory content, limit and params give the same hash on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from irx import templating
+from irx.errors import ExitCode, InventoryError, IrxError, TemplateError
+from irx.inventory import Inventory
+from irx.model import PHASES, Playbook, Step, Target
+from irx.params import ANSIBLE_SECRET_VARS, REDACTED, ParamSet, Supplied, freeze
+from irx.params import plain_data as _plain
+from irx.redact import Redactor
+from irx.templating import Namespace, Refs
+
+FORMATS: tuple[str, ...] = ("text", "json", "markdown")
+RUN_TIME = "decided at run time"
+CONTROL_NODE = "control node"
+
+
+def plan_command(
+    name: str,
+    *,
+    inventory: str | None = None,
+    limit: str | None = None,
+    extra_vars: Sequence[str] = (),
+    fmt: str = "text",
+    playbook_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """``irx plan``: load the playbook, the inventory and the params, print the plan."""
+    import click
+
+    from irx.inventory import load_inventory
+    from irx.library import find_playbook
+    from irx.loader import load_playbook
+    from irx.params import parse_extra_vars
+
+    playbook = load_playbook(find_playbook(name, playbook_dir))
+    supplied = parse_extra_vars(extra_vars)  # cheap mistakes first, before Ansible's start-up
+    inv = load_inventory(inventory, limit)
+    plan = build_plan(playbook, inv, supplied, os.environ if environ is None else environ)
+    for warning in plan.warnings:
+        click.echo(f"irx: warning: {warning}", err=True)
+    click.echo(render(plan, fmt), nl=False)
+    return ExitCode.OK
+
+
+# --- the plan -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """A plan body (the hashed part), its hash, and what is shown beside it."""
+
+    body: dict[str, Any]
+    hash: str
+    sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json_data(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "irx/v1",
+            "kind": "Plan",
+            "hash": self.hash,
+            "sources": self.sources,
+            "warnings": self.warnings,
+            "plan": self.body,
+        }
+
+
+def canonical_json(data: Any) -> bytes:
+    """The bytes a plan hash is taken over: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def plan_hash(body: Mapping[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def build_plan(
+    playbook: Playbook, inv: Inventory, supplied: Mapping[str, Supplied], environ: Mapping[str, str]
+) -> Plan:
+    """The plan of ``playbook`` on ``inv`` (with its ``--limit``) and the given params."""
+    from irx.params import resolve
+
+    targets = _resolve_targets(playbook, inv)
+    targeted = _union(hosts for _, hosts in targets.values()) or inv.hosts("all")
+
+    def lookup(host: str, var: str) -> tuple[bool, Any]:
+        if var not in inv.host_vars(host):
+            return False, None
+        return True, inv.value(host, var)
+
+    params = resolve(playbook, supplied, targeted, lookup, environ)
+    redactor = Redactor([*params.secret_values(), *_connection_secrets(inv, targeted)])
+    try:
+        planner = _Planner(playbook, inv, params, targets, redactor)
+        steps = [planner.step(index, step) for index, step in enumerate(playbook.steps, start=1)]
+    except IrxError as exc:
+        raise type(exc)(redactor.redact_text(str(exc))) from None
+    body = {
+        "playbook": {"name": playbook.name, "title": playbook.title, "severity": playbook.severity},
+        "inventory": {"name": inv.name, "limit": inv.limit, "hosts": len(targeted)},
+        "params": _params_section(playbook, params),
+        "targets": {
+            name: _target_section(target, hosts, planner.unlimited[name]) for name, (target, hosts) in targets.items()
+        },
+        "steps": steps,
+    }
+    body = redactor.redact(body)
+    return Plan(
+        body=body,
+        hash=plan_hash(body),
+        sources={"playbook": str(playbook.path), "inventory": inv.source},
+        warnings=[f"inventory: {redactor.redact_text(text)}" for text in inv.warnings],
+    )
+
+
+def _resolve_targets(playbook: Playbook, inv: Inventory) -> dict[str, tuple[Target, tuple[str, ...]]]:
+    targets: dict[str, tuple[Target, tuple[str, ...]]] = {}
+    for name, target in playbook.targets.items():
+        if not inv.hosts(target.hosts, limited=False):
+            raise InventoryError(
+                f"target {name} ({target.hosts}) matches no host in inventory {inv.name}; "
+                f"its groups: {inv.groups_summary()}"
+            )
+        targets[name] = (target, inv.hosts(target.hosts))
+    return targets
+
+
+def _union(groups: Iterator[tuple[str, ...]] | Any) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for hosts in groups:
+        seen.update(dict.fromkeys(hosts))
+    return tuple(seen)
+
+
+def _connection_secrets(inv: Inventory, hosts: Sequence[str]) -> list[Any]:
+    found: list[Any] = []
+    for host in hosts:
+        hostvars = inv.host_vars(host)
+        found.extend(hostvars[name] for name in ANSIBLE_SECRET_VARS if name in hostvars)
+    return found
+
+
+def _params_section(playbook: Playbook, params: ParamSet) -> dict[str, Any]:
+    section: dict[str, Any] = {}
+    for name, param in playbook.params.items():
+        entry: dict[str, Any] = {"type": param.type, "secret": param.secret}
+        run = params.run.get(name)
+        if run is not None:
+            entry["value"] = REDACTED if param.secret else _plain(run.value)
+            entry["source"] = run.source
+        else:
+            entry["value"] = None
+            entry["source"] = None
+        own = params.per_host.get(name)
+        if own:
+            groups: dict[Any, dict[str, Any]] = {}
+            for host, item in own.items():
+                key = freeze(item.value)
+                if key not in groups:
+                    value = REDACTED if param.secret else _plain(item.value)
+                    groups[key] = {"hosts": [], "value": value, "source": item.source}
+                groups[key]["hosts"].append(host)
+            entry["per_host"] = list(groups.values())
+        section[name] = entry
+    return section
+
+
+def _target_section(target: Target, hosts: tuple[str, ...], all_hosts: tuple[str, ...]) -> dict[str, Any]:
+    section: dict[str, Any] = {"pattern": target.hosts, "hosts": list(hosts)}
+    if len(all_hosts) != len(hosts):
+        section["excluded_by_limit"] = len(all_hosts) - len(hosts)
+    if target.serial is not None:
+        section["serial"] = target.serial
+    if target.max_fail_percentage:
+        section["max_fail_percentage"] = target.max_fail_percentage
+    return section
+
+
+class _AnyHint(Mapping[str, str]):
+    """The same hint for every missing name (``host.*`` in a step on the control node)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def __getitem__(self, key: str) -> str:
+        return self._text
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _Planner:
+    """Renders the steps of one plan; holds what all steps share."""
+
+    def __init__(
+        self,
+        playbook: Playbook,
+        inv: Inventory,
+        params: ParamSet,
+        targets: Mapping[str, tuple[Target, tuple[str, ...]]],
+        redactor: Redactor,
+    ) -> None:
+        self.playbook = playbook
+        self.inv = inv
+        self.params = params
+        self.targets = targets
+        self.redactor = redactor
+        self.unlimited = {name: inv.hosts(t.hosts, limited=False) for name, (t, _) in targets.items()}
+        self.secret_names = frozenset(name for name, p in playbook.params.items() if p.secret)
+        self.run = Namespace(
+            "run",
+            {"severity": playbook.severity},
+            {key: f"run.{key} is known only when the run starts" for key in templating.RUNTIME_RUN_FIELDS},
+        )
+
+    # contexts
+
+    def _params(self, values: Mapping[str, Any], hints: Mapping[str, str], shown: bool) -> Namespace:
+        if shown and self.secret_names:
+            values = {k: (REDACTED if k in self.secret_names else v) for k, v in values.items()}
+        return Namespace("params", values, hints)
+
+    def control_context(self, *, shown: bool) -> dict[str, Any]:
+        where = "this step runs on the control node: host and vars exist only in steps with on:"
+        return {
+            "params": self._params(self.params.for_run(), self.params.hints, shown),
+            "run": self.run,
+            "host": Namespace("host", {}, _AnyHint(where)),
+            "vars": Namespace("vars", {}, _AnyHint(where)),
+        }
+
+    def host_context(self, host: str, refs: Refs, *, shown: bool) -> dict[str, Any]:
+        hostvars = self.inv.host_vars(host)
+        names = {path[1] for path in refs.paths if path[0] == "vars" and len(path) > 1}
+        if ("vars",) in refs.paths:
+            values = dict(hostvars)
+        else:
+            values = {}
+        for name in names:
+            if name in hostvars:
+                values[name] = self.inv.value(host, name)
+        return {
+            "params": self._params(self.params.for_host(host), self.params.host_hints(), shown),
+            "run": self.run,
+            "host": Namespace("host", {"name": host, "groups": list(self.inv.host_groups(host))}),
+            "vars": Namespace("vars", values, {}),
+        }
+
+    def host_key(self, host: str, refs: Refs) -> tuple[Any, ...]:
+        """What a host contributes to a step's rendering: hosts with equal keys render the same."""
+        key: list[Any] = []
+        for path in sorted(refs.paths):
+            root, rest = path[0], path[1:]
+            if root == "params":
+                names = [rest[0]] if rest else sorted(self.params.per_host)
+                for name in names:
+                    if self.params.varies(name):
+                        found = self.params.host_value(name, host)
+                        key.append(None if found is None else freeze(found.value))
+            elif root == "vars" and rest:
+                hostvars = self.inv.host_vars(host)
+                key.append(freeze(self.inv.value(host, rest[0])) if rest[0] in hostvars else ("undefined",))
+            elif root == "host" and rest == ("groups",):
+                key.append(self.inv.host_groups(host))
+            elif root in {"vars", "host"}:
+                return (host,)  # the host's name or all its variables: unique to it
+        return tuple(key)
+
+    # steps
+
+    def step(self, index: int, step: Step) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "index": index,
+            "id": step.id,
+            "name": step.name,
+            "phase": step.phase,
+            "action": step.action,
+            "mutating": step.mutating,
+            "approval": {"required": step.approval_required, "reason": step.approval_reason},
+            "controls": _controls(step, self.targets.get(step.on) if step.on else None),
+            "when": _condition(step.when),
+            "until": _condition(step.until),
+        }
+        if step.runs_on_hosts and step.on is not None:
+            self._host_step(step, entry)
+        else:
+            self._control_step(step, entry)
+        runtime = list(entry.pop("_runtime"))
+        for condition in (entry["when"], entry["until"]):
+            if condition is not None and condition["decided"] == "run time":
+                runtime.insert(0, condition["expr"])
+        entry["runtime"] = list(templating.unique(runtime))
+        return entry
+
+    def _control_step(self, step: Step, entry: dict[str, Any]) -> None:
+        entry["on"] = CONTROL_NODE
+        entry["target"] = None
+        real = self.control_context(shown=False)
+        if not self._runs(step, real, entry):
+            entry["renderings"] = []
+            entry["skipped"] = [{"hosts": None, "reason": _skip_reason(step)}]
+            entry["_runtime"] = ()
+            return
+        action, runtime = self._action(step, lambda shown: self.control_context(shown=shown))
+        entry["renderings"] = [{"hosts": None, "action": action}]
+        entry["skipped"] = []
+        entry["_runtime"] = runtime
+
+    def _host_step(self, step: Step, entry: dict[str, Any]) -> None:
+        assert step.on is not None
+        target, hosts = self.targets[step.on]
+        entry["on"] = step.on
+        entry["target"] = {"name": step.on, "pattern": target.hosts, "hosts": len(hosts)}
+        refs = _step_refs(step)
+        by_key: dict[tuple[Any, ...], list[str]] = {}
+        for host in hosts:
+            by_key.setdefault(self.host_key(host, refs), []).append(host)
+        renderings: dict[Any, dict[str, Any]] = {}
+        skipped: list[str] = []
+        runtime: list[str] = []
+        for members in by_key.values():
+            first = members[0]
+            if not self._runs(step, self.host_context(first, refs, shown=False), entry, host=first):
+                skipped.extend(members)
+                continue
+            action, found = self._action(step, lambda shown, h=first: self.host_context(h, refs, shown=shown))
+            runtime.extend(found)
+            group = renderings.setdefault(freeze(action), {"hosts": [], "action": action})
+            group["hosts"].extend(members)
+        order = {host: position for position, host in enumerate(hosts)}
+        groups = sorted(renderings.values(), key=lambda g: order[g["hosts"][0]])
+        for group in groups:
+            group["hosts"].sort(key=order.__getitem__)
+        entry["renderings"] = groups
+        skipped.sort(key=order.__getitem__)
+        entry["skipped"] = [{"hosts": skipped, "reason": _skip_reason(step)}] if skipped else []
+        if not hosts:
+            entry["skipped"] = [{"hosts": [], "reason": "no host of the target is within --limit"}]
+        entry["_runtime"] = runtime
+
+    def _runs(self, step: Step, context: Mapping[str, Any], entry: dict[str, Any], host: str | None = None) -> bool:
+        """Whether ``when`` lets the step run here; True when it is decided at run time."""
+        condition = entry["when"]
+        if condition is None or condition["decided"] == "run time":
+            return True
+        try:
+            value = templating.truthy(templating.evaluate(step.when, context))  # type: ignore[arg-type]
+        except TemplateError as exc:
+            where = f" (host {host})" if host else ""
+            raise TemplateError(f"step {step.id}: when{where}: {exc}") from None
+        values = condition.setdefault("values", [])
+        if value not in values:
+            values.append(value)
+            values.sort()
+        return value
+
+    def _action(
+        self, step: Step, context: Callable[[bool], dict[str, Any]]
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The rendered action with secrets shown as ******, and the expressions left for run time.
+
+        Rendered with secret params replaced by ****** first, so no filter can turn a secret into
+        something the redactor would not recognise. A template that cannot render with the stand-in (an
+        ``| int`` on a secret) is rendered with the real value and redacted instead.
+        """
+        try:
+            return _render_action(step, context(True))
+        except TemplateError:
+            if not self.secret_names:
+                raise
+        action, runtime = _render_action(step, context(False))
+        return self.redactor.redact(action), runtime
+
+
+def _step_refs(step: Step) -> Refs:
+    refs = templating.value_refs([step.spec] if step.action != "wait" else [])
+    refs = refs | templating.value_refs([dict(step.args), dict(step.env), step.chdir or ""])
+    if isinstance(step.when, str):
+        refs = refs | templating.expression_refs(step.when)
+    return refs
+
+
+def _condition(expr: str | bool | None) -> dict[str, Any] | None:
+    if expr is None:
+        return None
+    if isinstance(expr, bool):
+        return {"expr": str(expr).lower(), "decided": "now"}
+    refs = templating.expression_refs(expr)
+    source = templating.expression_source(expr)
+    return {"expr": source, "decided": "run time" if refs.runtime else "now"}
+
+
+def _skip_reason(step: Step) -> str:
+    source = step.when if isinstance(step.when, bool) else templating.expression_source(str(step.when))
+    return f"when: {str(source).lower() if isinstance(source, bool) else source} is false"
+
+
+def _controls(step: Step, target: tuple[Target, tuple[str, ...]] | None) -> dict[str, Any]:
+    controls: dict[str, Any] = {"on_failure": step.on_failure}
+    if step.retries:
+        controls["retries"] = step.retries
+    if step.delay:
+        controls["delay"] = step.delay
+    if step.timeout is not None:
+        controls["timeout"] = step.timeout
+    if step.become:
+        controls["become"] = True
+    if step.parse is not None:
+        controls["parse"] = step.parse.format
+    if target is not None:
+        if target[0].serial is not None:
+            controls["serial"] = target[0].serial
+        if target[0].max_fail_percentage:
+            controls["max_fail_percentage"] = target[0].max_fail_percentage
+    return controls
+
+
+# --- rendering one action -------------------------------------------------------------------------------
+
+
+class _Fields:
+    """Renders the fields of one step, naming step and field in every error."""
+
+    def __init__(self, step: Step, context: Mapping[str, Any]) -> None:
+        self.step = step
+        self.context = context
+        self.runtime: list[str] = []
+
+    def text(self, name: str, source: str, *, shell: bool = False) -> str:
+        try:
+            part = templating.render_partial(source, self.context, shell=shell)
+        except TemplateError as exc:
+            raise TemplateError(f"step {self.step.id}: {name}: {exc}") from None
+        self.runtime.extend(part.runtime)
+        return part.text
+
+    def tree(self, name: str, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(name, value)
+        if isinstance(value, Mapping):
+            return {str(k): self.tree(f"{name}.{k}" if name else str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.tree(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        return _plain(value)
+
+    def condition(self, name: str, expr: str | bool) -> dict[str, Any]:
+        if isinstance(expr, bool):
+            return {"expr": str(expr).lower(), "value": expr}
+        source = templating.expression_source(expr)
+        if templating.expression_refs(expr).runtime:
+            self.runtime.append(source)
+            return {"expr": source, "decided": "run time"}
+        try:
+            value = templating.truthy(templating.evaluate(expr, self.context))
+        except TemplateError as exc:
+            raise TemplateError(f"step {self.step.id}: {name}: {exc}") from None
+        return {"expr": source, "value": value}
+
+
+def _render_action(step: Step, context: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    fields = _Fields(step, context)
+    spec = step.spec
+    action: dict[str, Any]
+    if step.action == "shell":
+        action = {"shell": fields.text("shell", spec, shell=True)}
+    elif step.action == "command":
+        action = {"command": [fields.text(f"command[{i}]", item) for i, item in enumerate(spec)]}
+    elif step.action == "module":
+        action = {"module": spec, "args": fields.tree("args", dict(step.args))}
+    elif step.action == "http":
+        action = {"http": _render_http(fields, spec)}
+    elif step.action == "wait":
+        action = {"wait": _seconds(spec)}
+    elif step.action == "assert":
+        that = spec["that"] if isinstance(spec["that"], list) else [spec["that"]]
+        action = {"assert": [fields.condition(f"assert.that[{i}]", expr) for i, expr in enumerate(that)]}
+        if "message" in spec:
+            action["message"] = fields.text("assert.message", spec["message"])
+    elif step.action == "approve":
+        action = {"approve": fields.text("approve.message", spec["message"])}
+    else:  # notify
+        action = {"notify": fields.text("notify.message", spec["message"])}
+        if "channel" in spec:
+            action["channel"] = spec["channel"]
+    if step.env:
+        action["env"] = fields.tree("env", dict(step.env))
+    if step.chdir is not None:
+        action["chdir"] = fields.text("chdir", step.chdir)
+    return action, tuple(fields.runtime)
+
+
+def _render_http(fields: _Fields, spec: Mapping[str, Any]) -> dict[str, Any]:
+    http: dict[str, Any] = {
+        "method": spec.get("method", "GET"),
+        "url": fields.text("http.url", spec["url"]),
+    }
+    if "headers" in spec:
+        http["headers"] = fields.tree("http.headers", dict(spec["headers"]))
+    if "body" in spec:
+        http["body"] = fields.text("http.body", spec["body"])
+    if "json" in spec:
+        http["json"] = fields.tree("http.json", spec["json"])
+    if "expect" in spec:
+        http["expect"] = _plain(spec["expect"])
+    if "timeout" in spec:
+        http["timeout"] = _seconds(spec["timeout"])
+    if "verify_tls" in spec:
+        http["verify_tls"] = spec["verify_tls"]
+    return http
+
+
+def _seconds(value: Any) -> float:
+    from irx.model import parse_duration
+
+    return parse_duration(value)
+
+
+# --- output ---------------------------------------------------------------------------------------------
+
+
+def render(plan: Plan, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(plan.to_json_data(), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return _Markdown(plan).render()
+    return _Text(plan).render()
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def compress_hosts(hosts: Sequence[str]) -> list[str]:
+    """Host names with numbered runs folded into Ansible ranges: web01..web20 -> ``web[01:20]``.
+
+    Order follows the first appearance of each name's shape; numbers fold only when consecutive and of
+    the same width, so ``web[01:20]`` means exactly what Ansible would expand it to.
+    """
+    shapes: dict[tuple[str, str, int], list[int]] = {}
+    order: list[tuple[str, str, int] | str] = []
+    for host in hosts:
+        match = _NUMBERED.match(host)
+        if match is None:
+            order.append(host)
+            continue
+        prefix, digits, suffix = match.groups()
+        shape = (prefix, suffix, len(digits))
+        if shape not in shapes:
+            shapes[shape] = []
+            order.append(shape)
+        shapes[shape].append(int(digits))
+    out: list[str] = []
+    for item in order:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        prefix, suffix, width = item
+        numbers = sorted(set(shapes[item]))
+        start = previous = numbers[0]
+        for number in [*numbers[1:], None]:
+            if number is not None and number == previous + 1:
+                previous = number
+                continue
+            if start == previous:
+                out.append(f"{prefix}{start:0{width}d}{suffix}")
+            else:
+                out.append(f"{prefix}[{start:0{width}d}:{previous:0{width}d}]{suffix}")
+            if number is not None:
+                start = previous = number
+    return out
+
+
+def _hosts_text(hosts: Sequence[str], cache: dict[tuple[str, ...], str], shown: int = 4) -> str:
+    key = tuple(hosts)
+    text = cache.get(key)
+    if text is None:
+        parts = compress_hosts(hosts)
+        text = ", ".join(parts[:shown])
+        if len(parts) > shown:
+            text += f", +{len(parts) - shown} more"
+        if len(hosts) > 1:
+            text += f" ({len(hosts)} hosts)"
+        cache[key] = text
+    return text
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _controls_text(step: Mapping[str, Any]) -> str:
+    controls = step["controls"]
+    parts: list[str] = []
+    if "retries" in controls:
+        parts.append(f"retries {controls['retries']}")
+    if "delay" in controls:
+        parts.append(f"delay {_duration(controls['delay'])}")
+    if "timeout" in controls:
+        parts.append(f"timeout {_duration(controls['timeout'])}")
+    if controls.get("on_failure", "abort") != "abort":
+        parts.append(f"on failure {controls['on_failure']}")
+    if "serial" in controls:
+        parts.append(f"serial {controls['serial']}")
+    if "max_fail_percentage" in controls:
+        parts.append(f"max fail {controls['max_fail_percentage']:g}%")
+    if controls.get("become"):
+        parts.append("become")
+    if "parse" in controls:
+        parts.append(f"parse {controls['parse']}")
+    return " · ".join(parts)
+
+
+def _action_lines(action: Mapping[str, Any]) -> list[str]:
+    """An action as the lines an engineer reads: ``$ command``, ``GET url``, ``module k=v``."""
+    lines: list[str] = []
+    if "shell" in action:
+        body = action["shell"].rstrip("\n").split("\n")
+        lines.append("$ " + body[0])
+        lines.extend("  " + line for line in body[1:])
+    elif "command" in action:
+        lines.append("argv: " + shlex.join(action["command"]))
+    elif "module" in action:
+        args = " ".join(f"{k}={_value_text(v)}" for k, v in action["args"].items())
+        lines.append(f"{action['module']} {args}".rstrip())
+    elif "http" in action:
+        http = action["http"]
+        line = f"{http['method']} {http['url']}"
+        expect = http.get("expect", {})
+        if "status" in expect:
+            line += f" -> expect {_value_text(expect['status'])}"
+        lines.append(line)
+        for name, value in http.get("headers", {}).items():
+            lines.append(f"  {name}: {value}")
+        if "body" in http:
+            lines.append("  body: " + http["body"].replace("\n", " "))
+        if "json" in http:
+            lines.append("  json: " + json.dumps(http["json"], ensure_ascii=False))
+        for key in ("json", "body"):
+            if key in expect:
+                lines.append(f"  expect {key}: {_value_text(expect[key])}")
+    elif "wait" in action:
+        lines.append(f"wait {_duration(action['wait'])}")
+    elif "assert" in action:
+        for condition in action["assert"]:
+            lines.append("assert " + _condition_text(condition))
+        if "message" in action:
+            lines.append("  else: " + action["message"])
+    elif "approve" in action:
+        lines.append("approve: " + action["approve"].strip())
+    elif "notify" in action:
+        channel = f" #{action['channel']}" if "channel" in action else ""
+        lines.append(f"notify{channel}: " + action["notify"].strip().replace("\n", " / "))
+    if "env" in action:
+        lines.append("env " + " ".join(f"{k}={_value_text(v)}" for k, v in action["env"].items()))
+    if "chdir" in action:
+        lines.append("in " + action["chdir"])
+    return lines
+
+
+def _condition_text(condition: Mapping[str, Any]) -> str:
+    if condition.get("decided") == "run time":
+        return f"{condition['expr']}  [{RUN_TIME}]"
+    if "value" in condition:
+        return f"{condition['expr']}  [now: {str(condition['value']).lower()}]"
+    values = condition.get("values")
+    if values:
+        now = "/".join(str(v).lower() for v in values)
+        return f"{condition['expr']}  [now: {now}]"
+    return condition["expr"]
+
+
+class _Text:
+    """The phone-sized text form: grouped by phase, ``!`` before steps that change a system."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.body = plan.body
+        self.cache: dict[tuple[str, ...], str] = {}
+
+    def render(self) -> str:
+        body = self.body
+        book, inv = body["playbook"], body["inventory"]
+        lines = [
+            f"PLAN {book['name']} · {book['severity']} · {book['title']}",
+            f"inventory {inv['name']} · limit {inv['limit'] or 'none'} · {_count(inv['hosts'], 'host')}",
+            f"hash {self.plan.hash}",
+        ]
+        lines.extend(self._params())
+        steps = body["steps"]
+        for phase in PHASES:
+            in_phase = [step for step in steps if step["phase"] == phase]
+            if not in_phase:
+                continue
+            lines.append("")
+            lines.append(phase.upper())
+            for step in in_phase:
+                lines.extend(self._step(step))
+        lines.append("")
+        lines.append(f"! changes a system · APPROVAL asks first · [{RUN_TIME}] needs earlier results")
+        return "\n".join(lines) + "\n"
+
+    def _params(self) -> list[str]:
+        params = self.body["params"]
+        if not params:
+            return []
+        lines = ["", "PARAMS"]
+        for name, entry in params.items():
+            if entry["value"] is None and "per_host" not in entry:
+                lines.append(f"  {name} = (no value)")
+                continue
+            if entry["value"] is not None:
+                lines.append(f"  {name} = {_value_text(entry['value'])}  ({entry['source']})")
+            else:
+                lines.append(f"  {name}: per host")
+            for group in entry.get("per_host", ()):
+                hosts = _hosts_text(group["hosts"], self.cache)
+                lines.append(f"    {hosts}: {_value_text(group['value'])}  ({group['source']})")
+        return lines
+
+    def _step(self, step: Mapping[str, Any]) -> list[str]:
+        mark = "!" if step["mutating"] else " "
+        head = f"{mark} {step['index']:>2} {step['id']}"
+        if step["approval"]["required"] and step["action"] != "approve":
+            head += " · APPROVAL"
+        target = step["target"]
+        renderings = step["renderings"]
+        if target is None:
+            head += f" · {CONTROL_NODE}"
+        else:
+            head += f" · {target['name']}"
+            if len(renderings) == 1 and not step["skipped"]:
+                head += ": " + _hosts_text(renderings[0]["hosts"], self.cache)
+            else:
+                head += f" ({_count(target['hosts'], 'host')})"
+        lines = [head]
+        indent = "     "
+        if step["name"]:
+            lines.append(indent + step["name"])
+        if step["when"] is not None:
+            lines.append(indent + "when " + _condition_text(step["when"]))
+        for group in renderings:
+            action_lines = _action_lines(group["action"])
+            if target is not None and (len(renderings) > 1 or step["skipped"]):
+                lines.append(indent + _hosts_text(group["hosts"], self.cache) + ":")
+                lines.extend(indent + "  " + line for line in action_lines)
+            else:
+                lines.extend(indent + line for line in action_lines)
+        for skip in step["skipped"]:
+            hosts = skip["hosts"]
+            who = "" if hosts is None else (_hosts_text(hosts, self.cache) + ": " if hosts else "")
+            lines.append(indent + f"skipped: {who}{skip['reason']}")
+        if step["until"] is not None:
+            lines.append(indent + "until " + _condition_text(step["until"]))
+        controls = _controls_text(step)
+        if controls:
+            lines.append(indent + controls)
+        if step["approval"]["reason"]:
+            lines.append(indent + "no approval: " + step["approval"]["reason"])
+        return lines
+
+
+class _Markdown:
+    """The plan for a review or a ticket: one section per phase, commands in code blocks."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.body = plan.body
+        self.cache: dict[tuple[str, ...], str] = {}
+
+    def render(self) -> str:
+        body = self.body
+        book, inv = body["playbook"], body["inventory"]
+        out = [
+            f"# Plan: {book['name']} ({book['severity']})",
+            "",
+            f"**{_md(book['title'])}**",
+            "",
+            f"- Inventory: `{inv['name']}` · limit: `{inv['limit'] or 'none'}` · hosts: {inv['hosts']}",
+            f"- Plan hash: `{self.plan.hash}`",
+        ]
+        if body["params"]:
+            out += ["", "## Params", "", "| param | value | source |", "|---|---|---|"]
+            for name, entry in body["params"].items():
+                value = "(no value)" if entry["value"] is None else _value_text(entry["value"])
+                out.append(f"| `{name}` | `{_md(value)}` | {entry['source'] or ''} |")
+                for group in entry.get("per_host", ()):
+                    hosts = _hosts_text(group["hosts"], self.cache)
+                    out.append(f"| ↳ {_md(hosts)} | `{_md(_value_text(group['value']))}` | {group['source']} |")
+        if body["targets"]:
+            out += ["", "## Targets", "", "| target | pattern | hosts |", "|---|---|---|"]
+            for name, target in body["targets"].items():
+                hosts = _hosts_text(target["hosts"], self.cache) if target["hosts"] else "(none within limit)"
+                out.append(f"| `{name}` | `{_md(target['pattern'])}` | {_md(hosts)} |")
+        for phase in PHASES:
+            steps = [step for step in body["steps"] if step["phase"] == phase]
+            if not steps:
+                continue
+            out += ["", f"## {phase.capitalize()}"]
+            for step in steps:
+                out += self._step(step)
+        out += ["", f"Conditions marked *{RUN_TIME}* depend on results of earlier steps."]
+        return "\n".join(out) + "\n"
+
+    def _step(self, step: Mapping[str, Any]) -> list[str]:
+        title = f" — {_md(step['name'])}" if step["name"] else ""
+        out = ["", f"### {step['index']}. `{step['id']}`{title}", ""]
+        target = step["target"]
+        where = CONTROL_NODE if target is None else f"`{target['name']}` ({_count(target['hosts'], 'host')})"
+        flags = ["**mutating**" if step["mutating"] else "read-only"]
+        if step["approval"]["required"]:
+            flags.append("**approval required**")
+        elif step["approval"]["reason"]:
+            flags.append(f"no approval: {_md(step['approval']['reason'])}")
+        out.append(f"- Runs on: {where} · " + " · ".join(flags))
+        if step["when"] is not None:
+            out.append(f"- When: `{_md(step['when']['expr'])}` — {self._decided(step['when'])}")
+        if step["until"] is not None:
+            out.append(f"- Until: `{_md(step['until']['expr'])}` — {self._decided(step['until'])}")
+        controls = _controls_text(step)
+        if controls:
+            out.append(f"- Controls: {controls}")
+        for group in step["renderings"]:
+            if target is not None:
+                out.append(f"- On {_md(_hosts_text(group['hosts'], self.cache))}:")
+            out += ["", "```" + ("sh" if "shell" in group["action"] else "")]
+            out += _action_lines(group["action"])
+            out += ["```"]
+        for skip in step["skipped"]:
+            hosts = skip["hosts"]
+            who = f"{_md(_hosts_text(hosts, self.cache))}: " if hosts else ""
+            out.append(f"- Skipped: {who}{_md(skip['reason'])}")
+        return out
+
+    @staticmethod
+    def _decided(condition: Mapping[str, Any]) -> str:
+        if condition.get("decided") == "run time":
+            return f"*{RUN_TIME}*"
+        values = condition.get("values")
+        if values:
+            return "now: " + "/".join(str(v).lower() for v in values)
+        return "now"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("`", "'")

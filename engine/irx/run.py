@@ -1,0 +1,436 @@
+"""``irx run``: everything around the orchestrator — inputs, lock, journal, hosts, signals, output.
+
+Order matters for a 3 a.m. user: cheap mistakes (unknown playbook, bad ``-e``, unknown ``--approve``
+step) fail before Ansible is imported; the journal exists before the first host is touched; the Ansible
+session starts in the background while the SSH preflight runs, so the first diagnostic result comes as
+early as Ansible allows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from irx.errors import IrxError, UsageError
+from irx.executors.ansible import MAX_ROUNDS, AnsibleSession, HostTask
+from irx.model import Playbook, Step
+from irx.orchestrator import Approval, Orchestrator, Outcome
+from irx.results import HostResult, StepResult
+
+SYMBOLS = {"ok": "✓", "failed": "✗", "timed_out": "⏱", "unreachable": "✗", "skipped": "–", "would_run": "◇", "not_run": "–"}
+
+
+@dataclass
+class RunOptions:
+    inventory: str | None = None
+    limit: str | None = None
+    extra_vars: Sequence[str] = ()
+    dry_run: bool = False
+    yes: bool = False
+    approve: Sequence[str] = ()
+    force: bool = False
+    runs_dir: Path | None = None
+    quiet: bool = False
+    fmt: str = "text"
+    forks: int = 10
+    playbook_dir: Path | None = None
+    interactive: bool | None = None  # None: ask when stdin and stdout are terminals
+    preflight_timeout: float = 1.5
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+
+
+def run_command(name: str, options: RunOptions) -> int:
+    from irx.inventory import load_inventory
+    from irx.library import find_playbook
+    from irx.loader import load_playbook
+    from irx.params import parse_extra_vars
+
+    playbook = load_playbook(find_playbook(name, options.playbook_dir))
+    _check_approve_ids(playbook, options.approve)
+    supplied = parse_extra_vars(options.extra_vars)
+    inv = load_inventory(options.inventory, options.limit)
+    prepared = _prepare(playbook, inv, supplied, options.environ)
+    return _execute(playbook, inv, prepared, options)
+
+
+def _check_approve_ids(playbook: Playbook, approve: Sequence[str]) -> None:
+    gated = {s.id for s in playbook.steps if s.approval_required}
+    for step_id in approve:
+        if step_id not in gated:
+            known = ", ".join(sorted(gated)) or "none"
+            raise UsageError(f"--approve {step_id}: no step of {playbook.name} with that id needs approval (those that do: {known})")
+
+
+@dataclass
+class _Prepared:
+    plan_hash: str
+    targets: dict[str, list[str]]
+    params: Any  # irx.params.ParamSet
+    secrets: list[Any]
+    warnings: list[str]
+
+
+def _prepare(playbook: Playbook, inv: Any, supplied: Any, environ: Mapping[str, str]) -> _Prepared:
+    from irx.params import resolve
+    from irx.plan import _connection_secrets, _resolve_targets, build_plan
+
+    plan = build_plan(playbook, inv, supplied, environ)
+    targets = {name: list(hosts) for name, (_, hosts) in _resolve_targets(playbook, inv).items()}
+    everyone = list(dict.fromkeys(h for hosts in targets.values() for h in hosts))
+
+    def lookup(host: str, var: str) -> tuple[bool, Any]:
+        if var not in inv.host_vars(host):
+            return False, None
+        return True, inv.value(host, var)
+
+    params = resolve(playbook, supplied, everyone or list(inv.hosts("all")), lookup, environ)
+    secrets = [*params.secret_values(), *_connection_secrets(inv, everyone)]
+    return _Prepared(plan.hash, targets, params, secrets, list(plan.warnings))
+
+
+class _HostVars(Mapping[str, Any]):
+    """A host's inventory variables, templated by Ansible's rules on first access."""
+
+    def __init__(self, inv: Any, host: str) -> None:
+        self._inv, self._host, self._raw = inv, host, inv.host_vars(host)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._raw:
+            raise KeyError(key)
+        return self._inv.value(self._host, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+class _Targeting:
+    def __init__(self, inv: Any, prepared: _Prepared, run_info: dict[str, Any]) -> None:
+        from irx.templating import Namespace
+
+        self._namespace = Namespace
+        self.inv = inv
+        self.prepared = prepared
+        self.run_info = Namespace("run", run_info)
+
+    def hosts(self, target: str) -> list[str]:
+        return self.prepared.targets.get(target, [])
+
+    def context(self, host: str | None) -> dict[str, Any]:
+        params = self.prepared.params
+        ns = self._namespace
+        if host is None:
+            return {
+                "params": ns("params", params.for_run(), params.hints),
+                "run": self.run_info,
+                "host": ns("host", {"name": "localhost", "groups": []}),
+                "vars": ns("vars", {}),
+            }
+        return {
+            "params": ns("params", params.for_host(host), params.host_hints()),
+            "run": self.run_info,
+            "host": ns("host", {"name": host, "groups": list(self.inv.host_groups(host))}),
+            "vars": ns("vars", dict(_HostVars(self.inv, host))),
+        }
+
+
+# -- hosts: the Ansible session, started in the background, renewed when deep -----------------------------------
+
+
+class _Sessions:
+    """The Ansible session for this run, started early and replaced after MAX_ROUNDS rounds."""
+
+    def __init__(self, inventory: str, hosts: list[str], forks: int, progress: _Progress, stop: threading.Event) -> None:
+        self.inventory, self.hosts, self.forks, self.progress, self.stop = inventory, hosts, forks, progress, stop
+        self._session: AnsibleSession | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.starts = 0
+
+    def start_in_background(self) -> None:
+        threading.Thread(target=self._start, name="irx-ansible-start", daemon=True).start()
+
+    def _start(self) -> None:
+        try:
+            session = AnsibleSession(self.inventory, self.hosts, forks=self.forks, on_host_event=self.progress.host)
+            session.start()
+            self._session = session
+            self.starts += 1
+        except BaseException as exc:  # handed to the thread that needs the session
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._session is not None
+        if self._session.rounds >= MAX_ROUNDS:
+            self._session.close()
+            self._ready.clear()
+            self._start()
+            return self.run(tasks)
+        return self._session.run(tasks)
+
+    def abort(self) -> None:
+        if self._session is not None:
+            self._session.abort()
+
+    def close(self) -> None:
+        if self._ready.is_set() and self._session is not None:
+            self._session.close()
+
+
+# -- progress on the terminal ---------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Live progress: phase, step, per-host results and durations as they complete."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+
+    def _out(self, text: str) -> None:
+        if self.stream is None:
+            return
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def _clock(self) -> str:
+        return f"{time.monotonic() - self.started:6.1f}s"
+
+    def header(self, text: str) -> None:
+        self._out(text)
+
+    def phase(self, name: str) -> None:
+        self._out(f"{self._clock()} == {name}")
+
+    def step(self, step: Step, hosts: Sequence[str], note: str = "") -> None:
+        mark = "!" if step.mutating else " "
+        where = f" on {_hosts_text(hosts)}" if hosts and not note else ""
+        self._out(f"{self._clock()} {mark} {step.id}{where}" + (f": {note}" if note else ""))
+
+    def host(self, step_id: str, host: str, status: str, duration: float) -> None:
+        self._out(f"{self._clock()}     {SYMBOLS.get(status, '?')} {host} {status} ({duration:.1f}s)")
+
+    def step_done(self, step: Step, result: StepResult) -> None:
+        if result.status in {"skipped", "would_run", "not_run"}:
+            return
+        mark = SYMBOLS.get(result.status, "?")
+        detail = f": {result.reason}" if result.reason and result.status != "ok" else ""
+        data = _data_text(result) if result.status == "ok" else ""
+        self._out(f"{self._clock()}   {mark} {step.id} {result.status} in {result.duration:.1f}s{data}{detail}")
+        if result.status != "ok":
+            for host, r in result.hosts.items():
+                if r.status not in {"ok", "skipped"}:
+                    reason = r.msg or (r.stderr.strip().splitlines() or [""])[-1]
+                    self._out(f"             {host}: {reason}")
+
+    def note(self, text: str) -> None:
+        self._out(f"{self._clock()}   {text}")
+
+
+def _hosts_text(hosts: Sequence[str]) -> str:
+    return ", ".join(hosts) if len(hosts) <= 4 else f"{', '.join(hosts[:3])} and {len(hosts) - 3} more"
+
+
+def _data_text(result: StepResult) -> str:
+    first = next(iter(result.hosts.values()), None)
+    data = first.data if first is not None else None
+    if data is None or data == "":
+        return ""
+    text = json.dumps(data, default=str) if not isinstance(data, str) else data
+    text = " ".join(text.split())
+    return f" -> {text[:100]}{'…' if len(text) > 100 else ''}"
+
+
+# -- approvals ---------------------------------------------------------------------------------------------------------
+
+
+def _approver(options: RunOptions, operator: str, progress: _Progress) -> Any:
+    interactive = options.interactive
+    if interactive is None:
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+
+    def approve(step: Step, hosts: Sequence[str], summary: str) -> Approval:
+        if options.yes:
+            return Approval(True, "yes-flag", operator)
+        if step.id in options.approve:
+            return Approval(True, "approve-flag", operator)
+        if not interactive:
+            return Approval(False, "missing", operator)
+        progress.note(f"approval needed for {step.id} ({step.title}):")
+        for line in summary.splitlines():
+            click.echo(f"      {line}", err=False)
+        answer = click.confirm(f"      run {step.id}?", default=False)
+        return Approval(answer, "tty" if answer else "refused", operator)
+
+    return approve
+
+
+# -- signals ---------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _signals(stop: threading.Event, sessions: _Sessions, progress: _Progress) -> Iterator[None]:
+    """First SIGINT/SIGTERM: start no new step, let the current one end. Second: stop it now."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            progress.note("second interrupt: stopping the running step")
+            sessions.abort()
+            return
+        stop.set()
+        progress.note("interrupt: finishing the current step, then stopping (interrupt again to stop it now)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# -- the run ---------------------------------------------------------------------------------------------------------
+
+
+def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOptions) -> int:
+    from irx import __version__
+    from irx.executors.preflight import preflight, ssh_target
+    from irx.lock import RunLock, default_lock_dir
+    from irx.redact import Redactor
+    from irx.timeline import Journal, current_operator, default_runs_dir, new_run_id, utc_timestamp
+
+    stream = None if options.quiet else (sys.stderr if options.fmt == "json" else sys.stdout)
+    progress = _Progress(stream)
+    operator = current_operator()
+    run_id = new_run_id()
+    everyone = list(dict.fromkeys(h for hosts in prepared.targets.values() for h in hosts))
+    redactor = Redactor(prepared.secrets)
+    lock = None
+    if not options.dry_run:
+        lock = RunLock.acquire(default_lock_dir(), playbook.name, everyone, run_id, operator, force=options.force)
+    runs_dir = options.runs_dir or default_runs_dir()
+    try:
+        journal = Journal.create(runs_dir, run_id, redactor)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    mode = "dry-run" if options.dry_run else "run"
+    started = time.monotonic()
+    stop = threading.Event()
+    sessions = _Sessions(inv.source, everyone, options.forks, progress, stop)
+    outcome: Outcome | None = None
+    try:
+        journal.event(
+            "run_started", playbook=playbook.name, playbook_path=str(playbook.path), title=playbook.title,
+            severity=playbook.severity, inventory=inv.name, mode=mode, operator=operator, plan_hash=prepared.plan_hash,
+            params=_shown_params(playbook, prepared.params), hosts=everyone, irx_version=__version__,
+            forced_lock=bool(lock is not None and lock.forced),
+        )
+        if lock is not None and lock.forced:
+            journal.event("lock", action="forced", holder=lock.previous.to_dict() if lock.previous else None)
+        progress.header(
+            f"irx {mode} {playbook.name} [{playbook.severity}] on {inv.name} ({len(everyone)} host(s))  run {run_id}\n"
+            f"plan {prepared.plan_hash}  journal {journal.path}"
+        )
+        for warning in prepared.warnings:
+            progress.note(f"warning: {warning}")
+        host_steps = any(s.runs_on_hosts for s in playbook.steps)
+        if host_steps and everyone:
+            sessions.start_in_background()
+        ssh = [t for t in (ssh_target(h, inv.host_vars(h)) for h in everyone) if t is not None]
+        unreachable = preflight(ssh, options.preflight_timeout)
+        for host, reason in unreachable.items():
+            journal.event("host_result", host=host, status="unreachable", msg=f"preflight: {reason}", phase="preflight")
+            progress.note(f"✗ {host} unreachable before any step: {reason}")
+        run_info = {"id": run_id, "started_at": utc_timestamp(), "severity": playbook.severity, "operator": operator,
+                    "dry_run": options.dry_run}
+        orchestrator = Orchestrator(
+            playbook=playbook,
+            targeting=_Targeting(inv, prepared, run_info),
+            journal=journal,
+            progress=progress,
+            hosts_runner=lambda: sessions,
+            approver=_approver(options, operator, progress),
+            dry_run=options.dry_run,
+            unreachable=unreachable,
+            notify=lambda step, message: progress.note(f"notify: {message}"),
+            stop_requested=stop,
+        )
+        with _signals(stop, sessions, progress):
+            outcome = orchestrator.run()
+    except IrxError as exc:
+        journal.event("error", message=str(exc), where="run")
+        outcome = Outcome("failed", str(exc), {})
+        if isinstance(exc, UsageError):
+            raise
+    finally:
+        sessions.close()
+        final = outcome or Outcome("failed", "irx stopped unexpectedly", {})
+        duration = round(time.monotonic() - started, 3)
+        if not journal.closed:
+            journal.event("run_finished", status=final.status, exit_code=int(final.exit_code), duration=duration,
+                          reason=final.reason)
+            journal.close()
+        if lock is not None:
+            lock.release()
+    assert outcome is not None
+    _summary(outcome, options, run_id, journal.path, duration, progress, redactor)
+    return int(outcome.exit_code)
+
+
+def _shown_params(playbook: Playbook, params: Any) -> dict[str, Any]:
+    values = params.for_run()
+    return {name: ("******" if playbook.params[name].secret else value) for name, value in values.items()}
+
+
+def _summary(outcome: Outcome, options: RunOptions, run_id: str, path: Path, duration: float, progress: _Progress,
+             redactor: Any) -> None:
+    if options.fmt == "json":
+        body = {
+            "run_id": run_id,
+            "status": outcome.status,
+            "exit_code": int(outcome.exit_code),
+            "reason": outcome.reason,
+            "duration": duration,
+            "journal": str(path),
+            "steps": {
+                step_id: {"status": r.status, "duration": round(r.duration, 3), "attempts": r.attempts,
+                          "hosts": {h: hr.status for h, hr in r.hosts.items()}, "reason": r.reason}
+                for step_id, r in outcome.results.items()
+            },
+        }
+        click.echo(json.dumps(redactor.redact(body), indent=2))
+        return
+    word = {"verified": "VERIFIED", "dry_run": "DRY RUN COMPLETE", "failed": "FAILED", "rolled_back": "ROLLED BACK",
+            "awaiting_approval": "AWAITING APPROVAL", "interrupted": "INTERRUPTED"}[outcome.status]
+    progress.header(f"\n{word} in {duration:.1f}s: {redactor.redact_text(outcome.reason)}\njournal: {path}")
+    if outcome.status == "awaiting_approval":
+        click.echo(f"irx: {redactor.redact_text(outcome.reason)}", err=True)
+
+
