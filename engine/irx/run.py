@@ -227,7 +227,7 @@ class _Progress:
 
     def step(self, step: Step, hosts: Sequence[str], note: str = "") -> None:
         mark = "!" if step.mutating else " "
-        where = f" on {_hosts_text(hosts)}" if hosts and not note else ""
+        where = f" on {_hosts_text(hosts)}" if hosts and step.runs_on_hosts and not note else ""
         self._out(f"{self._clock()} {mark} {step.id}{where}" + (f": {note}" if note else ""))
 
     def host(self, step_id: str, host: str, status: str, duration: float) -> None:

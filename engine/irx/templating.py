@@ -88,13 +88,21 @@ class IrxUndefined(StrictUndefined):
     @property
     def _undefined_message(self) -> str:
         obj, name = self._undefined_obj, self._undefined_name
+        if self._undefined_hint:
+            return str(self._undefined_hint)
         if isinstance(obj, Namespace):
             hint = obj._irx_hints.get(name) if isinstance(name, str) else None
             return hint or f"{obj._irx_path}.{name} is undefined"
-        if self._undefined_hint is None and obj is not None and isinstance(name, str):
+        if obj is not None and isinstance(name, str) and not _is_missing(obj):
             # jinja2's text quotes a type repr ("'dict object' has no attribute 'x'"); say which attribute.
             return f"{name!r} is undefined (no such key or attribute)"
         return str(super()._undefined_message)
+
+
+def _is_missing(obj: Any) -> bool:
+    from jinja2.utils import missing
+
+    return obj is missing
 
 
 class _Sandbox(SandboxedEnvironment):

@@ -190,6 +190,11 @@ class Journal:
         run_dir = Path(runs_dir) / run_id
         try:
             run_dir.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # exist_ok still refuses a file in the way
+            raise JournalError(f"cannot create the run directory {run_dir}: Not a directory") from None
+        except OSError as exc:
+            raise JournalError(f"cannot create the run directory {run_dir}: {exc.strerror}") from None
+        try:
             run_dir.mkdir(mode=0o700)
         except FileExistsError:
             raise JournalError(f"{run_dir}: a run with this id already exists") from None
