@@ -1,0 +1,402 @@
+"""The orchestrator's decisions, with an in-memory host runner written for the purpose (pure logic).
+
+Real Ansible, SSH hosts and services are in tests/integration; here every host result is scripted so each
+decision (when, until/retries, on_failure, rollback, dry run, approvals, serial, budgets, interrupts) is
+checked exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from irx.executors.ansible import HostTask
+from irx.loader import load_playbook
+from irx.model import Step
+from irx.orchestrator import Approval, Orchestrator, Outcome
+from irx.results import HostResult, StepResult
+
+Script = Callable[[HostTask, str], HostResult]
+
+
+class MemoryRunner:
+    """Runs nothing: answers each host task from a script, and remembers what it was asked."""
+
+    def __init__(self, scripts: dict[str, Script] | None = None) -> None:
+        self.scripts = scripts or {}
+        self.calls: list[tuple[str, tuple[str, ...], Any]] = []
+
+    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        out: dict[str, HostResult] = {}
+        for task in tasks:
+            self.calls.append((task.step_id, tuple(task.hosts), task.spec))
+            script = self.scripts.get(task.step_id, lambda t, h: HostResult(h, "ok", rc=0, stdout=""))
+            for host in task.hosts:
+                out[host] = script(task, host)
+        return out
+
+    def ran(self) -> list[str]:
+        return [step for step, _, _ in self.calls]
+
+
+class ListJournal:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def event(self, type: str, **fields: Any) -> dict[str, Any]:  # noqa: A002
+        self.events.append({"type": type, **fields})
+        return self.events[-1]
+
+    def of(self, type: str) -> list[dict[str, Any]]:  # noqa: A002
+        return [e for e in self.events if e["type"] == type]
+
+
+class Quiet:
+    def phase(self, name: str) -> None: ...
+    def step(self, step: Step, hosts: Sequence[str], note: str = "") -> None: ...
+    def host(self, step_id: str, host: str, status: str, duration: float) -> None: ...
+    def step_done(self, step: Step, result: StepResult) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class Hosts:
+    def __init__(self, groups: dict[str, list[str]], params: dict[str, Any] | None = None) -> None:
+        self.groups = groups
+        self.params = params or {}
+
+    def hosts(self, target: str) -> list[str]:
+        return self.groups[target]
+
+    def context(self, host: str | None) -> dict[str, Any]:
+        return {"params": self.params, "run": {"id": "r1"}, "host": {"name": host or "localhost"}, "vars": {}}
+
+
+HEAD = """\
+apiVersion: irx/v1
+kind: Playbook
+metadata: {name: tt, title: Test, severity: SEV3}
+targets:
+  db: {hosts: db}
+  web: {hosts: web, serial: 1, max_fail_percentage: 50}
+"""
+
+
+def make(tmp_path: Path, body: str, runner: MemoryRunner, *, dry_run: bool = False,
+         approver: Callable[[Step, Sequence[str], str], Approval] | None = None,
+         groups: dict[str, list[str]] | None = None, params: dict[str, Any] | None = None,
+         ) -> tuple[Orchestrator, ListJournal]:
+    path = tmp_path / "tt.yaml"
+    path.write_text(HEAD + body)
+    journal = ListJournal()
+    orch = Orchestrator(
+        playbook=load_playbook(path),
+        targeting=Hosts(groups or {"db": ["db1"], "web": ["w1", "w2", "w3", "w4"]}, params),
+        journal=journal,
+        progress=Quiet(),
+        hosts_runner=lambda: runner,
+        approver=approver or (lambda step, hosts, summary: Approval(True, "yes-flag", "tester@test")),
+        dry_run=dry_run,
+    )
+    return orch, journal
+
+
+def out(stdout: str, rc: int = 0) -> Script:
+    return lambda task, host: HostResult(host, "ok" if rc == 0 else "failed", rc=rc, stdout=stdout)
+
+
+def test_when_uses_parsed_diagnostics_to_run_or_skip(tmp_path: Path) -> None:
+    runner = MemoryRunner({"count": out("7\n")})
+    orch, journal = make(tmp_path, """
+diagnose:
+  - {id: count, on: db, shell: psql -c "select 1", parse: int}
+mitigate:
+  - {id: fix_big, on: db, shell: fix big, when: steps.count.data > 5}
+  - {id: fix_small, on: db, shell: fix small, when: "{{ steps.count.total <= 5 }}"}
+""", runner)
+    outcome = orch.run()
+    assert (outcome.status, outcome.exit_code) == ("verified", 0)
+    assert runner.ran() == ["count", "fix_big"]
+    decisions = [(e["step"], e["decision"]) for e in journal.of("decision")]
+    assert decisions == [("fix_big", "run"), ("fix_small", "skip")]
+    assert outcome.results["count"].view()["data"] == 7
+
+
+def test_until_retries_until_the_condition_holds(tmp_path: Path) -> None:
+    answers = iter(["1", "2", "3"])
+    runner = MemoryRunner({"poll": lambda t, h: HostResult(h, "ok", rc=0, stdout=next(answers))})
+    orch, journal = make(tmp_path, """
+verify:
+  - {id: poll, on: db, shell: count, parse: int, until: "result.data >= 3", retries: 5, delay: 0}
+""", runner)
+    outcome = orch.run()
+    assert outcome.status == "verified"
+    assert outcome.results["poll"].attempts == 3
+    assert [e["attempt"] for e in journal.of("decision") if e["decision"] == "retry"] == [1, 2]
+
+
+def test_until_never_met_fails_after_retries(tmp_path: Path) -> None:
+    runner = MemoryRunner({"poll": out("0")})
+    orch, _ = make(tmp_path, """
+verify:
+  - {id: poll, on: db, shell: count, parse: int, until: steps.poll.data > 0, retries: 2, delay: 0}
+""", runner)
+    outcome = orch.run()
+    assert outcome.status == "failed"
+    assert runner.ran() == ["poll"] * 3
+    assert "still false after 3 attempt(s)" in outcome.results["poll"].reason
+
+
+def test_failing_diagnose_aborts_with_the_hosts_words(tmp_path: Path) -> None:
+    runner = MemoryRunner({"read": lambda t, h: HostResult(h, "failed", rc=2, msg="rc 2: connection refused")})
+    orch, _ = make(tmp_path, """
+diagnose:
+  - {id: read, on: db, shell: psql}
+  - {id: never, on: db, shell: echo}
+""", runner)
+    outcome = orch.run()
+    assert outcome.status == "failed"
+    assert outcome.reason == "diagnose step 'read' failed: rc 2: connection refused on db1"
+    assert runner.ran() == ["read"]
+
+
+def test_on_failure_continue_goes_on(tmp_path: Path) -> None:
+    runner = MemoryRunner({"flaky": out("", rc=1)})
+    orch, journal = make(tmp_path, """
+diagnose:
+  - {id: flaky, on: db, shell: "false", on_failure: continue}
+  - {id: next, on: db, shell: echo}
+""", runner)
+    assert orch.run().status == "verified"
+    assert runner.ran() == ["flaky", "next"]
+    assert journal.of("decision")[0]["decision"] == "continue"
+
+
+def test_verify_failure_rolls_back_then_verifies_again(tmp_path: Path) -> None:
+    runner = MemoryRunner({"check": out("", rc=1)})
+    orch, journal = make(tmp_path, """
+mitigate:
+  - {id: change, on: db, shell: change}
+verify:
+  - {id: check, on: db, shell: check}
+rollback:
+  - {id: undo, on: db, shell: undo}
+""", runner)
+    outcome = orch.run()
+    assert (outcome.status, int(outcome.exit_code)) == ("rolled_back", 1)
+    assert runner.ran() == ["change", "check", "undo", "check"]
+    phases = [(e["phase"], e["again"]) for e in journal.of("phase_started")]
+    assert phases == [("mitigate", False), ("verify", False), ("rollback", False), ("verify", True)]
+    assert journal.of("decision")[-1]["decision"] == "rollback"
+
+
+def test_on_failure_rollback_skips_the_rest_of_mitigate(tmp_path: Path) -> None:
+    runner = MemoryRunner({"change": out("", rc=1)})
+    orch, _ = make(tmp_path, """
+mitigate:
+  - {id: change, on: db, shell: change, on_failure: rollback}
+  - {id: more, on: db, shell: more}
+verify:
+  - {id: check, on: db, shell: check}
+rollback:
+  - {id: undo, on: db, shell: undo}
+""", runner)
+    outcome = orch.run()
+    assert outcome.status == "rolled_back"
+    assert runner.ran() == ["change", "undo", "check"]
+
+
+def test_dry_run_never_executes_a_mutating_step(tmp_path: Path) -> None:
+    runner = MemoryRunner({"count": out("9")})
+    orch, journal = make(tmp_path, """
+diagnose:
+  - {id: count, on: db, shell: count, parse: int}
+mitigate:
+  - {id: fix, on: db, shell: rm -rf /canary, when: steps.count.data > 5}
+  - {id: look, on: db, shell: ls, mutating: false}
+verify:
+  - {id: check, on: db, shell: check, when: steps.fix.ok}
+""", runner, dry_run=True)
+    outcome = orch.run()
+    assert outcome.status == "dry_run"
+    assert runner.ran() == ["count", "look"]
+    assert outcome.results["fix"].status == "would_run"
+    assert [e["decision"] for e in journal.of("decision") if e["step"] == "fix"] == ["run", "would_run"]
+
+
+def test_approval_missing_stops_the_run_awaiting_approval(tmp_path: Path) -> None:
+    runner = MemoryRunner()
+    orch, journal = make(tmp_path, """
+mitigate:
+  - {id: fix, on: db, shell: fix, approval: required}
+""", runner, approver=lambda s, h, summary: Approval(False, "missing", "ci@runner"))
+    outcome = orch.run()
+    assert (outcome.status, int(outcome.exit_code)) == ("awaiting_approval", 4)
+    assert runner.ran() == []
+    approval = journal.of("approval")[0]
+    assert (approval["approved"], approval["method"], approval["summary"]) == (False, "missing", "fix  [on db1]")
+    assert "--approve fix" in outcome.reason
+
+
+def test_approval_refused_skips_the_step_and_goes_on(tmp_path: Path) -> None:
+    runner = MemoryRunner()
+    orch, journal = make(tmp_path, """
+params:
+  level: {type: integer}
+mitigate:
+  - {id: fix, on: db, shell: "fix {{ params.level }}", approval: required}
+  - {id: after, on: db, shell: after}
+""", runner, approver=lambda s, h, summary: Approval(False, "refused", "ann@laptop"), params={"level": 3})
+    outcome = orch.run()
+    assert outcome.status == "verified"
+    assert runner.ran() == ["after"]
+    assert outcome.results["fix"].status == "skipped"
+    assert journal.of("approval")[0]["summary"] == "fix 3  [on db1]"
+
+
+def test_serial_batches_stop_when_the_failure_budget_is_spent(tmp_path: Path) -> None:
+    runner = MemoryRunner({"restart": lambda t, h: HostResult(h, "failed" if h in {"w1", "w2", "w3"} else "ok", rc=1)})
+    orch, _ = make(tmp_path, """
+mitigate:
+  - {id: restart, on: web, shell: restart}
+""", runner)
+    outcome = orch.run()
+    assert outcome.status == "failed"
+    assert [hosts for _, hosts, _ in runner.calls] == [("w1",), ("w2",), ("w3",)]  # serial: 1, budget 50%
+    assert outcome.results["restart"].hosts["w4"].status == "skipped"
+
+
+def test_failures_within_the_budget_pass(tmp_path: Path) -> None:
+    runner = MemoryRunner({"read": lambda t, h: HostResult(h, "unreachable" if h == "w1" else "ok", msg="down")})
+    orch, _ = make(tmp_path, """
+diagnose:
+  - {id: read, on: web, shell: uptime}
+""", runner)
+    outcome = orch.run()
+    assert outcome.status == "verified"
+    assert [hosts for _, hosts, _ in runner.calls] == [("w1", "w2", "w3", "w4")]  # serial is for mutating steps
+
+
+def test_hosts_dead_in_preflight_are_not_sent_work(tmp_path: Path) -> None:
+    runner = MemoryRunner()
+    orch, journal = make(tmp_path, """
+diagnose:
+  - {id: read, on: web, shell: uptime}
+""", runner)
+    orch.unreachable = {"w2": "ssh: connection refused"}
+    assert orch.run().status == "verified"
+    assert runner.calls[0][1] == ("w1", "w3", "w4")
+    assert {e["host"]: e["status"] for e in journal.of("host_result")}["w2"] == "unreachable"
+
+
+def test_rendering_groups_hosts_with_the_same_command(tmp_path: Path) -> None:
+    runner = MemoryRunner()
+    orch, _ = make(tmp_path, """
+diagnose:
+  - {id: say, on: web, shell: "echo {{ host.name if host.name == 'w1' else 'other' }}"}
+""", runner)
+    orch.run()
+    assert sorted(runner.calls) == [("say", ("w1",), "echo w1"), ("say", ("w2", "w3", "w4"), "echo other")]
+
+
+def test_shell_values_are_quoted_when_rendered(tmp_path: Path) -> None:
+    runner = MemoryRunner()
+    orch, _ = make(tmp_path, """
+params:
+  evil: {type: string}
+diagnose:
+  - {id: say, on: db, shell: "echo {{ params.evil }}"}
+""", runner, params={"evil": "x; rm -rf / $(id)"})
+    orch.run()
+    assert runner.calls[0][2] == "echo 'x; rm -rf / $(id)'"
+
+
+def test_render_error_fails_the_step_naming_step_and_field(tmp_path: Path) -> None:
+    runner = MemoryRunner()
+    orch, journal = make(tmp_path, """
+params:
+  missing: {type: string}
+diagnose:
+  - {id: say, on: db, shell: "echo {{ params.missing }}"}
+""", runner)
+    outcome = orch.run()
+    assert outcome.status == "failed"
+    assert "step 'say', field shell: " in outcome.results["say"].reason
+    assert journal.of("error")[0]["where"] == "render"
+    assert runner.calls == []
+
+
+def test_interrupt_stops_before_the_next_step(tmp_path: Path) -> None:
+    stop = threading.Event()
+
+    def first(task: HostTask, host: str) -> HostResult:
+        stop.set()  # the signal arrives while the first step runs
+        return HostResult(host, "ok", rc=0)
+
+    runner = MemoryRunner({"one": first})
+    orch, journal = make(tmp_path, """
+diagnose:
+  - {id: one, on: db, shell: one}
+  - {id: two, on: db, shell: two}
+""", runner)
+    orch.stop_requested = stop
+    outcome: Outcome = orch.run()
+    assert (outcome.status, int(outcome.exit_code)) == ("interrupted", 130)
+    assert runner.ran() == ["one"]
+    assert journal.of("phase_finished")[0]["status"] == "interrupted"
+
+
+def test_http_and_assert_steps_run_on_the_control_node(tmp_path: Path) -> None:
+    runner = MemoryRunner({"count": out("3")})
+    orch, _ = make(tmp_path, """
+diagnose:
+  - {id: count, on: db, shell: count, parse: int}
+verify:
+  - id: check
+    assert: {that: ["steps.count.data == 3", "steps.count.total > 2"], message: "count is {{ steps.count.data }}"}
+  - id: wrong
+    assert: {that: "steps.count.data == 4", message: "count is {{ steps.count.data }}"}
+""", runner)
+    outcome = orch.run()
+    assert outcome.status == "failed"
+    assert outcome.results["check"].status == "ok"
+    assert outcome.reason == "verify step 'wrong' failed: count is 3; the playbook has no rollback steps"
+
+
+@pytest.mark.parametrize(
+    ("parse", "stdout", "expected"),
+    [
+        ("json", '{"a": [1, 2]}', {"a": [1, 2]}),
+        ("lines", "a\n\n b \n", ["a", "b"]),
+        ("int", " 42\n", 42),
+        ("float", "0.5", 0.5),
+        ("csv", "idle,3\nactive,1\n", [["idle", "3"], ["active", "1"]]),
+        ("{format: csv, columns: [state, n]}", "idle,3\n", [{"state": "idle", "n": "3"}]),
+        ("{format: regex, pattern: 'nginx/(?P<v>[0-9.]+)'}", "nginx version: nginx/1.22.1", [{"v": "1.22.1"}]),
+    ],
+)
+def test_parse_formats(tmp_path: Path, parse: str, stdout: str, expected: Any) -> None:
+    runner = MemoryRunner({"read": out(stdout)})
+    orch, _ = make(tmp_path, f"diagnose:\n  - {{id: read, on: db, shell: read, parse: {parse}}}\n", runner)
+    outcome = orch.run()
+    assert outcome.results["read"].view()["data"] == expected
+
+
+def test_unparseable_output_fails_the_host(tmp_path: Path) -> None:
+    runner = MemoryRunner({"read": out("not a number")})
+    orch, _ = make(tmp_path, "diagnose:\n  - {id: read, on: db, shell: read, parse: int}\n", runner)
+    outcome = orch.run()
+    assert outcome.status == "failed"
+    assert outcome.results["read"].hosts["db1"].msg == "parse int: output is not int: 'not a number'"
+
+
+def test_aggregates_over_hosts(tmp_path: Path) -> None:
+    values = {"w1": "3", "w2": "5", "w3": "0", "w4": "2"}
+    runner = MemoryRunner({"n": lambda t, h: HostResult(h, "ok", rc=0, stdout=values[h])})
+    orch, _ = make(tmp_path, "diagnose:\n  - {id: n, on: web, shell: n, parse: int}\n", runner)
+    view = orch.run().results["n"].view()
+    assert (view["total"], view["max"], view["min"], view["count"], view["any"], view["all"]) == (10, 5, 0, 4, True, False)
+    assert view["hosts"]["w2"]["data"] == 5
