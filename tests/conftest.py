@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No user config leaks in: IRX_* and ANSIBLE_* from the caller are removed, Ansible is pinned."""
     for name in list(os.environ):
         if name.startswith(("IRX_", "ANSIBLE_")) and name != "IRX_UPDATE_GOLDEN":
@@ -26,7 +25,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("NO_COLOR", "1")
     # ansible-playbook must be on PATH for ansible-runner: the venv's bin first.
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    yield
 
 
 @pytest.fixture

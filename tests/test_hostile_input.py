@@ -96,13 +96,39 @@ def test_random_bytes_never_raise(tmp_path: Path, content: bytes) -> None:
 
 
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
     st.sampled_from(["{{", "}}", "{{ x }}", "{% if %}", "*a", "&a", "!!python/object", "on", "- ", ": "]),
 )
 _keys = st.one_of(
     st.sampled_from(
-        ["apiVersion", "kind", "metadata", "name", "title", "severity", "params", "targets", "diagnose", "mitigate",
-         "verify", "rollback", "id", "on", "shell", "when", "http", "url", "type", "hosts", "approval", "parse"]
+        [
+            "apiVersion",
+            "kind",
+            "metadata",
+            "name",
+            "title",
+            "severity",
+            "params",
+            "targets",
+            "diagnose",
+            "mitigate",
+            "verify",
+            "rollback",
+            "id",
+            "on",
+            "shell",
+            "when",
+            "http",
+            "url",
+            "type",
+            "hosts",
+            "approval",
+            "parse",
+        ]
     ),
     st.text(min_size=1, max_size=10),
 )
@@ -120,8 +146,10 @@ def test_random_yaml_documents_never_raise(tmp_path: Path, data: dict[str, objec
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     checked = check_file(path)
     for problem in checked.problems:
-        assert problem.rule and problem.message
-        assert problem.line >= 0 and problem.col >= 0
+        assert problem.rule
+        assert problem.message
+        assert problem.line >= 0
+        assert problem.col >= 0
 
 
 @_SETTINGS

@@ -15,14 +15,25 @@ from irx.loader import check_file
 REPO = Path(__file__).resolve().parents[1]
 PLAYBOOKS = sorted((REPO / "playbooks").glob("*.yaml"))
 REQUIRED = {
-    "db-pool-exhausted", "database-connection-failure", "site-outage", "high-memory", "high-cpu", "slow-responses",
-    "high-error-rate", "redis-cache-failure", "ddos-traffic-spike", "auth-failures", "external-api-outage",
-    "queue-backlog", "disk-space-exhausted", "security-breach-containment",
+    "db-pool-exhausted",
+    "database-connection-failure",
+    "site-outage",
+    "high-memory",
+    "high-cpu",
+    "slow-responses",
+    "high-error-rate",
+    "redis-cache-failure",
+    "ddos-traffic-spike",
+    "auth-failures",
+    "external-api-outage",
+    "queue-backlog",
+    "disk-space-exhausted",
+    "security-breach-containment",
 }
 
 
 def test_library_has_every_required_playbook() -> None:
-    assert REQUIRED <= {p.stem for p in PLAYBOOKS}
+    assert {p.stem for p in PLAYBOOKS} >= REQUIRED
 
 
 @pytest.mark.parametrize("path", PLAYBOOKS, ids=lambda p: p.stem)
@@ -37,7 +48,10 @@ def test_shipped_playbooks_validate_with_plain_json_schema() -> None:
     checker = Path(sys.executable).parent / "check-jsonschema"
     result = subprocess.run(
         [str(checker), "--schemafile", str(REPO / "schemas" / "playbook.schema.json"), *map(str, PLAYBOOKS)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -54,7 +68,7 @@ def test_list_json_has_every_playbook_with_counts(capsys: pytest.CaptureFixture[
     assert names == {p.stem for p in PLAYBOOKS}
     pool = next(row for row in body["playbooks"] if row["name"] == "db-pool-exhausted")
     assert pool["severity"] == "SEV2"
-    assert sum(pool["steps"].values()) > 0 and pool["steps"]["diagnose"] >= 2
+    assert pool["steps"]["diagnose"] >= 2
     assert body["invalid"] == []
 
 

@@ -47,11 +47,11 @@ class ListJournal:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def event(self, type: str, **fields: Any) -> dict[str, Any]:  # noqa: A002
+    def event(self, type: str, **fields: Any) -> dict[str, Any]:
         self.events.append({"type": type, **fields})
         return self.events[-1]
 
-    def of(self, type: str) -> list[dict[str, Any]]:  # noqa: A002
+    def of(self, type: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == type]
 
 
@@ -85,10 +85,16 @@ targets:
 """
 
 
-def make(tmp_path: Path, body: str, runner: MemoryRunner, *, dry_run: bool = False,
-         approver: Callable[[Step, Sequence[str], str], Approval] | None = None,
-         groups: dict[str, list[str]] | None = None, params: dict[str, Any] | None = None,
-         ) -> tuple[Orchestrator, ListJournal]:
+def make(
+    tmp_path: Path,
+    body: str,
+    runner: MemoryRunner,
+    *,
+    dry_run: bool = False,
+    approver: Callable[[Step, Sequence[str], str], Approval] | None = None,
+    groups: dict[str, list[str]] | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[Orchestrator, ListJournal]:
     path = tmp_path / "tt.yaml"
     path.write_text(HEAD + body)
     journal = ListJournal()
@@ -110,13 +116,17 @@ def out(stdout: str, rc: int = 0) -> Script:
 
 def test_when_uses_parsed_diagnostics_to_run_or_skip(tmp_path: Path) -> None:
     runner = MemoryRunner({"count": out("7\n")})
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 diagnose:
   - {id: count, on: db, shell: psql -c "select 1", parse: int}
 mitigate:
   - {id: fix_big, on: db, shell: fix big, when: steps.count.data > 5}
   - {id: fix_small, on: db, shell: fix small, when: "{{ steps.count.total <= 5 }}"}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert (outcome.status, outcome.exit_code) == ("verified", 0)
     assert runner.ran() == ["count", "fix_big"]
@@ -128,10 +138,14 @@ mitigate:
 def test_until_retries_until_the_condition_holds(tmp_path: Path) -> None:
     answers = iter(["1", "2", "3"])
     runner = MemoryRunner({"poll": lambda t, h: HostResult(h, "ok", rc=0, stdout=next(answers))})
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 verify:
   - {id: poll, on: db, shell: count, parse: int, until: "result.data >= 3", retries: 5, delay: 0}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert outcome.status == "verified"
     assert outcome.results["poll"].attempts == 3
@@ -140,10 +154,14 @@ verify:
 
 def test_until_never_met_fails_after_retries(tmp_path: Path) -> None:
     runner = MemoryRunner({"poll": out("0")})
-    orch, _ = make(tmp_path, """
+    orch, _ = make(
+        tmp_path,
+        """
 verify:
   - {id: poll, on: db, shell: count, parse: int, until: steps.poll.data > 0, retries: 2, delay: 0}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert outcome.status == "failed"
     assert runner.ran() == ["poll"] * 3
@@ -152,11 +170,15 @@ verify:
 
 def test_failing_diagnose_aborts_with_the_hosts_words(tmp_path: Path) -> None:
     runner = MemoryRunner({"read": lambda t, h: HostResult(h, "failed", rc=2, msg="rc 2: connection refused")})
-    orch, _ = make(tmp_path, """
+    orch, _ = make(
+        tmp_path,
+        """
 diagnose:
   - {id: read, on: db, shell: psql}
   - {id: never, on: db, shell: echo}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert outcome.status == "failed"
     assert outcome.reason == "diagnose step 'read' failed: rc 2: connection refused on db1"
@@ -165,11 +187,15 @@ diagnose:
 
 def test_on_failure_continue_goes_on(tmp_path: Path) -> None:
     runner = MemoryRunner({"flaky": out("", rc=1)})
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 diagnose:
   - {id: flaky, on: db, shell: "false", on_failure: continue}
   - {id: next, on: db, shell: echo}
-""", runner)
+""",
+        runner,
+    )
     assert orch.run().status == "verified"
     assert runner.ran() == ["flaky", "next"]
     assert journal.of("decision")[0]["decision"] == "continue"
@@ -177,14 +203,18 @@ diagnose:
 
 def test_verify_failure_rolls_back_then_verifies_again(tmp_path: Path) -> None:
     runner = MemoryRunner({"check": out("", rc=1)})
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 mitigate:
   - {id: change, on: db, shell: change}
 verify:
   - {id: check, on: db, shell: check}
 rollback:
   - {id: undo, on: db, shell: undo}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert (outcome.status, int(outcome.exit_code)) == ("rolled_back", 1)
     assert runner.ran() == ["change", "check", "undo", "check"]
@@ -195,7 +225,9 @@ rollback:
 
 def test_on_failure_rollback_skips_the_rest_of_mitigate(tmp_path: Path) -> None:
     runner = MemoryRunner({"change": out("", rc=1)})
-    orch, _ = make(tmp_path, """
+    orch, _ = make(
+        tmp_path,
+        """
 mitigate:
   - {id: change, on: db, shell: change, on_failure: rollback}
   - {id: more, on: db, shell: more}
@@ -203,7 +235,9 @@ verify:
   - {id: check, on: db, shell: check}
 rollback:
   - {id: undo, on: db, shell: undo}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert outcome.status == "rolled_back"
     assert runner.ran() == ["change", "undo", "check"]
@@ -211,7 +245,9 @@ rollback:
 
 def test_dry_run_never_executes_a_mutating_step(tmp_path: Path) -> None:
     runner = MemoryRunner({"count": out("9")})
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 diagnose:
   - {id: count, on: db, shell: count, parse: int}
 mitigate:
@@ -219,7 +255,10 @@ mitigate:
   - {id: look, on: db, shell: ls, mutating: false}
 verify:
   - {id: check, on: db, shell: check, when: steps.fix.ok}
-""", runner, dry_run=True)
+""",
+        runner,
+        dry_run=True,
+    )
     outcome = orch.run()
     assert outcome.status == "dry_run"
     assert runner.ran() == ["count", "look"]
@@ -229,10 +268,15 @@ verify:
 
 def test_approval_missing_stops_the_run_awaiting_approval(tmp_path: Path) -> None:
     runner = MemoryRunner()
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 mitigate:
   - {id: fix, on: db, shell: fix, approval: required}
-""", runner, approver=lambda s, h, summary: Approval(False, "missing", "ci@runner"))
+""",
+        runner,
+        approver=lambda s, h, summary: Approval(False, "missing", "ci@runner"),
+    )
     outcome = orch.run()
     assert (outcome.status, int(outcome.exit_code)) == ("awaiting_approval", 4)
     assert runner.ran() == []
@@ -243,13 +287,19 @@ mitigate:
 
 def test_approval_refused_skips_the_step_and_goes_on(tmp_path: Path) -> None:
     runner = MemoryRunner()
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 params:
   level: {type: integer}
 mitigate:
   - {id: fix, on: db, shell: "fix {{ params.level }}", approval: required}
   - {id: after, on: db, shell: after}
-""", runner, approver=lambda s, h, summary: Approval(False, "refused", "ann@laptop"), params={"level": 3})
+""",
+        runner,
+        approver=lambda s, h, summary: Approval(False, "refused", "ann@laptop"),
+        params={"level": 3},
+    )
     outcome = orch.run()
     assert outcome.status == "verified"
     assert runner.ran() == ["after"]
@@ -259,10 +309,14 @@ mitigate:
 
 def test_serial_batches_stop_when_the_failure_budget_is_spent(tmp_path: Path) -> None:
     runner = MemoryRunner({"restart": lambda t, h: HostResult(h, "failed" if h in {"w1", "w2", "w3"} else "ok", rc=1)})
-    orch, _ = make(tmp_path, """
+    orch, _ = make(
+        tmp_path,
+        """
 mitigate:
   - {id: restart, on: web, shell: restart}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert outcome.status == "failed"
     assert [hosts for _, hosts, _ in runner.calls] == [("w1",), ("w2",), ("w3",)]  # serial: 1, budget 50%
@@ -271,10 +325,14 @@ mitigate:
 
 def test_failures_within_the_budget_pass(tmp_path: Path) -> None:
     runner = MemoryRunner({"read": lambda t, h: HostResult(h, "unreachable" if h == "w1" else "ok", msg="down")})
-    orch, _ = make(tmp_path, """
+    orch, _ = make(
+        tmp_path,
+        """
 diagnose:
   - {id: read, on: web, shell: uptime}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert outcome.status == "verified"
     assert [hosts for _, hosts, _ in runner.calls] == [("w1", "w2", "w3", "w4")]  # serial is for mutating steps
@@ -282,10 +340,14 @@ diagnose:
 
 def test_hosts_dead_in_preflight_are_not_sent_work(tmp_path: Path) -> None:
     runner = MemoryRunner()
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 diagnose:
   - {id: read, on: web, shell: uptime}
-""", runner)
+""",
+        runner,
+    )
     orch.unreachable = {"w2": "ssh: connection refused"}
     assert orch.run().status == "verified"
     assert runner.calls[0][1] == ("w1", "w3", "w4")
@@ -294,34 +356,47 @@ diagnose:
 
 def test_rendering_groups_hosts_with_the_same_command(tmp_path: Path) -> None:
     runner = MemoryRunner()
-    orch, _ = make(tmp_path, """
+    orch, _ = make(
+        tmp_path,
+        """
 diagnose:
   - {id: say, on: web, shell: "echo {{ host.name if host.name == 'w1' else 'other' }}"}
-""", runner)
+""",
+        runner,
+    )
     orch.run()
     assert sorted(runner.calls) == [("say", ("w1",), "echo w1"), ("say", ("w2", "w3", "w4"), "echo other")]
 
 
 def test_shell_values_are_quoted_when_rendered(tmp_path: Path) -> None:
     runner = MemoryRunner()
-    orch, _ = make(tmp_path, """
+    orch, _ = make(
+        tmp_path,
+        """
 params:
   evil: {type: string}
 diagnose:
   - {id: say, on: db, shell: "echo {{ params.evil }}"}
-""", runner, params={"evil": "x; rm -rf / $(id)"})
+""",
+        runner,
+        params={"evil": "x; rm -rf / $(id)"},
+    )
     orch.run()
     assert runner.calls[0][2] == "echo 'x; rm -rf / $(id)'"
 
 
 def test_render_error_fails_the_step_naming_step_and_field(tmp_path: Path) -> None:
     runner = MemoryRunner()
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 params:
   missing: {type: string}
 diagnose:
   - {id: say, on: db, shell: "echo {{ params.missing }}"}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert outcome.status == "failed"
     assert "step 'say', field shell: " in outcome.results["say"].reason
@@ -337,11 +412,15 @@ def test_interrupt_stops_before_the_next_step(tmp_path: Path) -> None:
         return HostResult(host, "ok", rc=0)
 
     runner = MemoryRunner({"one": first})
-    orch, journal = make(tmp_path, """
+    orch, journal = make(
+        tmp_path,
+        """
 diagnose:
   - {id: one, on: db, shell: one}
   - {id: two, on: db, shell: two}
-""", runner)
+""",
+        runner,
+    )
     orch.stop_requested = stop
     outcome: Outcome = orch.run()
     assert (outcome.status, int(outcome.exit_code)) == ("interrupted", 130)
@@ -351,7 +430,9 @@ diagnose:
 
 def test_http_and_assert_steps_run_on_the_control_node(tmp_path: Path) -> None:
     runner = MemoryRunner({"count": out("3")})
-    orch, _ = make(tmp_path, """
+    orch, _ = make(
+        tmp_path,
+        """
 diagnose:
   - {id: count, on: db, shell: count, parse: int}
 verify:
@@ -359,7 +440,9 @@ verify:
     assert: {that: ["steps.count.data == 3", "steps.count.total > 2"], message: "count is {{ steps.count.data }}"}
   - id: wrong
     assert: {that: "steps.count.data == 4", message: "count is {{ steps.count.data }}"}
-""", runner)
+""",
+        runner,
+    )
     outcome = orch.run()
     assert outcome.status == "failed"
     assert outcome.results["check"].status == "ok"
@@ -398,5 +481,12 @@ def test_aggregates_over_hosts(tmp_path: Path) -> None:
     runner = MemoryRunner({"n": lambda t, h: HostResult(h, "ok", rc=0, stdout=values[h])})
     orch, _ = make(tmp_path, "diagnose:\n  - {id: n, on: web, shell: n, parse: int}\n", runner)
     view = orch.run().results["n"].view()
-    assert (view["total"], view["max"], view["min"], view["count"], view["any"], view["all"]) == (10, 5, 0, 4, True, False)
+    assert (view["total"], view["max"], view["min"], view["count"], view["any"], view["all"]) == (
+        10,
+        5,
+        0,
+        4,
+        True,
+        False,
+    )
     assert view["hosts"]["w2"]["data"] == 5

@@ -32,7 +32,8 @@ def test_problems_exit_1_with_every_problem_on_its_own_line(capsys: pytest.Captu
     lines = capsys.readouterr().out.splitlines()
     expected = len((CASES / "invalid" / "schema-errors.expected").read_text().splitlines())
     assert len(lines) == expected + 1  # every problem, plus the summary
-    assert lines[0] == f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}:1:13: schema-const: apiVersion: must be 'irx/v1', got 'irx/v2'"
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    assert lines[0] == f"{shown}:1:13: schema-const: apiVersion: must be 'irx/v1', got 'irx/v2'"
 
 
 def test_warnings_pass_unless_strict(tmp_path: Path) -> None:
@@ -150,7 +151,8 @@ def test_help_imports_no_heavy_library() -> None:
         "{'ansible', 'ansible_runner', 'httpx', 'paramiko', 'jsonschema', 'jinja2'})\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
-                            env={**os.environ})
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, env={**os.environ}
+    )
     assert "Exit codes:" in result.stdout
     assert result.stdout.strip().endswith("HEAVY=")

@@ -169,9 +169,17 @@ def show_command(name: str, fmt: str = "text", playbook_dir: Path | None = None)
     if pb.params:
         out += ["", "Params:"]
         for p in pb.params.values():
-            default = ("******" if p.secret else repr(p.default)) if p.has_default else "(required)" if p.required else "(none)"
+            default = (
+                ("******" if p.secret else repr(p.default))
+                if p.has_default
+                else "(required)"
+                if p.required
+                else "(none)"
+            )
             env = f" env {p.env}" if p.env else ""
-            out.append(f"  {p.name} ({p.type}{', secret' if p.secret else ''}) = {default}{env}  {p.description}".rstrip())
+            out.append(
+                f"  {p.name} ({p.type}{', secret' if p.secret else ''}) = {default}{env}  {p.description}".rstrip()
+            )
     if pb.targets:
         out += ["", "Targets:"] + [f"  {t.name}: {t.hosts}" for t in pb.targets.values()]
     for phase in PHASES:

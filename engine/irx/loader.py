@@ -71,7 +71,7 @@ class _TooDeep(Exception):
         self.mark = mark
 
 
-class _Composer(Composer, _Parser, _Resolver):  # type: ignore[misc]
+class _Composer(Composer, _Parser, _Resolver):
     """libyaml events, Python composition: depth-limited and recording duplicate keys."""
 
     def __init__(self, text: str) -> None:
@@ -84,13 +84,16 @@ class _Composer(Composer, _Parser, _Resolver):  # type: ignore[misc]
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise _TooDeep(self.peek_event().start_mark)
+            event = self.peek_event()
+            raise _TooDeep(event.start_mark if event is not None else None)
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            node = super().compose_node(parent, index)
+            assert node is not None  # the composer only returns None at the end of the stream
+            return node
         finally:
             self.depth -= 1
 
-    def compose_mapping_node(self, anchor: str | None) -> MappingNode:
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:
         node: MappingNode = super().compose_mapping_node(anchor)
         seen: dict[str, int] = {}
         for key, _ in node.value:
@@ -133,7 +136,7 @@ class Document:
 
 
 def _mark(mark: Any) -> tuple[int, int]:
-    return (mark.line + 1, mark.column + 1)
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
 
 def read_document(path: Path) -> Document:
@@ -155,7 +158,9 @@ def read_document(path: Path) -> Document:
     if root is None:
         return doc
     if _expanded_size(root, {}) > MAX_NODES:
-        doc.problem(_mark(root.start_mark), "yaml-too-large", f"document expands to more than {MAX_NODES} nodes (aliases)")
+        doc.problem(
+            _mark(root.start_mark), "yaml-too-large", f"document expands to more than {MAX_NODES} nodes (aliases)"
+        )
         return doc
     doc.data = _Builder(doc).build(root, ())
     if not isinstance(doc.data, dict):
@@ -178,7 +183,9 @@ def _decode(doc: Document, raw: bytes) -> str | None:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line, col = _offset_position(raw, exc.start)
-        doc.problem((line, col), "file-encoding", f"invalid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8")
+        doc.problem(
+            (line, col), "file-encoding", f"invalid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        )
         return None
     return text
 
@@ -197,8 +204,11 @@ def _compose(doc: Document, text: str) -> Node | None:
             root = composer.compose_document()
         if not composer.check_event(StreamEndEvent):
             extra = composer.peek_event()
-            doc.problem(_mark(extra.start_mark), "yaml-multiple-documents",
-                        "several documents in one file; put one playbook per file")
+            doc.problem(
+                _mark(extra.start_mark) if extra is not None else (1, 1),
+                "yaml-multiple-documents",
+                "several documents in one file; put one playbook per file",
+            )
     except _TooDeep as exc:
         doc.problem(_mark(exc.mark), "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels")
         return None
@@ -211,8 +221,11 @@ def _compose(doc: Document, text: str) -> Node | None:
     finally:
         composer.dispose()
     for key, first_line in composer.duplicates:
-        doc.problem(_mark(key.start_mark), "yaml-duplicate-key",
-                    f"duplicate key '{key.value}' (first defined on line {first_line})")
+        doc.problem(
+            _mark(key.start_mark),
+            "yaml-duplicate-key",
+            f"duplicate key '{key.value}' (first defined on line {first_line})",
+        )
     if root is None:
         doc.problem((1, 1), "yaml-empty", "file has no content; expected a playbook mapping (apiVersion: irx/v1)")
     return root
@@ -226,7 +239,9 @@ def _yaml_problem(path: Path, exc: yaml.MarkedYAMLError, text: str) -> Problem:
     source = lines[line - 1] if 0 < line <= len(lines) else ""
     indent = source[: len(source) - len(source.lstrip(" \t"))]
     if "\t" in indent:
-        return Problem(path, line, indent.index("\t") + 1, "yaml-tab", "tab character in indentation; YAML needs spaces")
+        return Problem(
+            path, line, indent.index("\t") + 1, "yaml-tab", "tab character in indentation; YAML needs spaces"
+        )
     context = f" {exc.context}" if exc.context else ""
     return Problem(path, line, col, "yaml-syntax", f"{problem}{context}")
 
@@ -260,8 +275,9 @@ class _Builder:
             self.doc.problem(_mark(node.start_mark), "yaml-recursive-alias", "an alias refers to its own ancestor")
             return None
         if node.tag not in _ALLOWED_TAGS:
-            self.doc.problem(_mark(node.start_mark), "yaml-unknown-tag",
-                             f"tag {node.tag} is not allowed; playbooks are plain data")
+            self.doc.problem(
+                _mark(node.start_mark), "yaml-unknown-tag", f"tag {node.tag} is not allowed; playbooks are plain data"
+            )
             return None
         if isinstance(node, MappingNode | SequenceNode):
             self.active.add(id(node))
@@ -271,7 +287,7 @@ class _Builder:
                 return [self.build(child, (*path, index)) for index, child in enumerate(node.value)]
             finally:
                 self.active.discard(id(node))
-        if node.style in ("|", ">"):
+        if getattr(node, "style", None) in ("|", ">"):
             self.doc.block_scalars.add(path)
         value = self.scalars.construct_object(node)
         if node.tag == _CORE + "timestamp":

@@ -37,7 +37,7 @@ class HostRunner(Protocol):
 
 
 class Journal(Protocol):
-    def event(self, type: str, **fields: Any) -> Any: ...
+    def event(self, type: str, /, **fields: Any) -> Any: ...
 
 
 class Targeting(Protocol):

@@ -45,15 +45,52 @@ RULES: Mapping[str, str] = {
 
 RESULT_FIELDS = frozenset(
     {
-        "status", "ok", "failed", "skipped", "changed", "timed_out", "unreachable", "rc", "stdout", "stderr",
-        "data", "values", "total", "max", "min", "count", "any", "all", "hosts", "duration",
-        "status_code", "json", "body", "elapsed", "attempts",
+        "status",
+        "ok",
+        "failed",
+        "skipped",
+        "changed",
+        "timed_out",
+        "unreachable",
+        "rc",
+        "stdout",
+        "stderr",
+        "data",
+        "values",
+        "total",
+        "max",
+        "min",
+        "count",
+        "any",
+        "all",
+        "hosts",
+        "duration",
+        "status_code",
+        "json",
+        "body",
+        "elapsed",
+        "attempts",
     }
 )
 _READ_ONLY_MODULES = frozenset(
-    f"ansible.builtin.{m}" for m in (
-        "stat", "slurp", "setup", "service_facts", "package_facts", "find", "wait_for", "ping", "debug",
-        "assert", "getent", "command", "shell", "uri", "fail", "set_fact",
+    f"ansible.builtin.{m}"
+    for m in (
+        "stat",
+        "slurp",
+        "setup",
+        "service_facts",
+        "package_facts",
+        "find",
+        "wait_for",
+        "ping",
+        "debug",
+        "assert",
+        "getent",
+        "command",
+        "shell",
+        "uri",
+        "fail",
+        "set_fact",
     )
 )
 _MUTATING_SHELL = re.compile(
@@ -169,7 +206,7 @@ class _Context:
         line, col = self.doc.position(field.path)
         if lineno > 1 or field.path in self.doc.block_scalars:
             line, col = line + lineno - (0 if field.path in self.doc.block_scalars else 1), 1
-        self.doc.problem((line, col), rule, message, level)  # type: ignore[arg-type]
+        self.doc.problem((line, col), rule, message, level)
 
 
 def check_rules(doc: Document, playbook: Playbook | None) -> None:
@@ -201,9 +238,19 @@ def _targets(ctx: _Context) -> None:
         ctx.used_targets.add(on)
         if on not in ctx.targets:
             known = ", ".join(sorted(ctx.targets)) or "none are defined"
-            ctx.report((*step.path, "on"), "unknown-target", f"step '{step.id}' runs on unknown target '{on}' (targets: {known})")
+            ctx.report(
+                (*step.path, "on"),
+                "unknown-target",
+                f"step '{step.id}' runs on unknown target '{on}' (targets: {known})",
+            )
         if not any(action in step.raw for action in ("shell", "command", "module")):
-            ctx.report((*step.path, "on"), "ignored-on", f"step '{step.id}' runs on the control node; on: is ignored", "warning", key=True)
+            ctx.report(
+                (*step.path, "on"),
+                "ignored-on",
+                f"step '{step.id}' runs on the control node; on: is ignored",
+                "warning",
+                key=True,
+            )
 
 
 def _templates(ctx: _Context) -> None:
@@ -264,23 +311,33 @@ def _check_names(ctx: _Context, step: StepInfo | None, field: Field, tree: nodes
         known = ", ".join(sorted(allowed))
         ctx.report_in(field, lineno, "unknown-name", f"{field.name}: unknown name '{name}' (known: {known})")
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        attr = getattr(node, "attr", None) or getattr(getattr(node, "arg", None), "value", None)
         if isinstance(attr, str) and attr.startswith("_"):
-            ctx.report_in(field, node.lineno, "unsafe-attribute", f"{field.name}: attribute '{attr}' starts with _; the sandbox refuses it")
+            ctx.report_in(
+                field,
+                node.lineno,
+                "unsafe-attribute",
+                f"{field.name}: attribute '{attr}' starts with _; the sandbox refuses it",
+            )
         param = _ref(node, "params")
         if param is not None:
             ctx.used_params.add(param[0])
             if param[0] not in ctx.params:
                 known = ", ".join(sorted(ctx.params)) or "none are declared"
-                ctx.report_in(field, node.lineno, "unknown-param", f"{field.name}: unknown param '{param[0]}' (params: {known})")
+                ctx.report_in(
+                    field, node.lineno, "unknown-param", f"{field.name}: unknown param '{param[0]}' (params: {known})"
+                )
         ref = _ref(node, "steps")
         if ref is not None and step is not None:
             _check_step_ref(ctx, step, field, ref[0], node)
+        field_name = getattr(node, "attr", None)
         inner = _ref(node.node, "steps") if isinstance(node, nodes.Getattr) else None
-        if inner is not None and node.attr not in RESULT_FIELDS:  # steps.ID.FIELD
+        if inner is not None and field_name not in RESULT_FIELDS:  # steps.ID.FIELD
             ctx.report_in(
-                field, node.lineno, "unknown-result-field",
-                f"{field.name}: steps.{inner[0]}.{node.attr} is not a result field "
+                field,
+                node.lineno,
+                "unknown-result-field",
+                f"{field.name}: steps.{inner[0]}.{field_name} is not a result field "
                 f"(known: {', '.join(sorted(RESULT_FIELDS))})",
                 "warning",
             )
@@ -312,16 +369,31 @@ def _mutating(ctx: _Context) -> None:
         if step.phase != "diagnose":
             continue
         if step.raw.get("mutating") is True:
-            ctx.report((*step.path, "mutating"), "mutating-in-diagnose", f"step '{step.id}' is mutating; diagnose steps must be read-only (move it to mitigate)")
+            ctx.report(
+                (*step.path, "mutating"),
+                "mutating-in-diagnose",
+                f"step '{step.id}' is mutating; diagnose steps must be read-only (move it to mitigate)",
+            )
             continue
         module = step.raw.get("module")
         shell = step.raw.get("shell")
         command = step.raw.get("command")
         text = shell if isinstance(shell, str) else " ".join(map(str, command)) if isinstance(command, list) else ""
         if isinstance(module, str) and module not in _READ_ONLY_MODULES:
-            ctx.report((*step.path, "module"), "diagnose-may-mutate", f"module {module} in diagnose may change the host; irx runs diagnose steps even in a dry run", "warning")
+            ctx.report(
+                (*step.path, "module"),
+                "diagnose-may-mutate",
+                f"module {module} in diagnose may change the host; irx runs diagnose steps even in a dry run",
+                "warning",
+            )
         elif text and (match := _MUTATING_SHELL.search(text)):
-            ctx.report((*step.path, "shell" if shell else "command"), "diagnose-may-mutate", f"'{match.group(0)}' in diagnose looks like it changes the host; irx runs diagnose steps even in a dry run", "warning")
+            ctx.report(
+                (*step.path, "shell" if shell else "command"),
+                "diagnose-may-mutate",
+                f"'{match.group(0)}' in diagnose looks like it changes the host; "
+                "irx runs diagnose steps even in a dry run",
+                "warning",
+            )
 
 
 def _approvals(ctx: _Context) -> None:
@@ -332,7 +404,8 @@ def _approvals(ctx: _Context) -> None:
     for step in ctx.steps:
         if _is_mutating(step) and "approval" not in step.raw and "approve" not in step.raw:
             ctx.report(
-                step.path, "approval-missing",
+                step.path,
+                "approval-missing",
                 f"step '{step.id}' is mutating in a {normalize_severity(severity)} playbook: add 'approval: required' "
                 "or 'approval: {required: false, reason: ...}'",
             )
@@ -343,7 +416,11 @@ def _rollback(ctx: _Context) -> None:
         return
     for step in ctx.steps:
         if step.raw.get("on_failure") == "rollback":
-            ctx.report((*step.path, "on_failure"), "no-rollback-steps", f"step '{step.id}' says on_failure: rollback but the playbook has no rollback steps")
+            ctx.report(
+                (*step.path, "on_failure"),
+                "no-rollback-steps",
+                f"step '{step.id}' says on_failure: rollback but the playbook has no rollback steps",
+            )
 
 
 _PY_TYPES: Mapping[str, Callable[[Any], bool]] = {
@@ -361,7 +438,12 @@ def _params(ctx: _Context) -> None:
             continue
         kind = spec["type"]
         if kind not in {"integer", "number"} and ("minimum" in spec or "maximum" in spec):
-            ctx.report(("params", name, "minimum" if "minimum" in spec else "maximum"), "param-default", f"param '{name}': minimum/maximum apply only to integer and number params", key=True)
+            ctx.report(
+                ("params", name, "minimum" if "minimum" in spec else "maximum"),
+                "param-default",
+                f"param '{name}': minimum/maximum apply only to integer and number params",
+                key=True,
+            )
         if "default" not in spec:
             continue
         default = spec["default"]
@@ -391,7 +473,13 @@ def _params(ctx: _Context) -> None:
 def _controls(ctx: _Context) -> None:
     for step in ctx.steps:
         if "until" in step.raw and not step.raw.get("retries"):
-            ctx.report((*step.path, "until"), "until-without-retries", f"step '{step.id}' has until: but no retries:, so it runs once", "warning", key=True)
+            ctx.report(
+                (*step.path, "until"),
+                "until-without-retries",
+                f"step '{step.id}' has until: but no retries:, so it runs once",
+                "warning",
+                key=True,
+            )
 
 
 def _name(ctx: _Context) -> None:
@@ -399,14 +487,27 @@ def _name(ctx: _Context) -> None:
     name = meta.get("name") if isinstance(meta, Mapping) else None
     stem = ctx.doc.path.name.rsplit(".", 1)[0]
     if isinstance(name, str) and name != stem:
-        ctx.report(("metadata", "name"), "name-mismatch", f"playbook '{name}' is in a file named {ctx.doc.path.name}; name the file {name}.yaml", "warning")
+        ctx.report(
+            ("metadata", "name"),
+            "name-mismatch",
+            f"playbook '{name}' is in a file named {ctx.doc.path.name}; name the file {name}.yaml",
+            "warning",
+        )
 
 
 def _unused(ctx: _Context) -> None:
     if ctx.doc.ok:  # only meaningful when the templates parsed
         for name in ctx.params:
             if name not in ctx.used_params:
-                ctx.report(("params", name), "unused-param", f"param '{name}' is declared but never used", "warning", key=True)
+                ctx.report(
+                    ("params", name), "unused-param", f"param '{name}' is declared but never used", "warning", key=True
+                )
     for name in ctx.targets:
         if name not in ctx.used_targets:
-            ctx.report(("targets", name), "unused-target", f"target '{name}' is declared but no step runs on it", "warning", key=True)
+            ctx.report(
+                ("targets", name),
+                "unused-target",
+                f"target '{name}' is declared but no step runs on it",
+                "warning",
+                key=True,
+            )

@@ -28,7 +28,8 @@ _PATTERN_HINTS = {
 
 _ANYOF_HINTS = {
     "approval": "approval must be 'required' or a mapping {required: false, reason: WHY}",
-    "parse": "parse must be one of json, lines, csv, int, float, text, or a mapping {format: ..., pattern/columns: ...}",
+    "parse": "parse must be one of json, lines, csv, int, float, text, "
+    "or a mapping {format: ..., pattern/columns: ...}",
     "that": "assert.that must be an expression or a list of expressions",
     "status": "expect.status must be an HTTP status code (100-599) or a list of them",
 }
@@ -112,7 +113,12 @@ def describe(error: Any) -> Iterator[Described]:
         yield path, False, "schema-action", message
         return
     if kind == "anyOf" and not path:
-        yield path, False, "schema-no-steps", "a playbook needs at least one step in diagnose, mitigate, verify or rollback"
+        yield (
+            path,
+            False,
+            "schema-no-steps",
+            "a playbook needs at least one step in diagnose, mitigate, verify or rollback",
+        )
         return
     if kind in {"anyOf", "oneOf"}:
         name = next((p for p in reversed(path) if isinstance(p, str)), "")
@@ -149,7 +155,7 @@ def _sentence(kind: str, error: Any) -> str:
     value, instance = error.validator_value, error.instance
     if kind == "type":
         expected = value if isinstance(value, list) else [value]
-        names = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
+        names = " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in expected)
         return f"expected {names}, got {_type_of(instance)} {_show(instance)}"
     if kind == "enum":
         return f"{_show(instance)} is not one of: {', '.join(str(v) for v in value)}"

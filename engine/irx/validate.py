@@ -149,7 +149,12 @@ def format_junit(files: Sequence[Path], problems: Sequence[Problem], strict: boo
     failing = {n for n in names if any(p.level == "error" or strict for p in by_file[n])}
     suites = ET.Element("testsuites", name="irx validate", tests=str(len(names)), failures=str(len(failing)))
     suite = ET.SubElement(
-        suites, "testsuite", name="irx validate", tests=str(len(names)), failures=str(len(failing)), errors="0",
+        suites,
+        "testsuite",
+        name="irx validate",
+        tests=str(len(names)),
+        failures=str(len(failing)),
+        errors="0",
         skipped="0",
     )
     for name in names:

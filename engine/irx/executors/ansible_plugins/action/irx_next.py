@@ -15,7 +15,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 
-class ActionModule(ActionBase):
+class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no type information
     TRANSFERS_FILES = False
     _requires_connection = False
 
