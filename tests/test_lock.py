@@ -198,3 +198,34 @@ def test_default_lock_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert default_lock_dir() == Path(".irx/locks")
     monkeypatch.setenv("IRX_LOCK_DIR", str(tmp_path))
     assert default_lock_dir() == tmp_path
+
+
+def test_lock_events_for_the_timeline_match_its_schema(
+    lock_dir: Path, tmp_path: Path, other_holder: subprocess.Popen[str]
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    from irx.redact import Redactor
+    from irx.timeline import Journal, read_journal
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "timeline.schema.json").read_text())
+    with Journal.create(tmp_path / "runs", "r1", Redactor()) as journal:
+        forced = acquire(lock_dir, force=True)
+        journal.event("lock", **forced.event_fields())
+        journal.event("lock", **forced.event_fields(released=True))
+        forced.release()
+        os.kill(other_holder.pid, signal.SIGKILL)
+        other_holder.wait(timeout=10)
+        plain = acquire(lock_dir, ["db1"])
+        journal.event("lock", **plain.event_fields())
+        plain.release()
+    events = read_journal(journal.path).events
+    assert [(event["action"], "previous" in event) for event in events] == [
+        ("forced", True),
+        ("released", False),
+        ("acquired", False),
+    ]
+    assert events[0]["previous"]["operator"] == "bob@oncall-2"
+    assert events[0]["holder"]["operator"] == "alice@laptop"
+    for event in events:
+        Draft202012Validator(schema).validate(event)

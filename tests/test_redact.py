@@ -173,19 +173,19 @@ def test_concurrent_add_and_redact() -> None:
     errors: list[str] = []
 
     def reader() -> None:
-        for _ in range(2000):
+        for _ in range(500):
             if "initial-secret" in redactor.redact_text("x initial-secret y"):
                 errors.append("leaked")
 
     threads = [threading.Thread(target=reader) for _ in range(3)]
     for thread in threads:
         thread.start()
-    for number in range(200):
+    for number in range(50):
         redactor.add(f"added-{number:04d}")
     for thread in threads:
         thread.join()
     assert errors == []
-    assert redactor.redact_text("added-0199") == MASK
+    assert redactor.redact_text("added-0049") == MASK
 
 
 def test_many_secrets_over_a_megabyte_stay_fast() -> None:

@@ -113,6 +113,14 @@ def read_valid(path: Path) -> list[dict[str, Any]]:
     return read.events
 
 
+@pytest.fixture(autouse=True)
+def every_journal_written_is_schema_valid(tmp_path: Path) -> Iterator[None]:
+    """After each test, every event of every journal it wrote must match the schema."""
+    yield
+    for path in tmp_path.rglob(TIMELINE_FILE):
+        validate_events(read_journal(path).events)
+
+
 @pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
@@ -324,7 +332,7 @@ def test_shipped_schema_is_the_repository_schema() -> None:
         ({"status": "meh"}, "is not one of"),
         ({"ts": "2026-11-22 11:09:44"}, "does not match"),
         ({"seq": 0}, "less than the minimum"),
-        ({"surprise": 1}, "Unevaluated properties are not allowed"),
+        ({"surprise": 1}, "Additional properties are not allowed"),
         ({"v": 2}, "1 was expected"),
     ],
 )
@@ -393,11 +401,11 @@ def test_secrets_never_reach_the_disk(journal: Journal) -> None:
 
 
 def test_fixed_vocabulary_is_not_masked_even_by_a_matching_secret(runs_dir: Path) -> None:
-    with Journal.create(runs_dir, "r1", Redactor(["ok", "diagnose"])) as journal:
+    with Journal.create(runs_dir, "r1", Redactor(["ok", "diagnose", "0"])) as journal:
         event = journal.event(
             "host_result", phase="diagnose", step="s", host="h", status="ok", rc=0, stdout="ok: diagnose done"
         )
-    assert (event["status"], event["phase"]) == ("ok", "diagnose")
+    assert (event["status"], event["phase"], event["rc"]) == ("ok", "diagnose", 0)
     assert event["stdout"] == f"{MASK}: {MASK} done"
 
 
@@ -438,10 +446,12 @@ def test_values_are_made_json(journal: Journal) -> None:
         RED = "red"
 
     event = journal.event(
-        "error",
-        message="m",
-        where=Path("/etc/irx"),
-        exception={
+        "host_result",
+        step="s",
+        host="h",
+        status="ok",
+        msg=Path("/etc/irx"),
+        data={
             "when": datetime(2026, 11, 22, 11, 9, 44, 5, tzinfo=UTC),
             "set": {3, 1, 2},
             "tuple": (1, "a"),
@@ -451,8 +461,8 @@ def test_values_are_made_json(journal: Journal) -> None:
             7: "int-key",
         },
     )
-    assert event["where"] == "/etc/irx"
-    assert event["exception"] == {
+    assert event["msg"] == "/etc/irx"
+    assert event["data"] == {
         "when": "2026-11-22T11:09:44.000005Z",
         "set": [1, 2, 3],
         "tuple": [1, "a"],
@@ -461,7 +471,7 @@ def test_values_are_made_json(journal: Journal) -> None:
         "bytes": "\ufffdok",
         "7": "int-key",
     }
-    assert read_journal(journal.path).events[0]["exception"] == event["exception"]
+    assert read_journal(journal.path).events[0]["data"] == event["data"]
 
 
 def test_undecodable_output_keeps_the_line_valid(journal: Journal) -> None:
@@ -481,6 +491,41 @@ def test_misuse_is_a_programming_error(journal: Journal) -> None:
     assert journal.closed
     with pytest.raises(JournalError, match="the journal is closed"):
         journal.event("error", message="late")
+
+
+# Run in a subprocess: a file size limit makes one write fail halfway, as a full disk would.
+FULL_DISK = textwrap.dedent(
+    """
+    import os, resource, signal, sys
+    from pathlib import Path
+    from irx.redact import Redactor
+    from irx.timeline import Journal, JournalError
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    journal = Journal.create(Path(sys.argv[1]), "r-full", Redactor())
+    journal.event("error", message="before")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (journal.path.stat().st_size + 40, hard))
+    try:
+        journal.event("error", message="x" * 500)
+    except JournalError as exc:
+        print(exc)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    journal.event("error", message="after")
+    """
+)
+
+
+def test_a_failed_write_loses_only_its_own_event(runs_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(runs_dir)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == f"cannot write the journal {runs_dir / 'r-full' / TIMELINE_FILE}: File too large\n"
+    read = read_journal(runs_dir / "r-full")
+    assert [event["message"] for event in read.events] == ["before", "after"]
+    assert len(read.problems) == 2
+    assert read.problems[0].startswith("line 2: not valid JSON")
+    assert read.problems[1] == "line 3: seq 3 follows 1 (1 event(s) missing)"
 
 
 def test_a_run_directory_is_never_reused(runs_dir: Path) -> None:
@@ -509,7 +554,7 @@ def test_files_are_private(journal: Journal) -> None:
 
 def test_threads_record_concurrently_without_losing_or_mixing_events(journal: Journal) -> None:
     def record(worker: int) -> None:
-        for number in range(150):
+        for number in range(60):
             journal.event("host_result", step=f"t{worker}", host="h", status="ok", stdout=f"{number}\n" * 50)
 
     threads = [threading.Thread(target=record, args=(worker,)) for worker in range(8)]
@@ -518,10 +563,10 @@ def test_threads_record_concurrently_without_losing_or_mixing_events(journal: Jo
     for thread in threads:
         thread.join()
     events = read_valid(journal.path)
-    assert len(events) == 8 * 150
+    assert len(events) == 8 * 60
     for worker in range(8):
         mine = [event["stdout"] for event in events if event["step"] == f"t{worker}"]
-        assert mine == [f"{number}\n" * 50 for number in range(150)]
+        assert mine == [f"{number}\n" * 50 for number in range(60)]
 
 
 def test_kill_9_mid_run_loses_no_recorded_event(runs_dir: Path) -> None:

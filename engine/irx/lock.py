@@ -182,6 +182,16 @@ class RunLock:
             raise
         return cls(path, fd, holder, forced=True, previous=previous)
 
+    def event_fields(self, *, released: bool = False) -> dict[str, Any]:
+        """The fields of the timeline ``lock`` event for this lock: ``journal.event("lock", **fields)``."""
+        action = "released" if released else "forced" if self.forced else "acquired"
+        fields: dict[str, Any] = {"action": action, "holder": self.holder.to_dict(), "path": str(self.path)}
+        if not released and self.previous is not None:
+            fields["previous"] = self.previous.to_dict()
+        if not released and self.stale is not None:
+            fields["stale"] = self.stale.to_dict()
+        return fields
+
     @property
     def held(self) -> bool:
         return self._fd is not None

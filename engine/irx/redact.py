@@ -91,9 +91,7 @@ class Redactor:
     def add(self, *secrets: object) -> None:
         """Add secrets learnt during the run; the new pattern replaces the old one in a single assignment,
         so a thread redacting at the same time sees either the old or the new set, never a broken one."""
-        values = {
-            secret if isinstance(secret, str) else str(secret) for secret in secrets if secret is not None
-        }
+        values = {secret if isinstance(secret, str) else str(secret) for secret in secrets if secret is not None}
         values = {value for value in values if value.strip()} - self._secrets
         if not values:
             return

@@ -82,12 +82,10 @@ INCOMPLETE = "incomplete"
 
 _HEADER = ("v", "seq", "ts", "run_id", "type")
 _OUTPUT_FIELDS = ("stdout", "stderr")
-# Fields irx fills from its own vocabulary or counters, never from user data: redacting them could only
-# break the format (a secret "ok" would mask every status).
-_NOT_REDACTED = frozenset(
-    {"phase", "status", "action", "decision", "method", "mode", "mutating", "approval_required", "approved"}
-    | {"forced_lock", "changed", "rc", "duration", "exit_code", "attempts", "cap", "pid", "http_status"}
-)
+# Fields irx fills from its own vocabulary, never from user data: redacting them could only break the
+# format (a secret "ok" would mask every status). Top-level numbers and booleans (rc, seq, duration,
+# exit_code, flags) are irx's own counters and codes and are not redacted either.
+_VOCABULARY = frozenset({"phase", "status", "action", "decision", "method", "mode", "severity", "kind"})
 _TRUNCATION_MARK = "\n[... {omitted} bytes omitted by irx (output cap {cap} bytes) ...]\n"
 _TORN = "truncated event (the run was killed while writing)"
 
@@ -175,11 +173,10 @@ class Journal:
         self._fd: int | None = fd
         self._seq = 0
         self._lock = threading.Lock()
+        self._torn = False  # a failed write may have left part of a line: end it before the next one
 
     @classmethod
-    def create(
-        cls, runs_dir: Path, run_id: str, redactor: Redactor, *, output_cap: int = OUTPUT_CAP
-    ) -> Journal:
+    def create(cls, runs_dir: Path, run_id: str, redactor: Redactor, *, output_cap: int = OUTPUT_CAP) -> Journal:
         """Make ``<runs_dir>/<run_id>/`` and its empty ``timeline.jsonl``, locked for this process.
 
         Refuses a run id that is not a plain name and a run directory that already exists: a journal is
@@ -206,8 +203,9 @@ class Journal:
             fd = os.open(path, flags, 0o600)
         except OSError as exc:
             raise JournalError(f"cannot create the journal {path}: {exc.strerror}") from None
+        # Held until close or death; blocking, because a reader may hold a shared lock for a moment.
         with contextlib.suppress(OSError):  # a filesystem without flock only loses "running" detection
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         # The new directory entries must survive a crash too, not only the lines written into the file.
         for directory in (run_dir, run_dir.parent):
             _fsync_directory(directory)
@@ -225,11 +223,10 @@ class Journal:
         reserved = set(_HEADER) & fields.keys()
         if reserved:
             raise ValueError(f"reserved timeline field(s): {', '.join(sorted(reserved))}")
-        body = {
-            name: value if name in _NOT_REDACTED else self.redactor.redact(_jsonable(value))
-            for name, value in fields.items()
-            if value is not None
-        }
+        body = {name: _jsonable(value) for name, value in fields.items() if value is not None}
+        for name, value in body.items():
+            if name not in _VOCABULARY and not isinstance(value, bool | int | float):
+                body[name] = self.redactor.redact(value)
         self._cap_outputs(body)
         with self._lock:
             if self._fd is None:
@@ -244,12 +241,16 @@ class Journal:
                 **body,
             }
             line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+            if self._torn:
+                line = "\n" + line
             try:
                 # A lone surrogate (undecodable output bytes) becomes its JSON escape, keeping the line valid.
                 self._write(line.encode("utf-8", errors="backslashreplace"))
             except OSError as exc:
-                self._seq -= 1
+                # The seq stays used: if the line did not make it, the reader reports the gap.
+                self._torn = True
                 raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
+            self._torn = False
         return record
 
     def _cap_outputs(self, body: dict[str, Any]) -> None:
@@ -454,11 +455,9 @@ def summarize_run(run_dir: Path) -> RunSummary:
             first = _parse_line(stream.readline().rstrip(b"\n"))[0]
             last = _last_event(stream)
     except OSError as exc:
-        return RunSummary(
-            run_id=run_dir.name, path=run_dir, status=INCOMPLETE, problems=(exc.strerror or "",)
-        )
+        return RunSummary(run_id=run_dir.name, path=run_dir, status=INCOMPLETE, problems=(exc.strerror or "",))
     started = first if first is not None and first.get("type") == "run_started" else None
-    if started is None:
+    if started is None and not (running and last is None):  # a run just created has no event yet
         problems.append("the journal does not start with run_started")
     finished = last if last is not None and last.get("type") == "run_finished" else None
     status = str(finished.get("status", INCOMPLETE)) if finished is not None else _unfinished_status(running)
