@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 from yaml.composer import Composer
-from yaml.events import StreamEndEvent
+from yaml.events import AliasEvent, StreamEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
@@ -79,6 +79,7 @@ class _Composer(Composer, _Parser, _Resolver):
         Composer.__init__(self)
         _Resolver.__init__(self)
         self.depth = 0
+        self.saw_alias = False  # without aliases, the expansion guard has nothing to do
         self.duplicates: list[tuple[Node, int]] = []  # (second key node, line of the first)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
@@ -86,6 +87,8 @@ class _Composer(Composer, _Parser, _Resolver):
         if self.depth > MAX_DEPTH:
             event = self.peek_event()
             raise _TooDeep(event.start_mark if event is not None else None)
+        if self.check_event(AliasEvent):
+            self.saw_alias = True
         try:
             node = super().compose_node(parent, index)
             assert node is not None  # the composer only returns None at the end of the stream
@@ -154,10 +157,11 @@ def read_document(path: Path) -> Document:
     if not text.strip():
         doc.problem((1, 1), "yaml-empty", "file is empty; expected a playbook mapping (apiVersion: irx/v1)")
         return doc
-    root = _compose(doc, text)
-    if root is None:
+    composed = _compose(doc, text)
+    if composed is None:
         return doc
-    if _expanded_size(root, {}) > MAX_NODES:
+    root, aliased = composed
+    if aliased and _expanded_size(root, {}) > MAX_NODES:
         doc.problem(
             _mark(root.start_mark), "yaml-too-large", f"document expands to more than {MAX_NODES} nodes (aliases)"
         )
@@ -195,7 +199,8 @@ def _offset_position(raw: bytes, offset: int) -> tuple[int, int]:
     return raw.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
-def _compose(doc: Document, text: str) -> Node | None:
+def _compose(doc: Document, text: str) -> tuple[Node, bool] | None:
+    """The document's root node and whether it used aliases; None when there is nothing to build."""
     composer = _Composer(text)
     root: Node | None = None
     try:
@@ -228,7 +233,8 @@ def _compose(doc: Document, text: str) -> Node | None:
         )
     if root is None:
         doc.problem((1, 1), "yaml-empty", "file has no content; expected a playbook mapping (apiVersion: irx/v1)")
-    return root
+        return None
+    return root, composer.saw_alias
 
 
 def _yaml_problem(path: Path, exc: yaml.MarkedYAMLError, text: str) -> Problem:

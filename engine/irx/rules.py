@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
-from jinja2.exceptions import TemplateAssertionError
 
 from irx import templating
 from irx.loader import Document, Path_
@@ -271,20 +270,33 @@ def _templates(ctx: _Context) -> None:
 
 def _parse(ctx: _Context, field: Field) -> nodes.Template | None:
     env = templating.shell_environment() if field.kind == "shell" else templating.environment()
+    if field.kind != "expression" and "{" not in field.text:
+        return None  # plain text: nothing to parse or check
+    source = "{{ (" + templating.expression_source(field.text) + ") }}" if field.kind == "expression" else field.text
     try:
-        if field.kind == "expression":
-            source = "{{ (" + templating.expression_source(field.text) + ") }}"
-        else:
-            source = field.text
         tree = env.parse(source)
-        env.compile(tree)  # unknown filters and tests are found at compile time
-    except TemplateAssertionError as exc:
-        ctx.report_in(field, exc.lineno or 1, "unknown-filter", f"{field.name}: {exc.message}")
-        return None
     except TemplateSyntaxError as exc:
         ctx.report_in(field, exc.lineno or 1, "template-syntax", f"{field.name}: {exc.message}")
         return None
+    # Unknown filters and tests, as Jinja's compiler would report them (without paying for compiling).
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        known, kind = (env.filters, "filter") if isinstance(node, nodes.Filter) else (env.tests, "test")
+        if node.name not in known:
+            ctx.report_in(field, node.lineno, "unknown-filter", f"{field.name}: No {kind} named '{node.name}'.")
+            return None
     return tree
+
+
+_BINDING_NODES = (nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro, nodes.CallBlock, nodes.With)
+
+
+def _undeclared(tree: nodes.Template) -> set[str]:
+    """Names a template reads from its context; the cheap walk unless it binds names of its own."""
+    if any(True for _ in tree.find_all(_BINDING_NODES)):
+        from jinja2 import meta
+
+        return set(meta.find_undeclared_variables(tree))
+    return {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
 
 
 def _ref(node: nodes.Node, root: str) -> tuple[str, nodes.Node] | None:
@@ -303,10 +315,8 @@ def _ref(node: nodes.Node, root: str) -> tuple[str, nodes.Node] | None:
 
 
 def _check_names(ctx: _Context, step: StepInfo | None, field: Field, tree: nodes.Template) -> None:
-    from jinja2 import meta
-
     allowed = templating.CONTEXT_NAMES | ({"result"} if field.name == "until" else set())
-    for name in sorted(meta.find_undeclared_variables(tree) - allowed - _JINJA_GLOBALS):
+    for name in sorted(_undeclared(tree) - allowed - _JINJA_GLOBALS):
         lineno = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
         known = ", ".join(sorted(allowed))
         ctx.report_in(field, lineno, "unknown-name", f"{field.name}: unknown name '{name}' (known: {known})")

@@ -54,7 +54,7 @@ def _plain(value: Any) -> str:
 
 
 def _finalize_shell(value: Any) -> Any:
-    if isinstance(value, ShellQuoted) or isinstance(value, bool | int | float) or value is None:
+    if isinstance(value, ShellQuoted | bool | int | float) or value is None:
         return _plain(value) if isinstance(value, bool) else value
     return shell_quote(value)
 
@@ -77,7 +77,7 @@ class Namespace(dict[str, Any]):
     def __init__(self, path: str, data: Mapping[str, Any], hints: Mapping[str, str] | None = None) -> None:
         super().__init__(data)
         self._irx_path = path
-        self._irx_hints = hints or {}
+        self._irx_hints = {} if hints is None else hints
 
 
 class IrxUndefined(StrictUndefined):
@@ -106,10 +106,10 @@ def _is_missing(obj: Any) -> bool:
 
 
 class _Sandbox(SandboxedEnvironment):
-    """The sandbox, where ``params.items`` means the param ``items``, not the dict method."""
+    """The sandbox, where ``params.items`` or ``steps.x.values`` mean the data, not the dict method."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Namespace) and attribute in obj:
+        if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 
@@ -278,7 +278,8 @@ def _reason(exc: Exception) -> str:
 
 
 def render(source: str, context: Mapping[str, Any], *, shell: bool = False) -> str:
-    """``source`` rendered in ``context``; in a shell, every interpolated string is shell-quoted.
+    """``source`` rendered in ``context``; with ``shell`` (shell steps) every interpolated string is
+    shell-quoted.
 
     Failures raise :class:`TemplateError` with a one-line reason; the caller prefixes step and field.
     """
@@ -329,10 +330,11 @@ class Partial:
 
 
 def render_partial(source: str, context: Mapping[str, Any], *, shell: bool = False) -> Partial:
-    """Render what is known now; keep each ``{{ expr }}`` that needs run-time data as its source.
+    """Render what is known now; keep each part that needs run-time data as its source.
 
-    A template with ``{% %}`` blocks that read run-time data is kept whole: a block's output cannot be
-    split into known and unknown parts.
+    The parts are the template's top-level ``{{ expr }}`` and whole ``{% if %}...{% endif %}`` (or
+    ``for``...) regions: a region that reads run-time data is kept whole, since its output cannot be split
+    into known and unknown pieces. A template that assigns variables (``{% set %}``) is kept whole too.
     """
     refs = template_refs(source)
     if not refs.runtime:
@@ -345,35 +347,74 @@ def render_partial(source: str, context: Mapping[str, Any], *, shell: bool = Fal
     for kind, text in chunks:
         if kind == "data":
             out.append(text)
-        elif template_refs("{{" + text + "}}").runtime:
-            expr = text.strip()
-            out.append("{{ " + expr + " }}")
-            runtime.append(expr)
+            continue
+        piece = "{{" + text + "}}" if kind == "expr" else text
+        if not template_refs(piece).runtime:
+            out.append(render(piece, context, shell=shell))
+        elif kind == "expr":
+            out.append("{{ " + text.strip() + " }}")
+            runtime.append(text.strip())
         else:
-            out.append(render("{{" + text + "}}", context, shell=shell))
+            out.append(text)
+            runtime.append(text)
     return Partial("".join(out), tuple(runtime))
 
 
-def _chunks(source: str) -> list[tuple[str, str]] | None:
-    """``source`` as ("data", text) and ("expr", inner text) pieces, or None if it has blocks or comments.
+# Block tags that open a region closed by their end tag; other tags (set, do, include...) are not split.
+_REGION_TAGS = frozenset({"if", "for", "filter", "with", "autoescape", "call", "macro", "block"})
 
+
+def _chunks(source: str) -> list[tuple[str, str]] | None:
+    """``source`` as ("data", text), ("expr", inner text) and ("block", region source) pieces.
+
+    None when the template cannot be split safely (``{% set %}`` and other statements, ``{% raw %}``).
     The lexer applies whitespace control (``{{-``) to the data tokens, so the pieces render as the whole.
     """
     pieces: list[tuple[str, str]] = []
-    current: list[str] | None = None
-    for _, token, value in environment().lexer.tokeniter(source, None):
-        if token == "data":
+    expr: list[str] | None = None
+    region: list[str] | None = None
+    depth = 0
+    expect_tag = False
+    for _, kind, value in environment().lexer.tokeniter(source, None):
+        if region is not None:
+            region.append(value)
+            if kind == "block_begin":
+                expect_tag = True
+            elif expect_tag and kind == "name":
+                expect_tag = False
+                depth += 1 if value in _REGION_TAGS else -1 if value.startswith("end") else 0
+            elif kind == "block_end" and depth == 0:
+                pieces.append(("block", "".join(region)))
+                region = None
+            continue
+        if kind == "data":
             pieces.append(("data", value))
-        elif token == "variable_begin":
-            current = []
-        elif token == "variable_end":
-            pieces.append(("expr", "".join(current or ())))
-            current = None
-        elif current is not None:
-            current.append(value)
+        elif kind == "variable_begin":
+            expr = []
+        elif kind == "variable_end":
+            pieces.append(("expr", "".join(expr or ())))
+            expr = None
+        elif expr is not None:
+            expr.append(value)
+        elif kind == "block_begin":
+            region, depth, expect_tag = [value], 0, True
+        elif kind in {"comment_begin", "comment", "comment_end", "linecomment"}:
+            continue
         else:
-            return None  # block, comment or raw: render or keep whole
+            return None
+    if region is not None:
+        return None
+    if any(kind == "block" and not _is_region(text) for kind, text in pieces):
+        return None
     return pieces
+
+
+def _is_region(text: str) -> bool:
+    """Whether a block piece is a whole region (``{% if %}...{% endif %}``), not a lone statement."""
+    for _, kind, value in environment().lexer.tokeniter(text, None):
+        if kind == "name":
+            return value in _REGION_TAGS
+    return False
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> tuple[Any, tuple[str, ...]]:

@@ -18,8 +18,15 @@ from irx.problems import Problem
 def validate_paths(paths: Sequence[Path], fmt: str = "text", strict: bool = False, output: Path | None = None) -> int:
     """Check every playbook under ``paths``; write the report; 0 clean, 1 problems."""
     files = playbook_files(paths)
-    results = [check_file(path) for path in files]
-    problems = sorted(p for r in results for p in r.problems) + _duplicate_names(results)
+    problems: list[Problem] = []
+    names: list[tuple[str, Path, tuple[int, int]]] = []  # only what the cross-file rule needs: memory stays flat
+    for path in files:
+        checked = check_file(path)
+        problems.extend(checked.problems)
+        name = _name_of(checked)
+        if name is not None:
+            names.append((name, path, checked.document.position(("metadata", "name"))))
+    problems = sorted(problems) + _duplicate_names(names)
     report = FORMATTERS[fmt](files, problems, strict)
     _write(report, output)
     failing = [p for p in problems if p.level == "error" or strict]
@@ -41,20 +48,22 @@ def playbook_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _duplicate_names(results: list[Checked]) -> list[Problem]:
-    by_name: dict[str, list[Checked]] = defaultdict(list)
-    for result in results:
-        data = result.document.data
-        meta = data.get("metadata") if isinstance(data, dict) else None
-        name = meta.get("name") if isinstance(meta, dict) else None
-        if isinstance(name, str):
-            by_name[name].append(result)
+def _name_of(checked: Checked) -> str | None:
+    data = checked.document.data
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _duplicate_names(names: list[tuple[str, Path, tuple[int, int]]]) -> list[Problem]:
+    first: dict[str, Path] = {}
     problems = []
-    for name, same in by_name.items():
-        for other in same[1:]:
-            line, col = other.document.position(("metadata", "name"))
-            message = f"playbook name '{name}' is also used by {same[0].document.path}"
-            problems.append(Problem(other.document.path, line, col, "duplicate-playbook-name", message))
+    for name, path, (line, col) in names:
+        if name in first:
+            message = f"playbook name '{name}' is also used by {first[name]}"
+            problems.append(Problem(path, line, col, "duplicate-playbook-name", message))
+        else:
+            first[name] = path
     return problems
 
 
