@@ -71,7 +71,9 @@ def ansible_list_hosts(inventory: Path, patterns: list[str], limit: str | None, 
 
     ansible-playbook prints each play's hosts from a set: the order is lost, the membership is exact.
     """
-    plays = [{"name": f"p{i}", "hosts": pattern, "gather_facts": False, "tasks": []} for i, pattern in enumerate(patterns)]
+    plays = [
+        {"name": f"p{i}", "hosts": pattern, "gather_facts": False, "tasks": []} for i, pattern in enumerate(patterns)
+    ]
     book = tmp_path / "list.yml"
     book.write_text(json.dumps(plays))
     command = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "--list-hosts", str(book)]
@@ -237,7 +239,9 @@ def test_names_resolve_under_inventories_and_paths_as_given(tmp_path: Path, monk
 
 def test_a_missing_inventory_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InventoryError, match=r"^inventory 'prodd' not found: no inventories/prodd\[\.yml\|\.yaml\|\.ini\] in "):
+    with pytest.raises(
+        InventoryError, match=r"^inventory 'prodd' not found: no inventories/prodd\[\.yml\|\.yaml\|\.ini\] in "
+    ):
         resolve_source("prodd")
     with pytest.raises(InventoryError, match=r"^inventory ./nope.ini: no such file or directory$"):
         resolve_source("./nope.ini")
@@ -268,12 +272,14 @@ def test_importing_the_module_does_not_import_ansible() -> None:
 
 def test_ansible_warnings_do_not_reach_the_terminal(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "odd.ini"
-    source.write_text(textwrap.dedent("""\
+    source.write_text(
+        textwrap.dedent("""\
         [web]
         web1
         [web:vars]
         port=80
-    """))
+    """)
+    )
     inv = load_inventory(str(source))
     assert inv.hosts("no_such_group") == ()
     out, err = capfd.readouterr()

@@ -178,8 +178,8 @@ def test_integers_round_trip_through_text(number: int) -> None:
 @pytest.mark.parametrize(
     ("spec", "value", "message"),
     [
-        ({"type": "string", "choices": ["a", "b"]}, "c", "'c' is not one of the choices: \"a\", \"b\""),
-        ({"type": "list", "choices": ["a", "b"]}, ["a", "x"], "'x' is not one of the choices: \"a\", \"b\""),
+        ({"type": "string", "choices": ["a", "b"]}, "c", '\'c\' is not one of the choices: "a", "b"'),
+        ({"type": "list", "choices": ["a", "b"]}, ["a", "x"], '\'x\' is not one of the choices: "a", "b"'),
         ({"type": "integer", "minimum": 1}, 0, "0 is below the minimum 1"),
         ({"type": "number", "maximum": 2.5}, 3, "3 is above the maximum 2.5"),
         ({"type": "string", "pattern": "[a-z]+"}, "abc1", "'abc1' does not match the pattern [a-z]+"),

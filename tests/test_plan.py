@@ -99,7 +99,7 @@ mitigate:
     on_failure: rollback
   - id: ports
     "on": web
-    when: vars.http_port | int > 100
+    when: params.port < 1024
     shell: curl -s localhost:{{ vars.http_port }}
     mutating: false
 verify:
@@ -127,16 +127,23 @@ def test_hosts_with_the_same_rendering_are_grouped(tmp_path: Path, capsys: pytes
     assert restart["mutating"] is True
     assert restart["approval"] == {"required": True, "reason": None}
     assert restart["controls"] == {
-        "on_failure": "rollback", "retries": 2, "delay": 5.0, "timeout": 120.0, "serial": 2,
+        "on_failure": "rollback",
+        "retries": 2,
+        "delay": 5.0,
+        "timeout": 120.0,
+        "serial": 2,
     }
     assert restart["renderings"][0]["action"] == {
-        "module": "ansible.builtin.systemd", "args": {"name": "api", "state": "restarted"},
+        "module": "ansible.builtin.systemd",
+        "args": {"name": "api", "state": "restarted"},
     }
     ports = steps["ports"]
-    assert ports["when"] == {"expr": "vars.http_port | int > 100", "decided": "now", "values": [False, True]}
-    assert ports["renderings"][0]["hosts"] == [f"web{i:02d}.example.net" for i in range(1, 21)]
-    assert ports["renderings"][0]["action"] == {"shell": "curl -s localhost:8080"}
-    assert ports["skipped"] == [{"hosts": ["lb-a.example.net"], "reason": "when: vars.http_port | int > 100 is false"}]
+    assert ports["when"] == {"expr": "params.port < 1024", "decided": "now", "value": True}
+    assert [(g["hosts"], g["action"]) for g in ports["renderings"]] == [
+        ([f"web{i:02d}.example.net" for i in range(1, 21)], {"shell": "curl -s localhost:8080"}),
+        (["lb-a.example.net"], {"shell": "curl -s localhost:80"}),
+    ]
+    assert ports["skipped"] == []
     # the app param differs between hosts, and the control-node step reading it cannot pick one
     assert data["plan"]["params"]["app_service"]["value"] is None
 
@@ -156,9 +163,7 @@ def test_a_control_node_step_cannot_use_a_param_its_hosts_disagree_on(
     assert health["renderings"] == [
         {
             "hosts": None,
-            "action": {
-                "http": {"method": "GET", "url": "http://lb.example.net:80/health", "expect": {"status": 200}}
-            },
+            "action": {"http": {"method": "GET", "url": "http://lb.example.net:80/health", "expect": {"status": 200}}},
         }
     ]
     assert tell["renderings"][0]["action"] == {"notify": "rolled back api"}
@@ -171,22 +176,23 @@ def test_text_form_is_compact_grouped_by_phase_and_marks_mutations(
     out = plan(capsys, str(book), "-i", str(CASES / "ranges.ini"), "-e", "app_service=api")
     lines = out.splitlines()
     assert lines[0] == "PLAN demo · SEV3 · Demo incident"
-    assert lines[1] == f"inventory {CASES / 'ranges.ini'} · limit none · 30 hosts"
+    assert lines[1] == f"inventory {CASES / 'ranges.ini'} · limit none · 30 hosts targeted"
     assert lines[2].startswith("hash sha256:")
     assert [line for line in lines if line.isupper()] == ["PARAMS", "DIAGNOSE", "MITIGATE", "VERIFY", "ROLLBACK"]
     text = "\n".join(lines)
-    assert "   2 status · app: app[1:6], appa-canary, appb-canary, appc-canary (9 hosts)\n     argv: systemctl status api" in text
+    assert "   2 status · app: app[1:6], appa-canary, +2 more (9 hosts)\n     argv: systemctl status api" in text
     assert (
-        "!  3 restart · APPROVAL · app: app[1:6], appa-canary, appb-canary, appc-canary (9 hosts)\n"
+        "!  3 restart · APPROVAL · app: app[1:6], appa-canary, +2 more (9 hosts)\n"
         "     ansible.builtin.systemd name=api state=restarted\n"
         "     retries 2 · delay 5s · timeout 2m · on failure rollback · serial 2"
     ) in text
     assert (
         "   4 ports · web (21 hosts)\n"
-        "     when vars.http_port | int > 100  [now: false/true]\n"
+        "     when params.port < 1024  [now: true]\n"
         "     web[01:20].example.net (20 hosts):\n"
         "       $ curl -s localhost:8080\n"
-        "     skipped: lb-a.example.net: when: vars.http_port | int > 100 is false"
+        "     lb-a.example.net:\n"
+        "       $ curl -s localhost:80\n"
     ) in text
     assert "   5 health · control node\n     GET http://lb.example.net:80/health -> expect 200" in text
     assert max(len(line) for line in lines) <= 110
@@ -264,6 +270,32 @@ def test_a_static_false_condition_skips_the_step(tmp_path: Path, capsys: pytest.
     assert step["renderings"][0]["hosts"] == ["localhost"]
 
 
+def test_when_is_decided_once_for_the_step_not_per_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    book = write_playbook(
+        tmp_path,
+        """\
+        targets:
+          web: {hosts: web}
+        diagnose:
+          - {id: probe, "on": web, when: "vars.http_port == 80", shell: "true"}
+        """,
+    )
+    err = plan(capsys, str(book), "-i", str(CASES / "ranges.ini"), code=2)
+    assert err == (
+        "irx: error: step probe: when: when: is decided once per step, on the control node: "
+        "host and vars are not available in it\n"
+    )
+
+
+def test_a_control_node_step_has_no_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    book = write_playbook(tmp_path, 'verify:\n  - {id: tell, notify: {message: "done on {{ host.name }}"}}\n')
+    err = plan(capsys, str(book), code=2)
+    assert err == (
+        "irx: error: step tell: notify.message: this step runs on the control node: "
+        "host and vars exist only in steps with on:\n"
+    )
+
+
 def test_a_target_outside_the_limit_is_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     book = write_playbook(tmp_path, GROUPED)
     data = plan_json(capsys, str(book), "-i", str(CASES / "ranges.ini"), "--limit", "web", "-e", "app_service=x")
@@ -271,6 +303,10 @@ def test_a_target_outside_the_limit_is_skipped(tmp_path: Path, capsys: pytest.Ca
     assert steps["status"]["skipped"] == [{"hosts": [], "reason": "no host of the target is within --limit"}]
     assert data["plan"]["targets"]["app"] == {"pattern": "app", "hosts": [], "excluded_by_limit": 9, "serial": 2}
     assert data["plan"]["inventory"] == {"name": str(CASES / "ranges.ini"), "limit": "web", "hosts": 21}
+    assert (
+        plan_json(capsys, str(book), "-i", str(CASES / "ranges.ini"), "--limit", "db01")["plan"]["inventory"]["hosts"]
+        == 0
+    )
 
 
 def test_params_from_group_and_host_vars_are_per_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -352,7 +388,9 @@ diagnose:
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
-def test_secrets_are_never_shown(tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_are_never_shown(
+    tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("IRX_TEST_TOKEN", "tok-" + SECRET)
     book = write_playbook(tmp_path, SECRETS)
     out = plan(capsys, str(book), "-e", f"pw={SECRET}", "--format", fmt)
@@ -387,7 +425,7 @@ def test_a_secret_in_an_error_message_is_masked(tmp_path: Path, capsys: pytest.C
     )
     err = plan(capsys, str(book), "-e", f"pw={SECRET}", code=2)
     assert SECRET not in err
-    assert err == "irx: error: step look: shell: '******' is undefined (no such key or attribute)\n"
+    assert err == "irx: error: step look: shell: vars.****** is undefined\n"
 
 
 # --- the hash -----------------------------------------------------------------------------------------
@@ -395,35 +433,45 @@ def test_a_secret_in_an_error_message_is_masked(tmp_path: Path, capsys: pytest.C
 
 def run_irx(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [IRX, *args], capture_output=True, text=True, check=False, timeout=120, cwd=cwd, env={**os.environ, **(env or {})}
+        [IRX, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
     )
 
 
 def test_the_plan_hash_is_stable_across_processes_and_checkable() -> None:
-    args = ("plan", "slow-responses", "--inventory", str(CASES / "prod-dir"), "--format", "json")
+    inventory = ("--inventory", str(CASES / "prod-dir"), "-e", "health_url=https://www.example.net/health")
+    args = ("plan", "slow-responses", *inventory, "--format", "json")
     first = run_irx(*args, env={"PYTHONHASHSEED": "1"})
     second = run_irx(*args, env={"PYTHONHASHSEED": "2"})
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     one, two = json.loads(first.stdout), json.loads(second.stdout)
     assert one["hash"] == two["hash"]
     assert one["hash"] == "sha256:" + hashlib.sha256(canonical_json(one["plan"])).hexdigest()
-    text = run_irx("plan", "slow-responses", "--inventory", str(CASES / "prod-dir"))
+    text = run_irx("plan", "slow-responses", *inventory)
     assert f"hash {one['hash']}\n" in text.stdout
 
 
 def test_the_hash_follows_what_runs_not_secrets_or_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     book = write_playbook(tmp_path, SECRETS)
-    base = plan_json(capsys, str(book), "-e", "pw=one")["hash"]
-    assert plan_json(capsys, str(book), "-e", "pw=two")["hash"] == base  # the approver never sees the secret
+    base = plan_json(capsys, str(book), "-e", "pw=one", "-e", "token=t")["hash"]
+    assert plan_json(capsys, str(book), "-e", "pw=two", "-e", "token=t")["hash"] == base  # never seen by anyone
     other = tmp_path / "copy"
     other.mkdir()
     copy = other / "demo.yaml"
     copy.write_text(book.read_text())
-    assert plan_json(capsys, str(copy), "-e", "pw=one")["hash"] == base
+    assert plan_json(capsys, str(copy), "-e", "pw=one", "-e", "token=t")["hash"] == base
     book2 = write_playbook(tmp_path, GROUPED, "grouped.yaml")
-    one = plan_json(capsys, str(book2), "-e", "port=80", "-e", "app_service=a")["hash"]
-    assert plan_json(capsys, str(book2), "-e", "port=81", "-e", "app_service=a")["hash"] != one
-    assert plan_json(capsys, str(book2), "-e", "port=80", "-e", "app_service=b")["hash"] != one
+    inventory = ("-i", str(CASES / "ranges.ini"))
+    one = plan_json(capsys, str(book2), *inventory, "-e", "port=80", "-e", "app_service=a")["hash"]
+    assert plan_json(capsys, str(book2), *inventory, "-e", "port=81", "-e", "app_service=a")["hash"] != one
+    assert plan_json(capsys, str(book2), *inventory, "-e", "port=80", "-e", "app_service=b")["hash"] != one
+    limited = plan_json(capsys, str(book2), *inventory, "-e", "port=80", "-e", "app_service=a", "--limit", "app")
+    assert limited["hash"] != one
 
 
 # --- bad input: one line, a documented exit code, never a traceback -----------------------------------
@@ -444,10 +492,16 @@ diagnose:
         (("-i", "nope"), "irx: error: inventory 'nope' not found: no inventories/nope[.yml|.yaml|.ini] in "),
         (("-i", str(CASES / "broken-vars.ini")), f"irx: error: inventory {CASES / 'broken-vars.ini'}: ini plugin: "),
         (("-i", str(CASES / "broken.yml")), f"irx: error: inventory {CASES / 'broken.yml'}: auto plugin: line 4: "),
-        (("--limit", "nosuchgroup"), "irx: error: --limit 'nosuchgroup' matches no host in inventory local; its groups: "),
+        (
+            ("--limit", "nosuchgroup"),
+            "irx: error: --limit 'nosuchgroup' matches no host in inventory local; its groups: ",
+        ),
         (("-e", "saturation_percent"), "irx: error: -e saturation_percent: expected KEY=VALUE, @FILE or a JSON object"),
         (("-e", "saturation_percent=lots"), "irx: error: param saturation_percent (from -e): 'lots' is not an integer"),
-        (("-e", "saturation_percent=101"), "irx: error: param saturation_percent (from -e): 101 is above the maximum 100"),
+        (
+            ("-e", "saturation_percent=101"),
+            "irx: error: param saturation_percent (from -e): 101 is above the maximum 100",
+        ),
         (("-e", "@/no/such/params.yml"), "irx: error: -e @/no/such/params.yml: no such file"),
         (("-e", "nosuch=1"), "irx: error: -e nosuch: db-pool-exhausted has no param 'nosuch' (its params: "),
         (("--format", "yaml"), "Error: Invalid value for '--format': 'yaml' is not one of 'text', 'json', 'markdown'."),

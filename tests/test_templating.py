@@ -44,7 +44,7 @@ HOSTILE = [
     "-n",
     "",
     " ",
-    "it's \"quoted\"",
+    'it\'s "quoted"',
 ]
 
 
@@ -126,7 +126,10 @@ def test_plain_templates_are_not_quoted() -> None:
         ("{{ nothing }}", "'nothing' is undefined"),
         ("{{ params.h.missing }}", "'missing' is undefined (no such key or attribute)"),
         ("{{ ''.__class__ }}", "refused by the sandbox: access to attribute '__class__' of 'str' object is unsafe."),
-        ("{{ params.__class__.__mro__ }}", "refused by the sandbox: access to attribute '__class__' of 'Namespace' object is unsafe."),
+        (
+            "{{ params.__class__.__mro__ }}",
+            "refused by the sandbox: access to attribute '__class__' of 'Namespace' object is unsafe.",
+        ),
         ("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
         ("{{ params.h | nosuchfilter }}", "syntax error on line 1: No filter named 'nosuchfilter'."),
         ("{{ params.h ", "syntax error on line 1: unexpected end of template, expected 'end of print statement'."),
@@ -181,13 +184,31 @@ def test_a_block_reading_run_time_data_is_kept_whole() -> None:
     assert part.runtime == (source,)
 
 
+def test_regions_are_split_from_the_known_parts() -> None:
+    source = (
+        "{{ params.h }}: {% if params.n > 1 %}n={{ params.n }}{% endif %} "
+        "{% for r in steps.x.rows %}{{ r }}{% endfor %}"
+    )
+    part = render_partial(source, context(h="X", n=2))
+    assert part.text == "X: n=2 {% for r in steps.x.rows %}{{ r }}{% endfor %}"
+    assert part.runtime == ("{% for r in steps.x.rows %}{{ r }}{% endfor %}",)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{% set y = 1 %}{{ steps.x }} {{ params.h }}", "{% raw %}{{ a }}{% endraw %}{{ steps.x }}"],
+)
+def test_statements_that_cannot_be_split_keep_the_whole_template(source: str) -> None:
+    assert render_partial(source, context(h="X")).text == source
+
+
 def test_expressions_evaluate_bare_or_wrapped() -> None:
     ctx = context(n=3, flag="no")
     assert evaluate("params.n > 2", ctx) is True
     assert evaluate("{{ params.n > 5 }}", ctx) is False
     assert evaluate(True, ctx) is True
     assert not truthy(evaluate("params.flag", ctx))
-    with pytest.raises(TemplateError, match="params.missing is undefined"):
+    with pytest.raises(TemplateError, match=r"params\.missing is undefined"):
         evaluate("params.missing", ctx)
-    with pytest.raises(TemplateError, match="params.missing is undefined"):
+    with pytest.raises(TemplateError, match=r"params\.missing is undefined"):
         evaluate("params.missing > 1", ctx)

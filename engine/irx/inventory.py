@@ -20,7 +20,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,7 @@ def resolve_source(spec: str | None) -> str:
         raise InventoryError(f"inventory {spec}: no such file or directory")
     where = ", ".join(str(base) for base in inventory_dirs())
     raise InventoryError(
-        f"inventory {spec!r} not found: no inventories/{spec}[.yml|.yaml|.ini] in {where}, "
-        f"and no file {spec!r} here"
+        f"inventory {spec!r} not found: no inventories/{spec}[.yml|.yaml|.ini] in {where}, and no file {spec!r} here"
     )
 
 
@@ -111,9 +110,9 @@ def _capture_display() -> Iterator[_Captured]:
 
     names = ("warning", "error_as_warning", "deprecated")
     saved = {name: display.__dict__[name] for name in names if name in display.__dict__}
-    display.warning = warning  # type: ignore[method-assign]
-    display.error_as_warning = error_as_warning  # type: ignore[method-assign]
-    display.deprecated = deprecated  # type: ignore[method-assign]
+    display.warning = warning
+    display.error_as_warning = error_as_warning
+    display.deprecated = deprecated
     try:
         yield captured
     finally:
@@ -241,10 +240,10 @@ class Inventory:
             raise InventoryError(f"inventory {self.name}: host {name}: {_ansible_reason(exc)}") from None
         self._note(captured.warnings)
         self._host_vars_cache[name] = merged
-        return merged
+        return merged  # type: ignore[no-any-return]  # ansible is untyped
 
     def _group_vars(self, host: Any) -> dict[str, Any]:
-        from ansible import constants as C  # noqa: N812 - Ansible's own spelling
+        from ansible import constants as C
         from ansible.inventory.helpers import get_group_vars, sort_groups
         from ansible.utils.vars import combine_vars
         from ansible.vars.plugins import get_vars_from_inventory_sources
@@ -258,13 +257,9 @@ class Inventory:
         sources = self._manager._sources
         loaders = {
             "all_inventory": lambda: all_group.get_vars(),
-            "all_plugins_inventory": lambda: get_vars_from_inventory_sources(
-                self._loader, sources, [all_group], "all"
-            ),
+            "all_plugins_inventory": lambda: get_vars_from_inventory_sources(self._loader, sources, [all_group], "all"),
             "groups_inventory": lambda: get_group_vars(groups),
-            "groups_plugins_inventory": lambda: get_vars_from_inventory_sources(
-                self._loader, sources, groups, "all"
-            ),
+            "groups_plugins_inventory": lambda: get_vars_from_inventory_sources(self._loader, sources, groups, "all"),
         }
         data: dict[str, Any] = {}
         # The *_plugins_play entries read vars next to a playbook; an irx playbook is not an Ansible
@@ -305,7 +300,7 @@ class Inventory:
                 f"inventory {self.name}: host {host}: variable {var}: {_ansible_reason(exc)}"
             ) from None
 
-    def _note(self, warnings: Sequence[str]) -> None:
+    def _note(self, warnings: Iterable[str]) -> None:
         for text in warnings:
             if text not in self.warnings:
                 self.warnings.append(text)
@@ -403,6 +398,5 @@ def _apply_limit(inventory: Inventory, manager: Any, limit: str) -> None:
             raise InventoryError(f"--limit {limit!r}: {_ansible_reason(exc)}") from None
     if not matched:
         raise InventoryError(
-            f"--limit {limit!r} matches no host in inventory {inventory.name}; "
-            f"its groups: {inventory.groups_summary()}"
+            f"--limit {limit!r} matches no host in inventory {inventory.name}; its groups: {inventory.groups_summary()}"
         )

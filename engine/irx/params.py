@@ -236,8 +236,12 @@ def check(param: Param, value: Any) -> None:
         if param.maximum is not None and value > param.maximum:
             raise ValueError(f"{_show(param, value)} is above the maximum {_number(param.maximum)}")
     if param.pattern is not None:
+        try:
+            pattern = re.compile(param.pattern)
+        except re.error as exc:
+            raise ValueError(f"its pattern {param.pattern!r} is not a valid regular expression: {exc}") from None
         for item in items:
-            if isinstance(item, str) and re.fullmatch(param.pattern, item) is None:
+            if isinstance(item, str) and pattern.fullmatch(item) is None:
                 raise ValueError(f"{_show(param, item)} does not match the pattern {param.pattern}")
     if param.format is not None:
         for item in items:

@@ -4,6 +4,8 @@ A plan is what irx *would* do, computed without touching any host: the inventory
 params are resolved per host, and every action is rendered in the sandbox. What only a run can know --
 earlier steps' results (``steps.*``), the run's id, start time and operator -- is not guessed: conditions
 that read it are marked "decided at run time" and the template parts that read it are kept as source.
+As in a run, ``when`` is decided once per step on the control node; a ``when`` that needs no run-time data
+is decided now, and a step it rules out is shown as skipped.
 
 Hosts whose inputs are the same render the same, so rendering is done once per distinct set of inputs a
 step actually reads (the values of the params and variables it names), not once per host: a step that
@@ -17,12 +19,13 @@ the same playbook, inventory content, limit and params give the same hash on any
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,11 @@ from irx.redact import Redactor
 from irx.templating import Namespace, Refs
 
 FORMATS: tuple[str, ...] = ("text", "json", "markdown")
+# Distinct renderings of one step shown in text and markdown; JSON always has them all.
+TEXT_GROUPS = 4
+MARKDOWN_GROUPS = 10
 RUN_TIME = "decided at run time"
+WHEN_HINT = "when: is decided once per step, on the control node: host and vars are not available in it"
 CONTROL_NODE = "control node"
 
 
@@ -74,12 +81,19 @@ def plan_command(
 
 @dataclass
 class Plan:
-    """A plan body (the hashed part), its hash, and what is shown beside it."""
+    """A plan body (the hashed part), its hash, and what is shown beside it.
+
+    ``params`` and ``targets`` are what the plan was computed from (not serialized): a run executes
+    with exactly these instead of resolving them a second time.
+    """
 
     body: dict[str, Any]
     hash: str
     sources: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    params: ParamSet | None = None
+    targets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    secrets: list[Any] = field(default_factory=list)
 
     def to_json_data(self) -> dict[str, Any]:
         return {
@@ -108,7 +122,8 @@ def build_plan(
     from irx.params import resolve
 
     targets = _resolve_targets(playbook, inv)
-    targeted = _union(hosts for _, hosts in targets.values()) or inv.hosts("all")
+    # The hosts this plan touches: its targets' (a playbook without targets: the whole, limited inventory).
+    targeted = _union(hosts for _, hosts in targets.values()) if targets else inv.hosts("all")
 
     def lookup(host: str, var: str) -> tuple[bool, Any]:
         if var not in inv.host_vars(host):
@@ -116,7 +131,8 @@ def build_plan(
         return True, inv.value(host, var)
 
     params = resolve(playbook, supplied, targeted, lookup, environ)
-    redactor = Redactor([*params.secret_values(), *_connection_secrets(inv, targeted)])
+    secrets = [*params.secret_values(), *_connection_secrets(inv, targeted)]
+    redactor = Redactor(secrets)
     try:
         planner = _Planner(playbook, inv, params, targets, redactor)
         steps = [planner.step(index, step) for index, step in enumerate(playbook.steps, start=1)]
@@ -137,6 +153,9 @@ def build_plan(
         hash=plan_hash(body),
         sources={"playbook": str(playbook.path), "inventory": inv.source},
         warnings=[f"inventory: {redactor.redact_text(text)}" for text in inv.warnings],
+        params=params,
+        targets={name: hosts for name, (_, hosts) in targets.items()},
+        secrets=secrets,
     )
 
 
@@ -152,7 +171,7 @@ def _resolve_targets(playbook: Playbook, inv: Inventory) -> dict[str, tuple[Targ
     return targets
 
 
-def _union(groups: Iterator[tuple[str, ...]] | Any) -> tuple[str, ...]:
+def _union(groups: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for hosts in groups:
         seen.update(dict.fromkeys(hosts))
@@ -250,8 +269,8 @@ class _Planner:
             values = {k: (REDACTED if k in self.secret_names else v) for k, v in values.items()}
         return Namespace("params", values, hints)
 
-    def control_context(self, *, shown: bool) -> dict[str, Any]:
-        where = "this step runs on the control node: host and vars exist only in steps with on:"
+    def control_context(self, *, shown: bool, where: str = "") -> dict[str, Any]:
+        where = where or "this step runs on the control node: host and vars exist only in steps with on:"
         return {
             "params": self._params(self.params.for_run(), self.params.hints, shown),
             "run": self.run,
@@ -262,10 +281,7 @@ class _Planner:
     def host_context(self, host: str, refs: Refs, *, shown: bool) -> dict[str, Any]:
         hostvars = self.inv.host_vars(host)
         names = {path[1] for path in refs.paths if path[0] == "vars" and len(path) > 1}
-        if ("vars",) in refs.paths:
-            values = dict(hostvars)
-        else:
-            values = {}
+        values = dict(hostvars) if ("vars",) in refs.paths else {}
         for name in names:
             if name in hostvars:
                 values[name] = self.inv.value(host, name)
@@ -275,6 +291,9 @@ class _Planner:
             "host": Namespace("host", {"name": host, "groups": list(self.inv.host_groups(host))}),
             "vars": Namespace("vars", values, {}),
         }
+
+    def _shown_context(self, host: str, refs: Refs, shown: bool) -> dict[str, Any]:
+        return self.host_context(host, refs, shown=shown)
 
     def host_key(self, host: str, refs: Refs) -> tuple[Any, ...]:
         """What a host contributes to a step's rendering: hosts with equal keys render the same."""
@@ -311,49 +330,43 @@ class _Planner:
             "when": _condition(step.when),
             "until": _condition(step.until),
         }
-        if step.runs_on_hosts and step.on is not None:
-            self._host_step(step, entry)
+        on_hosts = step.runs_on_hosts and step.on is not None
+        if on_hosts:
+            target, hosts = self.targets[step.on]  # type: ignore[index]
+            entry["on"] = step.on
+            entry["target"] = {"name": step.on, "pattern": target.hosts, "hosts": len(hosts)}
         else:
-            self._control_step(step, entry)
-        runtime = list(entry.pop("_runtime"))
-        for condition in (entry["when"], entry["until"]):
-            if condition is not None and condition["decided"] == "run time":
-                runtime.insert(0, condition["expr"])
-        entry["runtime"] = list(templating.unique(runtime))
+            hosts = ()
+            entry["on"] = CONTROL_NODE
+            entry["target"] = None
+        runtime: tuple[str, ...] = ()
+        if not self._runs(step, entry):
+            entry["renderings"] = []
+            entry["skipped"] = [{"hosts": list(hosts) if on_hosts else None, "reason": _skip_reason(step)}]
+        elif on_hosts:
+            runtime = self._host_step(step, hosts, entry)
+        else:
+            action, runtime = self._action(step, lambda shown: self.control_context(shown=shown))
+            entry["renderings"] = [{"hosts": None, "action": action}]
+            entry["skipped"] = []
+        found = [c["expr"] for c in (entry["until"], entry["when"]) if c is not None and c["decided"] == "run time"]
+        entry["runtime"] = list(templating.unique([*found, *runtime]))
         return entry
 
-    def _control_step(self, step: Step, entry: dict[str, Any]) -> None:
-        entry["on"] = CONTROL_NODE
-        entry["target"] = None
-        real = self.control_context(shown=False)
-        if not self._runs(step, real, entry):
+    def _host_step(self, step: Step, hosts: tuple[str, ...], entry: dict[str, Any]) -> tuple[str, ...]:
+        """Render a host step once per distinct set of inputs; group the hosts by rendering."""
+        if not hosts:
             entry["renderings"] = []
-            entry["skipped"] = [{"hosts": None, "reason": _skip_reason(step)}]
-            entry["_runtime"] = ()
-            return
-        action, runtime = self._action(step, lambda shown: self.control_context(shown=shown))
-        entry["renderings"] = [{"hosts": None, "action": action}]
-        entry["skipped"] = []
-        entry["_runtime"] = runtime
-
-    def _host_step(self, step: Step, entry: dict[str, Any]) -> None:
-        assert step.on is not None
-        target, hosts = self.targets[step.on]
-        entry["on"] = step.on
-        entry["target"] = {"name": step.on, "pattern": target.hosts, "hosts": len(hosts)}
+            entry["skipped"] = [{"hosts": [], "reason": "no host of the target is within --limit"}]
+            return ()
         refs = _step_refs(step)
         by_key: dict[tuple[Any, ...], list[str]] = {}
         for host in hosts:
             by_key.setdefault(self.host_key(host, refs), []).append(host)
         renderings: dict[Any, dict[str, Any]] = {}
-        skipped: list[str] = []
         runtime: list[str] = []
         for members in by_key.values():
-            first = members[0]
-            if not self._runs(step, self.host_context(first, refs, shown=False), entry, host=first):
-                skipped.extend(members)
-                continue
-            action, found = self._action(step, lambda shown, h=first: self.host_context(h, refs, shown=shown))
+            action, found = self._action(step, functools.partial(self._shown_context, members[0], refs))
             runtime.extend(found)
             group = renderings.setdefault(freeze(action), {"hosts": [], "action": action})
             group["hosts"].extend(members)
@@ -362,31 +375,27 @@ class _Planner:
         for group in groups:
             group["hosts"].sort(key=order.__getitem__)
         entry["renderings"] = groups
-        skipped.sort(key=order.__getitem__)
-        entry["skipped"] = [{"hosts": skipped, "reason": _skip_reason(step)}] if skipped else []
-        if not hosts:
-            entry["skipped"] = [{"hosts": [], "reason": "no host of the target is within --limit"}]
-        entry["_runtime"] = runtime
+        entry["skipped"] = []
+        return tuple(runtime)
 
-    def _runs(self, step: Step, context: Mapping[str, Any], entry: dict[str, Any], host: str | None = None) -> bool:
-        """Whether ``when`` lets the step run here; True when it is decided at run time."""
+    def _runs(self, step: Step, entry: dict[str, Any]) -> bool:
+        """Whether ``when`` lets the step run; True when it is decided at run time.
+
+        As at run time, ``when`` is evaluated once per step on the control node (run-level params, no
+        ``host`` or ``vars``), not per host: see docs/design.md.
+        """
         condition = entry["when"]
         if condition is None or condition["decided"] == "run time":
             return True
         try:
+            context = self.control_context(shown=False, where=WHEN_HINT)
             value = templating.truthy(templating.evaluate(step.when, context))  # type: ignore[arg-type]
         except TemplateError as exc:
-            where = f" (host {host})" if host else ""
-            raise TemplateError(f"step {step.id}: when{where}: {exc}") from None
-        values = condition.setdefault("values", [])
-        if value not in values:
-            values.append(value)
-            values.sort()
+            raise TemplateError(f"step {step.id}: when: {exc}") from None
+        condition["value"] = value
         return value
 
-    def _action(
-        self, step: Step, context: Callable[[bool], dict[str, Any]]
-    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    def _action(self, step: Step, context: Callable[[bool], dict[str, Any]]) -> tuple[dict[str, Any], tuple[str, ...]]:
         """The rendered action with secrets shown as ******, and the expressions left for run time.
 
         Rendered with secret params replaced by ****** first, so no filter can turn a secret into
@@ -403,11 +412,9 @@ class _Planner:
 
 
 def _step_refs(step: Step) -> Refs:
+    """What a host step's action reads (``when`` is decided once for all hosts, so it is not here)."""
     refs = templating.value_refs([step.spec] if step.action != "wait" else [])
-    refs = refs | templating.value_refs([dict(step.args), dict(step.env), step.chdir or ""])
-    if isinstance(step.when, str):
-        refs = refs | templating.expression_refs(step.when)
-    return refs
+    return refs | templating.value_refs([dict(step.args), dict(step.env), step.chdir or ""])
 
 
 def _condition(expr: str | bool | None) -> dict[str, Any] | None:
@@ -492,7 +499,7 @@ def _render_action(step: Step, context: Mapping[str, Any]) -> tuple[dict[str, An
     spec = step.spec
     action: dict[str, Any]
     if step.action == "shell":
-        action = {"shell": fields.text("shell", spec, shell=True)}
+        action = {"shell": fields.text("shell", spec, shell=True)}  # noqa: S604 - quoting, not a subprocess
     elif step.action == "command":
         action = {"command": [fields.text(f"command[{i}]", item) for i, item in enumerate(spec)]}
     elif step.action == "module":
@@ -562,45 +569,49 @@ _NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
 def compress_hosts(hosts: Sequence[str]) -> list[str]:
     """Host names with numbered runs folded into Ansible ranges: web01..web20 -> ``web[01:20]``.
 
-    Order follows the first appearance of each name's shape; numbers fold only when consecutive and of
-    the same width, so ``web[01:20]`` means exactly what Ansible would expand it to.
+    A run folds only what Ansible's range would expand back to exactly: ``[01:20]`` (zero-padded, every
+    number of that width) or ``[9:12]`` (no padding). Names keep the order their shape first appears in.
     """
-    shapes: dict[tuple[str, str, int], list[int]] = {}
-    order: list[tuple[str, str, int] | str] = []
+    shapes: dict[tuple[str, str], list[str]] = {}
+    order: list[tuple[str, str] | str] = []
     for host in hosts:
         match = _NUMBERED.match(host)
         if match is None:
             order.append(host)
             continue
         prefix, digits, suffix = match.groups()
-        shape = (prefix, suffix, len(digits))
-        if shape not in shapes:
-            shapes[shape] = []
-            order.append(shape)
-        shapes[shape].append(int(digits))
+        if (prefix, suffix) not in shapes:
+            shapes[(prefix, suffix)] = []
+            order.append((prefix, suffix))
+        shapes[(prefix, suffix)].append(digits)
     out: list[str] = []
     for item in order:
         if isinstance(item, str):
             out.append(item)
             continue
-        prefix, suffix, width = item
-        numbers = sorted(set(shapes[item]))
-        start = previous = numbers[0]
-        for number in [*numbers[1:], None]:
-            if number is not None and number == previous + 1:
-                previous = number
-                continue
-            if start == previous:
-                out.append(f"{prefix}{start:0{width}d}{suffix}")
-            else:
-                out.append(f"{prefix}[{start:0{width}d}:{previous:0{width}d}]{suffix}")
-            if number is not None:
-                start = previous = number
+        prefix, suffix = item
+        for first, last in _runs(sorted(set(shapes[item]), key=lambda d: (int(d), d))):
+            out.append(f"{prefix}{first}{suffix}" if first == last else f"{prefix}[{first}:{last}]{suffix}")
     return out
 
 
-def _hosts_text(hosts: Sequence[str], cache: dict[tuple[str, ...], str], shown: int = 4) -> str:
-    key = tuple(hosts)
+def _runs(numbers: list[str]) -> Iterator[tuple[str, str]]:
+    """(first, last) of each run of consecutive numbers written the way one Ansible range writes them."""
+    first = previous = numbers[0]
+    padded = len(first) > 1 and first.startswith("0")
+    for digits in numbers[1:]:
+        same_style = len(digits) == len(first) if padded else not (len(digits) > 1 and digits.startswith("0"))
+        if int(digits) == int(previous) + 1 and same_style:
+            previous = digits
+            continue
+        yield first, previous
+        first = previous = digits
+        padded = len(first) > 1 and first.startswith("0")
+    yield first, previous
+
+
+def _hosts_text(hosts: Sequence[str], cache: dict[tuple[Any, ...], str], shown: int = 4) -> str:
+    key = (shown, *hosts)
     text = cache.get(key)
     if text is None:
         parts = compress_hosts(hosts)
@@ -628,7 +639,8 @@ def _duration(seconds: float) -> str:
 
 
 def _value_text(value: Any) -> str:
-    if isinstance(value, str):
+    """A value as one readable word: strings bare (an empty or blank one quoted), the rest as JSON."""
+    if isinstance(value, str) and value.strip():
         return value
     return json.dumps(value, ensure_ascii=False)
 
@@ -707,11 +719,7 @@ def _condition_text(condition: Mapping[str, Any]) -> str:
         return f"{condition['expr']}  [{RUN_TIME}]"
     if "value" in condition:
         return f"{condition['expr']}  [now: {str(condition['value']).lower()}]"
-    values = condition.get("values")
-    if values:
-        now = "/".join(str(v).lower() for v in values)
-        return f"{condition['expr']}  [now: {now}]"
-    return condition["expr"]
+    return str(condition["expr"])
 
 
 class _Text:
@@ -720,14 +728,14 @@ class _Text:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.body = plan.body
-        self.cache: dict[tuple[str, ...], str] = {}
+        self.cache: dict[tuple[Any, ...], str] = {}
 
     def render(self) -> str:
         body = self.body
         book, inv = body["playbook"], body["inventory"]
         lines = [
             f"PLAN {book['name']} · {book['severity']} · {book['title']}",
-            f"inventory {inv['name']} · limit {inv['limit'] or 'none'} · {_count(inv['hosts'], 'host')}",
+            f"inventory {inv['name']} · limit {inv['limit'] or 'none'} · {_count(inv['hosts'], 'host')} targeted",
             f"hash {self.plan.hash}",
         ]
         lines.extend(self._params())
@@ -774,7 +782,7 @@ class _Text:
         else:
             head += f" · {target['name']}"
             if len(renderings) == 1 and not step["skipped"]:
-                head += ": " + _hosts_text(renderings[0]["hosts"], self.cache)
+                head += ": " + _hosts_text(renderings[0]["hosts"], self.cache, shown=2)
             else:
                 head += f" ({_count(target['hosts'], 'host')})"
         lines = [head]
@@ -783,13 +791,20 @@ class _Text:
             lines.append(indent + step["name"])
         if step["when"] is not None:
             lines.append(indent + "when " + _condition_text(step["when"]))
-        for group in renderings:
+        shown = renderings if len(renderings) <= TEXT_GROUPS else renderings[: TEXT_GROUPS - 1]
+        for group in shown:
             action_lines = _action_lines(group["action"])
             if target is not None and (len(renderings) > 1 or step["skipped"]):
                 lines.append(indent + _hosts_text(group["hosts"], self.cache) + ":")
                 lines.extend(indent + "  " + line for line in action_lines)
             else:
                 lines.extend(indent + line for line in action_lines)
+        if len(shown) < len(renderings):
+            rest = renderings[len(shown) :]
+            hosts = sum(len(group["hosts"]) for group in rest)
+            lines.append(
+                indent + f"... {len(rest)} more renderings on {_count(hosts, 'host')} (--format json lists all)"
+            )
         for skip in step["skipped"]:
             hosts = skip["hosts"]
             who = "" if hosts is None else (_hosts_text(hosts, self.cache) + ": " if hosts else "")
@@ -810,7 +825,7 @@ class _Markdown:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.body = plan.body
-        self.cache: dict[tuple[str, ...], str] = {}
+        self.cache: dict[tuple[Any, ...], str] = {}
 
     def render(self) -> str:
         body = self.body
@@ -820,7 +835,7 @@ class _Markdown:
             "",
             f"**{_md(book['title'])}**",
             "",
-            f"- Inventory: `{inv['name']}` · limit: `{inv['limit'] or 'none'}` · hosts: {inv['hosts']}",
+            f"- Inventory: `{inv['name']}` · limit: `{inv['limit'] or 'none'}` · hosts targeted: {inv['hosts']}",
             f"- Plan hash: `{self.plan.hash}`",
         ]
         if body["params"]:
@@ -864,12 +879,18 @@ class _Markdown:
         controls = _controls_text(step)
         if controls:
             out.append(f"- Controls: {controls}")
-        for group in step["renderings"]:
+        renderings = step["renderings"]
+        shown = renderings if len(renderings) <= MARKDOWN_GROUPS else renderings[: MARKDOWN_GROUPS - 1]
+        for group in shown:
             if target is not None:
                 out.append(f"- On {_md(_hosts_text(group['hosts'], self.cache))}:")
             out += ["", "```" + ("sh" if "shell" in group["action"] else "")]
             out += _action_lines(group["action"])
             out += ["```"]
+        if len(shown) < len(renderings):
+            rest = renderings[len(shown) :]
+            hosts = sum(len(group["hosts"]) for group in rest)
+            out.append(f"- ... {len(rest)} more renderings on {_count(hosts, 'host')} (`--format json` lists all)")
         for skip in step["skipped"]:
             hosts = skip["hosts"]
             who = f"{_md(_hosts_text(hosts, self.cache))}: " if hosts else ""
@@ -880,9 +901,8 @@ class _Markdown:
     def _decided(condition: Mapping[str, Any]) -> str:
         if condition.get("decided") == "run time":
             return f"*{RUN_TIME}*"
-        values = condition.get("values")
-        if values:
-            return "now: " + "/".join(str(v).lower() for v in values)
+        if "value" in condition:
+            return "now: " + str(condition["value"]).lower()
         return "now"
 
 
