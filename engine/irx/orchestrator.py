@@ -99,6 +99,7 @@ class Orchestrator:
     hosts_runner: Callable[[], HostRunner]
     approver: Approver
     dry_run: bool = False
+    plan_hash: str = ""  # what an approval approves: recorded with it
     unreachable: Mapping[str, str] = field(default_factory=dict)  # host -> why (from the SSH preflight)
     notify: Callable[[Step, str], None] | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
@@ -161,6 +162,9 @@ class Orchestrator:
                 raise _Stop("failed", why)
         except _Stop as stop:
             status = stop.status
+            raise
+        except BaseException:  # the executor failed: the phase did not end well
+            status = "failed"
             raise
         finally:
             self.journal.event("phase_finished", phase=phase, status=status, again=again)
@@ -244,7 +248,8 @@ class Orchestrator:
         summary = self._describe(step, hosts)
         approval = self.approver(step, hosts, summary)
         self.journal.event("approval", phase=step.phase, step=step.id, approved=approval.approved,
-                           method=approval.method, by=approval.by, summary=summary)
+                           method=approval.method, by=approval.by, plan_hash=self.plan_hash, hosts=list(hosts),
+                           reason=step.approval_reason, summary=summary)
         if approval.approved:
             return None
         if approval.method == "missing":
@@ -345,7 +350,12 @@ class Orchestrator:
         for batch in _batches(alive, target.serial if target and step.mutating else None):
             self._check_stop()
             tasks = self._render_hosts(step, batch)
-            outcome = self.hosts_runner().run(tasks)
+            try:
+                outcome = self.hosts_runner().run(tasks)
+            except IrxError:
+                if self.stop_requested.is_set():  # a second interrupt stopped Ansible mid-step: still an interrupt
+                    raise _Stop("interrupted", f"interrupted by signal: step '{step.id}' was stopped") from None
+                raise
             for host in batch:
                 result = outcome.get(host) or HostResult(host, "failed", msg="no result")
                 _parse_into(step, result)
@@ -356,6 +366,7 @@ class Orchestrator:
         missing = [h for h in hosts if h not in results]
         for host in missing:
             results[host] = HostResult(host, "skipped", msg="not run: the failure budget was spent")
+            self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(results[host]))
         status = _step_status(results, len(hosts), budget)
         failed = [h for h, r in results.items() if r.status not in {"ok", "skipped"}]
         reason = f"{len(failed)} of {len(hosts)} host(s) failed" if failed else ""
@@ -466,12 +477,11 @@ def _over_budget(results: Mapping[str, HostResult], total: int, budget: float) -
 
 
 def _step_status(results: Mapping[str, HostResult], total: int, budget: float) -> str:
+    """A step status (timeline STEP_STATUSES): unreachable is a host status; over its hosts, a step failed."""
     if _over_budget(results, total, budget):
         statuses = {r.status for r in results.values() if r.status not in {"ok", "skipped"}}
         if statuses == {"timed_out"}:
             return "timed_out"
-        if statuses == {"unreachable"}:
-            return "unreachable"
         return "failed"
     return "ok"
 
@@ -497,11 +507,9 @@ def _host_fields(result: HostResult) -> dict[str, Any]:
         "duration": round(result.duration, 3),
         "data": _jsonable(result.data),
     }
-    truncated = result.extra.get("truncated")
-    if truncated:
-        fields["truncated"] = truncated
+    # stdout/stderr are capped by the journal itself, which records stdout_truncated/stderr_truncated and cap.
     if "status_code" in result.extra:
-        fields["status_code"] = result.extra["status_code"]
+        fields["http_status"] = result.extra["status_code"]
     return fields
 
 

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,8 +204,9 @@ class _Sessions:
 class _Progress:
     """Live progress: phase, step, per-host results and durations as they complete."""
 
-    def __init__(self, stream: TextIO | None) -> None:
+    def __init__(self, stream: TextIO | None, redact: Callable[[str], str] = lambda text: text) -> None:
         self.stream = stream
+        self.redact = redact  # secrets reach the terminal no more than the journal: data, stderr, messages
         self._lock = threading.Lock()
         self.started = time.monotonic()
 
@@ -213,7 +214,7 @@ class _Progress:
         if self.stream is None:
             return
         with self._lock:
-            self.stream.write(text + "\n")
+            self.stream.write(self.redact(text) + "\n")
             self.stream.flush()
 
     def _clock(self) -> str:
@@ -281,7 +282,7 @@ def _approver(options: RunOptions, operator: str, progress: _Progress) -> Any:
             return Approval(False, "missing", operator)
         progress.note(f"approval needed for {step.id} ({step.title}):")
         for line in summary.splitlines():
-            click.echo(f"      {line}", err=False)
+            click.echo(f"      {progress.redact(line)}", err=False)
         answer = click.confirm(f"      run {step.id}?", default=False)
         return Approval(answer, "tty" if answer else "refused", operator)
 
@@ -325,11 +326,11 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
     from irx.timeline import Journal, current_operator, default_runs_dir, new_run_id, utc_timestamp
 
     stream = None if options.quiet else (sys.stderr if options.fmt == "json" else sys.stdout)
-    progress = _Progress(stream)
+    redactor = Redactor(prepared.secrets)
+    progress = _Progress(stream, redactor.redact_text)
     operator = current_operator()
     run_id = new_run_id()
     everyone = list(dict.fromkeys(h for hosts in prepared.targets.values() for h in hosts))
-    redactor = Redactor(prepared.secrets)
     lock = None
     if not options.dry_run:
         lock = RunLock.acquire(default_lock_dir(), playbook.name, everyone, run_id, operator, force=options.force)
@@ -352,8 +353,8 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
             params=_shown_params(playbook, prepared.params), hosts=everyone, irx_version=__version__,
             forced_lock=bool(lock is not None and lock.forced),
         )
-        if lock is not None and lock.forced:
-            journal.event("lock", action="forced", holder=lock.previous.to_dict() if lock.previous else None)
+        if lock is not None:
+            journal.event("lock", **lock.event_fields())
         progress.header(
             f"irx {mode} {playbook.name} [{playbook.severity}] on {inv.name} ({len(everyone)} host(s))  run {run_id}\n"
             f"plan {prepared.plan_hash}  journal {journal.path}"
@@ -378,6 +379,7 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
             hosts_runner=lambda: sessions,
             approver=_approver(options, operator, progress),
             dry_run=options.dry_run,
+            plan_hash=prepared.plan_hash,
             unreachable=unreachable,
             notify=lambda step, message: progress.note(f"notify: {message}"),
             stop_requested=stop,

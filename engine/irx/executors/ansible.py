@@ -8,11 +8,13 @@ rollback) and Ansible does what it is good at: connections, modules, forks.
 Rendered commands never pass through Ansible's templating: every irx-rendered string is written with
 the ``!unsafe`` tag, so a value containing ``{{ }}`` stays literal. The private data directory (batch
 files, artifacts) lives in a 0700 temp dir removed when the session closes, so ansible-runner's
-artifacts cannot leak secrets after the run.
+artifacts cannot leak secrets after the run; the dir of a run that was killed (``kill -9``) is removed by
+the next run's ``sweep_leftovers``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -33,7 +35,14 @@ from irx.results import HostResult
 
 PLUGIN_DIR = Path(__file__).parent / "ansible_plugins" / "action"
 MAX_ROUNDS = 150  # each round nests one include in Ansible; restart the session before it gets deep
-OUTPUT_CAP = 64 * 1024
+# Output kept in memory per host result, for parse: and templates. The journal keeps less (its own cap,
+# recorded there); this must stay above it so the journal sees and records any cut.
+OUTPUT_CAP = 1024 * 1024
+KILL_GRACE = 5  # seconds from SIGTERM to SIGKILL for a command past its step timeout
+# $0 is the timeout, "$@" the command; without coreutils timeout on the host, run the command as it is.
+_WATCHDOG = 'if command -v timeout >/dev/null 2>&1; then exec timeout -k {grace} "$0" "$@"; fi; exec "$@"'
+# coreutils timeout exits 124 when it stopped the command with SIGTERM, 137 when SIGKILL was needed.
+_WATCHDOG_RCS = {124: "SIGTERM", 137: "SIGKILL"}
 
 _MAIN = """\
 - name: irx session
@@ -55,6 +64,46 @@ _LOOP = """\
   ansible.builtin.include_tasks: loop.yml
   when: not irx_batch.done
 """
+
+
+SESSION_PREFIX = "irx-ansible-"
+_OWNER = ".owner"  # flock'd by the irx process that owns a session directory, for as long as it lives
+
+
+def _claim(directory: Path) -> int:
+    """Lock a new session directory for this process; the kernel drops the lock when it dies, however."""
+    pending = directory / f"{_OWNER}.new"
+    fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(pending, directory / _OWNER)  # visible to sweepers only once locked
+    return fd
+
+
+def sweep_leftovers(base: Path | None = None) -> list[Path]:
+    """Remove the session directories of irx runs that died without cleaning up (``kill -9``).
+
+    They hold rendered commands and Ansible's output, which may contain secrets. A directory whose owner
+    still lives (its ``.owner`` is locked) is left alone, as is anything not made by this user.
+    """
+    removed: list[Path] = []
+    for directory in Path(base or tempfile.gettempdir()).glob(f"{SESSION_PREFIX}*"):
+        try:
+            if directory.is_symlink() or directory.stat().st_uid != os.getuid():
+                continue
+            fd = os.open(directory / _OWNER, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:  # not a session directory, or one being made
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its run is alive
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+        finally:
+            os.close(fd)
+    return removed
 
 
 class ExecutorError(IrxError):
@@ -101,17 +150,41 @@ class HostTask:
 HostEvent = Callable[[str, str, str, float], None]  # (step_id, host, status, duration)
 
 
+def _watched(task: HostTask) -> bool:
+    """Whether the step's command runs under the host-side watchdog (a shell or command with a timeout)."""
+    return bool(task.timeout) and task.action in {"shell", "command"}
+
+
+def _watchdog_argv(argv: Sequence[str], timeout: float) -> list[str]:
+    """``argv`` under coreutils ``timeout`` on the host, which kills the command's whole process group.
+
+    Ansible's own task ``timeout`` only abandons the task on the controller: the command (and whatever it
+    started) keeps running on the host. ``timeout`` puts itself and the command in a new process group and
+    signals all of it: SIGTERM at ``timeout``, SIGKILL ``KILL_GRACE`` seconds later. A host without
+    ``timeout`` runs the command as it is, bounded by Ansible's task timeout alone.
+    """
+    seconds = f"{timeout:.3f}".rstrip("0").rstrip(".")  # never 1e+06: plain decimal, as timeout(1) reads it
+    return ["/bin/sh", "-c", _WATCHDOG.format(grace=KILL_GRACE), f"{seconds}s", *argv]
+
+
 def _task(task: HostTask, index: int) -> dict[str, Any]:
     name = f"irx:{task.step_id}:{index}"
     body: dict[str, Any] = {"name": name}
-    if task.action == "shell":
+    if _watched(task):
+        assert task.timeout is not None
+        argv = ["/bin/sh", "-c", str(task.spec)] if task.action == "shell" else list(task.spec)
+        cmd: dict[str, Any] = {"argv": unsafe(_watchdog_argv(argv, task.timeout))}
+        if task.chdir:
+            cmd["chdir"] = unsafe(task.chdir)
+        body["ansible.builtin.command"] = cmd
+    elif task.action == "shell":
         args: dict[str, Any] = {"executable": "/bin/sh"}
         if task.chdir:
             args["chdir"] = unsafe(task.chdir)
         body["ansible.builtin.shell"] = unsafe(task.spec)
         body["args"] = args
     elif task.action == "command":
-        cmd: dict[str, Any] = {"argv": unsafe(list(task.spec))}
+        cmd = {"argv": unsafe(list(task.spec))}
         if task.chdir:
             cmd["chdir"] = unsafe(task.chdir)
         body["ansible.builtin.command"] = cmd
@@ -122,7 +195,9 @@ def _task(task: HostTask, index: int) -> dict[str, Any]:
     if task.become:
         body["become"] = True
     if task.timeout:
-        body["timeout"] = max(1, int(task.timeout + 0.999))
+        # With the watchdog, Ansible's timeout is only the backstop for a host that stops answering.
+        slack = KILL_GRACE + 5 if _watched(task) else 0
+        body["timeout"] = max(1, int(task.timeout + 0.999)) + slack
     body["when"] = "inventory_hostname in " + json.dumps(list(task.hosts))
     body["register"] = _register_name(task.step_id, index)
     body["ignore_errors"] = True
@@ -145,21 +220,25 @@ def _register_name(step_id: str, index: int) -> str:
     return f"irx_r_{step_id}_{index}"
 
 
-def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> HostResult:
-    """A HostResult from Ansible's registered result for one host."""
+def host_result(host: str, res: Mapping[str, Any] | None, duration: float, watchdog: float | None = None) -> HostResult:
+    """A HostResult from Ansible's registered result for one host (``watchdog``: the step's timeout, when
+    its command ran under the host-side watchdog)."""
     if not res:
         return HostResult(host, "failed", msg="no result from Ansible", duration=duration)
     stdout, stdout_cut = _cap(res.get("stdout"))
     stderr, stderr_cut = _cap(res.get("stderr"))
+    stopped = _stopped_by_watchdog(res, duration, watchdog)
     if res.get("unreachable"):
         status = "unreachable"
-    elif res.get("timedout"):
+    elif res.get("timedout") or stopped:
         status = "timed_out"
     elif res.get("failed"):
         status = "failed"
     else:
         status = "ok"
     msg = str(res.get("msg") or "")
+    if stopped:
+        msg = f"timed out after {watchdog:g}s: the command was stopped on the host ({stopped})"
     if status == "failed" and res.get("rc") not in (None, 0):
         # "non-zero return code" says nothing; the first line of what the command said does.
         last = (stderr.strip() or stdout.strip()).splitlines()[:1] or [msg]
@@ -180,6 +259,25 @@ def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> Ho
         duration=duration,
         extra=extra,
     )
+
+
+def _stopped_by_watchdog(res: Mapping[str, Any], duration: float, watchdog: float | None) -> str | None:
+    """The signal the watchdog stopped the command with, or None (a command may exit 124 on its own)."""
+    if watchdog is None or res.get("rc") not in _WATCHDOG_RCS:
+        return None
+    ran = _delta_seconds(res.get("delta"))
+    if (ran if ran is not None else duration) < watchdog * 0.95:
+        return None
+    return _WATCHDOG_RCS[int(res["rc"])]
+
+
+def _delta_seconds(delta: Any) -> float | None:
+    """The command module's ``delta`` (``0:00:02.003141``) in seconds."""
+    try:
+        hours, minutes, seconds = str(delta).split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def _cap(value: Any) -> tuple[str, bool]:
@@ -218,18 +316,22 @@ class AnsibleSession:
         self._thread: threading.Thread | None = None
         self._runner: Any = None
         self._dir: Path | None = None
+        self._owner: int | None = None
         self._server: socket.socket | None = None
         self._closing = False
         self._abort = False
         self._batches = 0
+        self._watchdogs: dict[str, float | None] = {}  # task name -> timeout, for the current batch
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
         import ansible_runner
 
-        self._dir = Path(tempfile.mkdtemp(prefix="irx-ansible-"))
+        sweep_leftovers()
+        self._dir = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
         os.chmod(self._dir, 0o700)
+        self._owner = _claim(self._dir)
         project = self._dir / "project"
         project.mkdir()
         (project / "main.yml").write_text(_MAIN)
@@ -281,6 +383,9 @@ class AnsibleSession:
                 self._server.close()
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
+            if self._owner is not None:
+                os.close(self._owner)
+                self._owner = None
 
     def abort(self) -> None:
         """Stop Ansible now (a second Ctrl-C, or a session that would not finish)."""
@@ -360,6 +465,7 @@ class AnsibleSession:
         self._batches += 1
         batch_file = self._dir / "project" / f"batch-{self._batches}.yml"
         bodies = [_task(task, index) for index, task in enumerate(tasks)]
+        self._watchdogs = {f"irx:{t.step_id}:{i}": t.timeout for i, t in enumerate(tasks) if _watched(t)}
         batch_file.write_text(yaml.dump(bodies, Dumper=_Dumper, sort_keys=False, width=1_000_000))
         collect = [_register_name(task.step_id, index) for index, task in enumerate(tasks)]
         with self._cond:
@@ -376,7 +482,7 @@ class AnsibleSession:
             for host in task.hosts:
                 res = payloads.get(host, {}).get(name)
                 duration = self._durations.get((f"irx:{task.step_id}:{index}", host), 0.0)
-                results[host] = host_result(host, res, duration)
+                results[host] = host_result(host, res, duration, task.timeout if _watched(task) else None)
         return results
 
     # -- ansible-runner events: live progress and durations ---------------------------------------------
@@ -397,7 +503,9 @@ class AnsibleSession:
                 duration = float(data.get("duration") or 0.0)
                 self._durations[(task, host)] = duration
                 res = data.get("res") or {}
-                if isinstance(res, dict) and res.get("timedout"):
+                if isinstance(res, dict) and (
+                    res.get("timedout") or _stopped_by_watchdog(res, duration, self._watchdogs.get(task))
+                ):
                     status = "timed_out"
                 if self.on_host_event is not None:
                     self.on_host_event(task.split(":")[1], host, status, duration)

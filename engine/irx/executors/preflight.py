@@ -98,6 +98,9 @@ def check_host(target: SshTarget, timeout: float = DEFAULT_TIMEOUT) -> str | Non
         return f"ssh to {target.address}:{target.port}: {text}"
     except TimeoutError:
         return f"ssh to {target.address}:{target.port}: no answer within {timeout:g}s"
+    except paramiko.ssh_exception.NoValidConnectionsError as exc:  # its own text hides why: say it
+        reasons = sorted({getattr(error, "strerror", None) or str(error) for error in exc.errors.values()})
+        return f"ssh to {target.address}:{target.port}: {'; '.join(reasons) or exc}"
     except (OSError, socket.error) as exc:
         return f"ssh to {target.address}:{target.port}: {exc.strerror or exc}"
     finally:

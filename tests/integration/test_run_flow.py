@@ -1,0 +1,224 @@
+"""``irx run`` end to end on localhost (local connection) and three SSH hosts: the phases, decisions from
+real diagnostics, rollback, and dry runs that never change anything."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from jsonschema import Draft202012Validator
+
+from irx.testenv import NginxServer, PostgresServer
+from irx.timeline import JournalRead
+
+pytestmark = pytest.mark.integration
+
+SSH_HOSTS = ("web1", "web2", "db1")
+ALL_HOSTS = ("localhost", *SSH_HOSTS)
+# What `hostname` says on each inventory host: the SSH hosts have their own UTS namespace.
+MACHINE = socket.gethostname()
+HOSTNAMES = {"localhost": MACHINE, **{name: name for name in SSH_HOSTS}}
+
+
+def of_type(journal: JournalRead, kind: str, **fields: Any) -> list[dict[str, Any]]:
+    return [e for e in journal.events if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())]
+
+
+def check_journal(journal: JournalRead, validator: Draft202012Validator) -> None:
+    """Whole, in order, every event valid, framed by run_started and run_finished."""
+    assert journal.problems == []
+    assert [e["seq"] for e in journal.events] == list(range(1, len(journal.events) + 1))
+    for event in journal.events:
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(event)]
+        assert errors == [], f"event {event['seq']} ({event['type']}) does not match the schema: {event}"
+    assert journal.events[0]["type"] == "run_started"
+    assert journal.events[-1]["type"] == "run_finished"
+    assert len({e["run_id"] for e in journal.events}) == 1
+
+
+def host_results(journal: JournalRead, step: str) -> dict[str, dict[str, Any]]:
+    return {e["host"]: e for e in of_type(journal, "host_result", step=step)}
+
+
+def test_full_run_diagnose_conditional_mitigation_verify(
+    irx_cli, nginx_server: NginxServer, tmp_path: Path, timeline_validator
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    depths = {"localhost": 1, "web1": 3, "web2": 20, "db1": 0}  # total 24 > threshold 10; max 20 < 1000
+    for host, depth in depths.items():
+        (state / f"depth-{HOSTNAMES[host]}").write_text(f"{depth}\n")
+
+    ran = irx_cli.run("run-full", "-e", f"state_dir={state}", "-e", f"health_url={nginx_server.health_url}")
+
+    assert ran.rc == 0, ran.output
+    assert "VERIFIED" in ran.stdout
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    started, finished = journal.events[0], journal.events[-1]
+    assert started["playbook"] == "run-full"
+    assert started["mode"] == "run"
+    assert started["hosts"] == list(ALL_HOSTS)
+    assert (finished["status"], finished["exit_code"]) == ("verified", 0)
+    # Phases and steps in playbook order; restart is decided (skipped) but never executed.
+    assert [(e["type"], e["phase"]) for e in journal.events if e["type"].startswith("phase_")] == [
+        ("phase_started", "diagnose"), ("phase_finished", "diagnose"),
+        ("phase_started", "mitigate"), ("phase_finished", "mitigate"),
+        ("phase_started", "verify"), ("phase_finished", "verify"),
+    ]  # fmt: skip
+    assert [e["step"] for e in of_type(journal, "step_started")] == [
+        "whoami", "depth", "backlog_log", "drain", "restart", "drained", "health"
+    ]  # fmt: skip
+    # Every host answered for itself: local connection and real SSH.
+    whoami = host_results(journal, "whoami")
+    assert {h: (r["status"], r["stdout"].strip()) for h, r in whoami.items()} == {
+        h: ("ok", HOSTNAMES[h]) for h in ALL_HOSTS
+    }
+    assert {h: r["data"] for h, r in host_results(journal, "depth").items()} == depths
+    depth_done = of_type(journal, "step_finished", step="depth")[0]
+    assert (depth_done["aggregates"]["total"], depth_done["aggregates"]["max"]) == (24, 20)
+    # A long output is parsed whole, and journaled capped, both ends kept, the cut recorded.
+    for host, result in host_results(journal, "backlog_log").items():
+        assert result["data"] == ["entry 20000"], host
+        assert (result["stdout_truncated"], result["cap"]) == (True, 65536)
+        assert len(result["stdout"].encode()) <= 65536
+        assert result["stdout"].startswith("entry 1\nentry 2\n")
+        assert result["stdout"].endswith("entry 19999\nentry 20000")
+    # The decisions come from the parsed diagnostics.
+    (drain_decision,) = of_type(journal, "decision", step="drain")
+    assert (drain_decision["decision"], drain_decision["value"]) == ("run", True)
+    (restart_decision,) = of_type(journal, "decision", step="restart")
+    assert (restart_decision["decision"], restart_decision["value"]) == ("skip", False)
+    assert of_type(journal, "step_finished", step="restart")[0]["status"] == "skipped"
+    assert host_results(journal, "restart") == {}
+    for step in ("drain", "drained"):
+        assert {h: r["status"] for h, r in host_results(journal, step).items()} == dict.fromkeys(ALL_HOSTS, "ok")
+    # ... and really happened on every host, and only what was decided.
+    assert sorted(p.name for p in state.glob("drained-*")) == sorted(f"drained-{n}" for n in HOSTNAMES.values())
+    assert list(state.glob("restarted-*")) == []
+    # The HTTP check ran from the control node against the real server.
+    health = host_results(journal, "health")["localhost"]
+    assert (health["status"], health["data"]) == ("ok", {"status": "ok"})
+    # Events were recorded in the order they happened.
+    stamps = [e["ts"] for e in journal.events]
+    assert stamps == sorted(stamps)
+
+
+def test_verify_failure_rolls_back_and_verifies_again(irx_cli, tmp_path: Path, timeline_validator) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+
+    ran = irx_cli.run("run-rollback", "-e", f"state_dir={state}")
+
+    assert ran.rc == 1, ran.output
+    assert "ROLLED BACK" in ran.stdout
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    finished = journal.events[-1]
+    assert (finished["status"], finished["exit_code"]) == ("rolled_back", 1)
+    assert "verify step 'healthy' failed" in finished["reason"]
+    assert [(e["phase"], e["status"]) for e in of_type(journal, "phase_finished")] == [
+        ("mitigate", "ok"),
+        ("verify", "failed"),
+        ("rollback", "ok"),
+        ("verify", "ok"),
+    ]
+    (rollback,) = of_type(journal, "decision", decision="rollback")
+    phases = [e["phase"] for e in of_type(journal, "phase_started")]
+    assert journal.events.index(rollback) < journal.events.index(of_type(journal, "phase_started")[2])
+    assert phases == ["mitigate", "verify", "rollback", "verify"]
+    assert [e["step"] for e in of_type(journal, "step_started")] == ["change", "healthy", "undo", "healthy"]
+    first_verify, second_verify = (
+        [e for e in of_type(journal, "host_result", step="healthy") if e["seq"] < rollback["seq"]],
+        [e for e in of_type(journal, "host_result", step="healthy") if e["seq"] > rollback["seq"]],
+    )
+    assert {e["host"]: (e["status"], e["rc"]) for e in first_verify} == dict.fromkeys(ALL_HOSTS, ("failed", 1))
+    assert {e["host"]: e["status"] for e in second_verify} == dict.fromkeys(ALL_HOSTS, "ok")
+    # The rollback really undid the change on every host.
+    assert list(state.glob("changed-*")) == []
+    assert sorted(p.name for p in state.glob("healthy-*")) == sorted(f"healthy-{n}" for n in HOSTNAMES.values())
+
+
+def test_dry_run_runs_read_only_steps_and_never_mutates(irx_cli, tmp_path: Path, timeline_validator) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "backlog").write_text("5\n")
+
+    ran = irx_cli.run("run-gated", "--dry-run", "-e", f"state_dir={state}")
+
+    assert ran.rc == 0, ran.output
+    assert "DRY RUN COMPLETE" in ran.stdout
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    assert journal.events[0]["mode"] == "dry-run"
+    assert (journal.events[-1]["status"], journal.events[-1]["exit_code"]) == ("dry_run", 0)
+    # The read-only diagnostic really ran on every host, and its parsed result drove the decision.
+    probe = host_results(journal, "probe")
+    assert {h: (r["status"], r["data"]) for h, r in probe.items()} == {
+        h: ("ok", [{"host": HOSTNAMES[h], "backlog": "5"}]) for h in ALL_HOSTS
+    }
+    assert [(e["decision"], e.get("value")) for e in of_type(journal, "decision", step="fix")] == [
+        ("run", True),
+        ("would_run", None),
+    ]
+    # The gated, mutating step would run (the journal says so, with its hosts), but did not: no approval was
+    # asked, nothing ran, and its canary is absent on every host.
+    (fix_started,) = of_type(journal, "step_started", step="fix")
+    assert (fix_started["mutating"], fix_started["hosts"]) == (True, list(ALL_HOSTS))
+    assert of_type(journal, "step_finished", step="fix")[0]["status"] == "would_run"
+    assert host_results(journal, "fix") == {}
+    assert of_type(journal, "approval") == []
+    assert list(state.glob("canary-*")) == []
+    assert "fix: would run (dry run: mutating steps never run)" in ran.stdout
+    # The read-only verification ran for real.
+    assert {h: r["status"] for h, r in host_results(journal, "checked").items()} == dict.fromkeys(ALL_HOSTS, "ok")
+    # A dry run takes no run lock.
+    assert not (tmp_path / "locks").exists() or list((tmp_path / "locks").iterdir()) == []
+
+
+def test_db_pool_exhausted_is_remediated_on_a_real_postgresql(
+    irx_cli, pg_server: PostgresServer, nginx_server: NginxServer, repo: Path, timeline_validator
+) -> None:
+    """The shipped playbook, the default inventory (this machine), a real pool exhausted by idle sessions."""
+    role = f"irxpool{secrets.token_hex(3)}"  # the server is shared by the session: a role of our own
+    app_dsn = pg_server.create_role_and_db(role, "pool-password")
+    held: list[psycopg.Connection[Any]] = []
+    try:
+        refusal = ""
+        while not refusal and len(held) < 30:  # until PostgreSQL refuses the role: the pool is exhausted
+            try:
+                held.append(psycopg.connect(app_dsn))
+            except psycopg.OperationalError as exc:
+                refusal = str(exc)
+        assert "reserved" in refusal
+        assert len(held) >= 10
+
+        ran = irx_cli.irx(
+            "run", "db-pool-exhausted", "-p", str(repo / "playbooks"), "--yes",
+            "-e", f"pg_dsn={pg_server.dsn}", "-e", f"app_user={role}", "-e", "restart_app=false",
+            "-e", f"health_url={nginx_server.health_url}",
+        )  # fmt: skip
+
+        assert ran.rc == 0, ran.output
+        journal = irx_cli.journal()
+        check_journal(journal, timeline_validator)
+        assert journal.events[0]["inventory"] == "local"
+        assert journal.events[0]["params"]["pg_dsn"] == "******"
+        assert journal.events[-1]["status"] == "verified"
+        assert host_results(journal, "app_idle")["localhost"]["data"] == len(held)
+        assert [(e["decision"], e["value"]) for e in of_type(journal, "decision", step="terminate_idle")] == [
+            ("run", True)
+        ]
+        terminated = host_results(journal, "terminate_idle")["localhost"]
+        assert (terminated["status"], terminated["data"]) == ("ok", len(held))
+        assert of_type(journal, "step_finished", step="restart_app")[0]["status"] == "skipped"
+        # The application can connect again.
+        with psycopg.connect(app_dsn) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (role,)
+    finally:
+        for conn in held:
+            conn.close()

@@ -1,0 +1,278 @@
+"""``irx run`` safety: approval gates (missing, --approve, --yes, refused at a terminal), the run lock
+(refused naming its holder, --force recorded), and secrets that reach the hosts but nothing on disk or
+on the terminal."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pty
+import re
+import select
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from irx.lock import RunLock, lock_path
+from irx.timeline import JournalRead, read_journal
+
+pytestmark = pytest.mark.integration
+
+MACHINE = socket.gethostname()
+HOSTNAMES = {"localhost": MACHINE, "web1": "web1", "web2": "web2", "db1": "db1"}
+TWO_HOSTS = ("localhost", "web1")  # one local, one over SSH: enough for the gates, and cheaper
+
+
+def of_type(journal: JournalRead, kind: str, **fields: Any) -> list[dict[str, Any]]:
+    return [e for e in journal.events if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())]
+
+
+def check_journal(journal: JournalRead, validator: Draft202012Validator) -> None:
+    assert journal.problems == []
+    assert [e["seq"] for e in journal.events] == list(range(1, len(journal.events) + 1))
+    for event in journal.events:
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(event)]
+        assert errors == [], f"event {event['seq']} ({event['type']}) does not match the schema: {event}"
+    assert (journal.events[0]["type"], journal.events[-1]["type"]) == ("run_started", "run_finished")
+
+
+def host_results(journal: JournalRead, step: str) -> dict[str, dict[str, Any]]:
+    return {e["host"]: e for e in of_type(journal, "host_result", step=step)}
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "backlog").write_text("7\n")
+    return state
+
+
+def canaries(state: Path) -> list[str]:
+    return sorted(p.name for p in state.glob("canary-*"))
+
+
+# --- approval gates ------------------------------------------------------------------------------------------
+
+
+def test_approval_missing_without_a_terminal_stops_at_the_gate(irx_cli, state: Path, timeline_validator) -> None:
+    ran = irx_cli.run("run-gated", "-l", ",".join(TWO_HOSTS), "-e", f"state_dir={state}")
+
+    assert ran.rc == 4, ran.output
+    assert "step 'fix' needs approval and there is no terminal to ask: rerun with --approve fix or --yes" in ran.stderr
+    assert "AWAITING APPROVAL" in ran.stdout
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    assert (journal.events[-1]["status"], journal.events[-1]["exit_code"]) == ("awaiting_approval", 4)
+    (approval,) = of_type(journal, "approval")
+    assert (approval["step"], approval["approved"], approval["method"]) == ("fix", False, "missing")
+    assert approval["plan_hash"] == journal.events[0]["plan_hash"]
+    # The diagnostic ran; the gated step did not, nor anything after it.
+    assert {h: r["status"] for h, r in host_results(journal, "probe").items()} == dict.fromkeys(TWO_HOSTS, "ok")
+    assert host_results(journal, "fix") == {}
+    assert of_type(journal, "step_started", step="checked") == []
+    assert canaries(state) == []
+
+
+@pytest.mark.parametrize(("flag", "method"), [(("--approve", "fix"), "approve-flag"), (("--yes",), "yes-flag")])
+def test_approval_by_flag_runs_the_gated_step(
+    irx_cli, state: Path, timeline_validator, flag: tuple[str, ...], method: str
+) -> None:
+    ran = irx_cli.run("run-gated", "-l", ",".join(TWO_HOSTS), "-e", f"state_dir={state}", *flag)
+
+    assert ran.rc == 0, ran.output
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    operator = journal.events[0]["operator"]
+    assert re.fullmatch(rf"[^@\s]+@{re.escape(MACHINE)}", operator)
+    (approval,) = of_type(journal, "approval")
+    assert (approval["step"], approval["approved"], approval["method"], approval["by"]) == (
+        "fix", True, method, operator
+    )  # fmt: skip
+    assert approval["plan_hash"] == journal.events[0]["plan_hash"]
+    assert {h: r["status"] for h, r in host_results(journal, "fix").items()} == dict.fromkeys(TWO_HOSTS, "ok")
+    assert canaries(state) == sorted(f"canary-{HOSTNAMES[h]}" for h in TWO_HOSTS)
+    assert journal.events[-1]["status"] == "verified"
+
+
+def test_approve_flag_for_a_step_without_a_gate_is_refused_before_anything_runs(irx_cli, state: Path) -> None:
+    ran = irx_cli.run("run-gated", "-e", f"state_dir={state}", "--approve", "probe")
+
+    assert ran.rc == 2, ran.output
+    assert "--approve probe: no step of run-gated with that id needs approval (those that do: fix)" in ran.stderr
+    assert irx_cli.journals() == []
+
+
+def test_approval_refused_at_a_terminal(irx_cli, state: Path, timeline_validator) -> None:
+    """On a terminal irx shows the rendered action and its hosts, and asks; 'n' skips the step."""
+    master, slave = pty.openpty()
+    proc = irx_cli.start(
+        "run-gated", "-l", ",".join(TWO_HOSTS), "-e", f"state_dir={state}",
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the terminal's other side is closed, irx is done
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not answered and b"run fix?" in seen:
+                os.write(master, b"n\n")
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        proc.wait(timeout=30)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = seen.decode(errors="replace")
+    assert answered, text
+    # The prompt showed what would run, rendered, and where.
+    assert f"echo fixed > {state}/canary-$(hostname)  [on localhost, web1]" in text
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    (approval,) = of_type(journal, "approval")
+    assert (approval["step"], approval["approved"], approval["method"]) == ("fix", False, "refused")
+    assert approval["by"] == journal.events[0]["operator"]
+    assert of_type(journal, "step_finished", step="fix")[0]["status"] == "skipped"
+    assert host_results(journal, "fix") == {}
+    assert canaries(state) == []
+    assert f"fix: approval refused by {approval['by']}; not run" in text
+    # The run went on without it: the verification ran, and the exit code is the run's.
+    assert of_type(journal, "step_started", step="checked") != []
+    assert proc.returncode == journal.events[-1]["exit_code"], text
+
+
+# --- the run lock ----------------------------------------------------------------------------------------------
+
+
+def test_concurrent_run_is_refused_naming_the_holder_and_force_is_recorded(
+    irx_cli, tmp_path: Path, timeline_validator
+) -> None:
+    state, gate = tmp_path / "state", tmp_path / "gate"
+    state.mkdir()
+    args = ("-l", ",".join(TWO_HOSTS), "-e", f"state_dir={state}")
+    first = irx_cli.start("run-unreachable", *args, "-e", f"gate={gate}")
+    try:
+        held = irx_cli.wait_for_event(first, lambda e: e["type"] == "step_started" and e["step"] == "gate")
+        first_id = held["run_id"]
+
+        second = irx_cli.run("run-unreachable", *args, "-e", f"gate={gate}")
+
+        assert second.rc == 2, second.output
+        holder = re.search(
+            r"irx: error: playbook run-unreachable on 2 hosts is already being run by (\S+) "
+            r"\(run (\S+), pid (\d+), since (\S+)\); use --force to override",
+            second.stderr,
+        )
+        assert holder is not None, second.output
+        assert (holder[2], int(holder[3])) == (first_id, first.pid)
+        assert len(irx_cli.journals()) == 1  # refused before its journal: nothing ran
+
+        # --force runs (the first is still holding the lock at its gate) and says so.
+        forced_gate = tmp_path / "forced-gate"
+        forced_gate.touch()
+        forced = irx_cli.run("run-unreachable", "--force", *args, "-e", f"gate={forced_gate}")
+        assert forced.rc == 0, forced.output
+        assert first.poll() is None
+    finally:
+        gate.touch()
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, f"{out}\n{err}"
+    first_path, forced_path = sorted(irx_cli.journals(), key=lambda p: p.parent.name != first_id)
+    forced_journal, first_journal = read_journal(forced_path), read_journal(first_path)
+    check_journal(forced_journal, timeline_validator)
+    check_journal(first_journal, timeline_validator)
+    assert holder[1] == first_journal.events[0]["operator"]
+    assert first_journal.events[0]["forced_lock"] is False
+    assert [e["action"] for e in of_type(first_journal, "lock")] == ["acquired"]
+    assert forced_journal.events[0]["forced_lock"] is True
+    (lock,) = of_type(forced_journal, "lock")
+    assert lock["action"] == "forced"
+    assert lock["holder"]["run_id"] == forced_journal.events[0]["run_id"]
+    assert (lock["previous"]["run_id"], lock["previous"]["pid"]) == (first_id, first.pid)
+    assert forced_journal.events[-1]["status"] == "verified"
+    # Both runs are over: the lock is free again, and nobody is recorded as holding it.
+    hosts = list(TWO_HOSTS)
+    assert lock_path(tmp_path / "locks", "run-unreachable", hosts).read_text() == ""
+    with RunLock.acquire(tmp_path / "locks", "run-unreachable", hosts, "check", "test@here") as lock_now:
+        assert (lock_now.forced, lock_now.stale) == (False, None)
+
+
+# --- secrets -----------------------------------------------------------------------------------------------------
+
+
+def files_containing(root: Path, needle: bytes) -> list[str]:
+    found = []
+    for path in [root, *root.rglob("*")]:
+        if path.is_file() and not path.is_symlink():
+            try:
+                if needle in path.read_bytes():
+                    found.append(str(path))
+            except OSError:
+                continue
+    return found
+
+
+def test_secret_never_reaches_the_journal_the_output_or_any_file(irx_cli, tmp_path: Path, timeline_validator) -> None:
+    """Also after a run was killed with the secret in flight: the next run sweeps what the dead one left."""
+    secret = f"irxS3cr3t{uuid.uuid4().hex}"
+    tmp = Path(irx_cli.env["TMPDIR"])  # ansible-runner's private data dir lands here, where we can look
+    before = set(glob.glob("/tmp/irx-ansible-*"))
+    args = ("run-secret", "-l", ",".join(TWO_HOSTS), "-e", f"api_token={secret}", "--format", "json")
+
+    killed = irx_cli.start(*args)
+    try:
+        irx_cli.wait_for_event(killed, lambda e: e["type"] == "step_started" and e["step"] == "hang_with_it")
+        killed.kill()
+        _, err = killed.communicate(timeout=30)
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.communicate()
+    assert secret not in err
+    assert list(tmp.glob("irx-ansible-*")) != [], "a killed run cannot clean up after itself"
+
+    ran = irx_cli.run(*args)
+
+    summary = json.loads(ran.stdout)
+    assert (ran.rc, summary["status"]) == (0, "verified"), ran.output
+    assert secret not in ran.stdout
+    assert secret not in ran.stderr
+    (journal,) = [j for j in map(read_journal, irx_cli.journals()) if j.events[-1]["type"] == "run_finished"]
+    assert journal.events[0]["run_id"] == summary["run_id"]
+    check_journal(journal, timeline_validator)
+    # The secret really reached every host (and would have been written, but for redaction)...
+    for step, expected in (("echo_it", "token=******"), ("has_it", "******")):
+        assert {h: r["stdout"].strip() for h, r in host_results(journal, step).items()} == dict.fromkeys(
+            TWO_HOSTS, expected
+        ), step
+    assert {h: r["stderr"].strip() for h, r in host_results(journal, "echo_it").items()} == dict.fromkeys(
+        TWO_HOSTS, "env=******"
+    )
+    assert all(r["status"] == "failed" for r in host_results(journal, "fail_with_it").values())
+    assert all(r["status"] == "timed_out" for r in host_results(journal, "hang_with_it").values())
+    assert journal.events[0]["params"] == {"api_token": "******"}
+    # ... and is nowhere on disk: journals, lock, Ansible's temp dirs, HOME, ansible-runner's private dirs
+    # (this run's and the killed run's).
+    assert list(tmp.glob("irx-ansible-*")) == []
+    assert files_containing(tmp_path, secret.encode()) == []
+    for other in set(glob.glob("/tmp/irx-ansible-*")) - before:  # other runs on this machine, to be sure
+        assert files_containing(Path(other), secret.encode()) == [], other
