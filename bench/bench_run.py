@@ -101,24 +101,38 @@ def main() -> int:
     with SshHosts(("web1", "web2", "db1"), base_dir=work) as hosts:
         inventory = hosts.inventory()
         group_vars = inventory["all"]["children"]["testhosts"]["vars"]
-        group_vars["ansible_ssh_common_args"] = f"-o UserKnownHostsFile={hosts.known_hosts} -o StrictHostKeyChecking=yes"
+        group_vars["ansible_ssh_common_args"] = (
+            f"-o UserKnownHostsFile={hosts.known_hosts} -o StrictHostKeyChecking=yes"
+        )
         group_vars.pop("ansible_ssh_args")  # Ansible's defaults: ControlMaster=auto, ControlPersist=60s
         (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
         irx_wall, irx_first, ans_wall, ans_first = [], [], [], []
         for index in range(args.runs):
             for tool in ("irx", "ansible") if index % 2 == 0 else ("ansible", "irx"):
-                env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_HOST_KEY_CHECKING": "True",
-                       "ANSIBLE_SSH_CONTROL_PATH_DIR": tempfile.mkdtemp(prefix="cp-", dir=work),
-                       "ANSIBLE_PIPELINING": "True", "IRX_RUNS_DIR": str(work / "runs"),
-                       "IRX_LOCK_DIR": str(work / "locks"), "NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1"}
+                env = {
+                    **os.environ,
+                    "PATH": f"{BIN}:{os.environ['PATH']}",
+                    "ANSIBLE_HOST_KEY_CHECKING": "True",
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": tempfile.mkdtemp(prefix="cp-", dir=work),
+                    "ANSIBLE_PIPELINING": "True",
+                    "IRX_RUNS_DIR": str(work / "runs"),
+                    "IRX_LOCK_DIR": str(work / "locks"),
+                    "NO_COLOR": "1",
+                    "ANSIBLE_NOCOLOR": "1",
+                }
                 if tool == "irx":
-                    wall, _ = timed([str(BIN / "irx"), "run", "bench-run", "-i", "inventory.yml", "--yes",
-                                     "-p", "playbooks"], env, work, None)
+                    wall, _ = timed(
+                        [str(BIN / "irx"), "run", "bench-run", "-i", "inventory.yml", "--yes", "-p", "playbooks"],
+                        env,
+                        work,
+                        None,
+                    )
                     irx_wall.append(wall)
                     irx_first.append(irx_first_result(work / "runs"))
                 else:
-                    wall, first = timed([str(BIN / "ansible-playbook"), "-i", "inventory.yml", "site.yml"], env, work,
-                                        "changed: [")
+                    wall, first = timed(
+                        [str(BIN / "ansible-playbook"), "-i", "inventory.yml", "site.yml"], env, work, "changed: ["
+                    )
                     ans_wall.append(wall)
                     ans_first.append(first or float("nan"))
     table = render(irx_wall, irx_first, ans_wall, ans_first)

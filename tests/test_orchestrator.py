@@ -266,6 +266,44 @@ verify:
     assert [e["decision"] for e in journal.of("decision") if e["step"] == "fix"] == ["run", "would_run"]
 
 
+def test_dry_run_with_failing_verification_rolls_nothing_back(tmp_path: Path) -> None:
+    runner = MemoryRunner({"check": out("", rc=1)})
+    orch, journal = make(
+        tmp_path,
+        """
+mitigate:
+  - {id: change, on: db, shell: change}
+verify:
+  - {id: check, on: db, shell: check, mutating: false}
+rollback:
+  - {id: undo, on: db, shell: undo}
+""",
+        runner,
+        dry_run=True,
+    )
+    outcome = orch.run()
+    assert (outcome.status, int(outcome.exit_code)) == ("dry_run", 0)
+    assert runner.ran() == ["check"]
+    assert "a real run would roll back (undo)" in outcome.reason
+    assert journal.of("decision")[-1]["decision"] == "would_run"
+    assert [e["phase"] for e in journal.of("phase_started")] == ["mitigate", "verify"]
+
+
+def test_a_step_that_did_not_run_has_every_field(tmp_path: Path) -> None:
+    runner = MemoryRunner()
+    orch, _ = make(
+        tmp_path,
+        """
+diagnose:
+  - {id: maybe, on: db, shell: x, when: false}
+  - {id: after, on: db, shell: "echo {{ steps.maybe.data is none }} {{ steps.maybe.stdout == '' }}"}
+""",
+        runner,
+    )
+    orch.run()
+    assert runner.calls == [("after", ("db1",), "echo true true")]  # booleans render bare, shell-style
+
+
 def test_approval_missing_stops_the_run_awaiting_approval(tmp_path: Path) -> None:
     runner = MemoryRunner()
     orch, journal = make(

@@ -53,9 +53,7 @@ def cli() -> None:
     "junit (XML) or sarif (2.1.0).",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 1).")
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE."
-)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE.")
 def validate(paths: tuple[Path, ...], fmt: str, strict: bool, output: Path | None) -> None:
     """Validate playbooks (files or directories; default: playbooks/).
 
@@ -69,9 +67,7 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, output: Path | Non
 
 @cli.command(name="list")
 @click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
-@click.option(
-    "-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."
-)
+@click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
 def list_(fmt: str, playbook_dir: Path | None) -> None:
     """List the playbooks: name, severity, title and step counts per phase."""
     from irx.library import list_command
@@ -82,9 +78,7 @@ def list_(fmt: str, playbook_dir: Path | None) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
-@click.option(
-    "-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."
-)
+@click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
 def show(name: str, fmt: str, playbook_dir: Path | None) -> None:
     """Show one playbook: symptoms, params and steps by phase. NAME is a name or a file path."""
     from irx.library import show_command
@@ -111,9 +105,7 @@ def show(name: str, fmt: str, playbook_dir: Path | None) -> None:
     help="A param value, or @FILE (YAML or JSON). Repeatable; wins over inventory, environment and default.",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option(
-    "-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."
-)
+@click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
 def plan(
     name: str,
     inventory: str | None,
@@ -131,9 +123,7 @@ def plan(
     from irx.plan import plan_command
 
     raise SystemExit(
-        plan_command(
-            name, inventory=inventory, limit=limit, extra_vars=extra_vars, fmt=fmt, playbook_dir=playbook_dir
-        )
+        plan_command(name, inventory=inventory, limit=limit, extra_vars=extra_vars, fmt=fmt, playbook_dir=playbook_dir)
     )
 
 
@@ -154,16 +144,36 @@ def schema() -> None:
 @click.option("-y", "--yes", is_flag=True, help="Approve every approval gate (no prompt).")
 @click.option("--approve", multiple=True, metavar="STEP_ID", help="Approve this step's gate (repeatable).")
 @click.option("--force", is_flag=True, help="Run even if another run holds the lock for this playbook and hosts.")
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="IRX_RUNS_DIR",
-              help="Where run journals go. Default: .irx/runs (env IRX_RUNS_DIR).")
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="IRX_RUNS_DIR",
+    help="Where run journals go. Default: .irx/runs (env IRX_RUNS_DIR).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No live progress; only the final status line.")
-@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True,
-              help="json: a machine-readable summary on stdout (progress goes to stderr).")
+@click.option(
+    "--format",
+    "fmt",
+    type=FORMAT_TEXT_JSON,
+    default="text",
+    show_default=True,
+    help="json: a machine-readable summary on stdout (progress goes to stderr).",
+)
 @click.option("--forks", type=click.IntRange(1, 500), default=10, show_default=True, help="Parallel hosts.")
 @click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
 def run(
-    name: str, inventory: str | None, limit: str | None, extra_vars: tuple[str, ...], dry_run: bool, yes: bool,
-    approve: tuple[str, ...], force: bool, runs_dir: Path | None, quiet: bool, fmt: str, forks: int,
+    name: str,
+    inventory: str | None,
+    limit: str | None,
+    extra_vars: tuple[str, ...],
+    dry_run: bool,
+    yes: bool,
+    approve: tuple[str, ...],
+    force: bool,
+    runs_dir: Path | None,
+    quiet: bool,
+    fmt: str,
+    forks: int,
     playbook_dir: Path | None,
 ) -> None:
     """Run an incident playbook: diagnose, mitigate (with approvals), verify, roll back if needed.
@@ -174,8 +184,18 @@ def run(
     from irx.run import RunOptions, run_command
 
     options = RunOptions(
-        inventory=inventory, limit=limit, extra_vars=extra_vars, dry_run=dry_run, yes=yes, approve=approve,
-        force=force, runs_dir=runs_dir, quiet=quiet, fmt=fmt, forks=forks, playbook_dir=playbook_dir,
+        inventory=inventory,
+        limit=limit,
+        extra_vars=extra_vars,
+        dry_run=dry_run,
+        yes=yes,
+        approve=approve,
+        force=force,
+        runs_dir=runs_dir,
+        quiet=quiet,
+        fmt=fmt,
+        forks=forks,
+        playbook_dir=playbook_dir,
     )
     raise SystemExit(run_command(name, options))
 

@@ -104,6 +104,7 @@ class Orchestrator:
     notify: Callable[[Step, str], None] | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     results: dict[str, StepResult] = field(default_factory=dict)
+    _dry_note: str = ""
 
     # -- the walk -----------------------------------------------------------------------------------------
 
@@ -112,8 +113,9 @@ class Orchestrator:
             self._phases()
         except _Stop as stop:
             return Outcome(stop.status, stop.reason, self.results)
-        status = "dry_run" if self.dry_run else "verified"
-        return Outcome(status, "dry run complete" if self.dry_run else "verification passed", self.results)
+        if self.dry_run:
+            return Outcome("dry_run", self._dry_note or "dry run complete", self.results)
+        return Outcome("verified", "verification passed", self.results)
 
     def _phases(self) -> None:
         rollback_reason = self._phase("diagnose") or self._phase("mitigate")
@@ -122,7 +124,19 @@ class Orchestrator:
             if failed is None:
                 return
             rollback_reason = failed
+        if self.dry_run:
+            self._dry_rollback(rollback_reason)
+            return
         self._rollback(rollback_reason)
+
+    def _dry_rollback(self, reason: str) -> None:
+        """In a dry run nothing was changed, so nothing is rolled back: say what a real run would do."""
+        steps = [s.id for s in self.playbook.phases.get("rollback", ())]
+        would = f"a real run would roll back ({', '.join(steps)})" if steps else "the playbook has no rollback steps"
+        note = f"{reason}; {would}. Expected in a dry run: its mitigations did not run"
+        self.journal.event("decision", decision="would_run", reason=note)
+        self.progress.note(note)
+        self._dry_note = f"dry run complete; {note}"
 
     def _rollback(self, reason: str) -> None:
         steps = self.playbook.phases.get("rollback", ())
@@ -190,8 +204,14 @@ class Orchestrator:
         hosts = self.targeting.hosts(step.on) if step.runs_on_hosts and step.on else [CONTROL_NODE]
         started = time.monotonic()
         self.journal.event(
-            "step_started", phase=step.phase, step=step.id, action=step.action, summary=step.title,
-            hosts=hosts, mutating=step.mutating, approval_required=step.approval_required,
+            "step_started",
+            phase=step.phase,
+            step=step.id,
+            action=step.action,
+            summary=step.title,
+            hosts=hosts,
+            mutating=step.mutating,
+            approval_required=step.approval_required,
         )
         if step.when is not None:
             decided = self._decide_when(step)
@@ -199,7 +219,9 @@ class Orchestrator:
                 return self._finish(step, decided, started)
         if step.mutating and self.dry_run:
             note = "would run (dry run: mutating steps never run)"
-            self.journal.event("decision", phase=step.phase, step=step.id, decision="would_run", reason=note, hosts=hosts)
+            self.journal.event(
+                "decision", phase=step.phase, step=step.id, decision="would_run", reason=note, hosts=hosts
+            )
             self.progress.step(step, hosts, note)
             return self._finish(step, StepResult(step.id, "would_run", reason=note), started)
         if step.approval_required:
@@ -213,8 +235,14 @@ class Orchestrator:
     def _finish(self, step: Step, result: StepResult, started: float) -> StepResult:
         result.duration = time.monotonic() - started
         self.journal.event(
-            "step_finished", phase=step.phase, step=step.id, status=result.status, duration=round(result.duration, 3),
-            attempts=result.attempts, reason=result.reason, aggregates=result.aggregates(),
+            "step_finished",
+            phase=step.phase,
+            step=step.id,
+            status=result.status,
+            duration=round(result.duration, 3),
+            attempts=result.attempts,
+            reason=result.reason,
+            aggregates=result.aggregates(),
         )
         self.progress.step_done(step, result)
         return result
@@ -228,8 +256,14 @@ class Orchestrator:
         except TemplateError as exc:
             if self.dry_run:
                 reason = f"cannot decide in a dry run ({exc}); it depends on steps that did not run"
-                self.journal.event("decision", phase=step.phase, step=step.id, decision="would_run",
-                                   expression=str(expr), reason=reason)
+                self.journal.event(
+                    "decision",
+                    phase=step.phase,
+                    step=step.id,
+                    decision="would_run",
+                    expression=str(expr),
+                    reason=reason,
+                )
                 self.progress.step(step, [], f"undecided: {reason}")
                 return StepResult(step.id, "would_run" if step.mutating else "not_run", reason=reason)
             reason = f"when: {exc}"
@@ -237,8 +271,15 @@ class Orchestrator:
             return StepResult(step.id, "failed", reason=reason)
         run = templating.truthy(value)
         decision = "run" if run else "skip"
-        self.journal.event("decision", phase=step.phase, step=step.id, decision=decision,
-                           expression=str(expr), value=_jsonable(value), reason=f"when: {expr} -> {value!r}")
+        self.journal.event(
+            "decision",
+            phase=step.phase,
+            step=step.id,
+            decision=decision,
+            expression=str(expr),
+            value=_jsonable(value),
+            reason=f"when: {expr} -> {value!r}",
+        )
         if run:
             return None
         self.progress.step(step, [], f"skipped: {expr} is false")
@@ -247,15 +288,25 @@ class Orchestrator:
     def _approve(self, step: Step, hosts: Sequence[str]) -> StepResult | None:
         summary = self._describe(step, hosts)
         approval = self.approver(step, hosts, summary)
-        self.journal.event("approval", phase=step.phase, step=step.id, approved=approval.approved,
-                           method=approval.method, by=approval.by, plan_hash=self.plan_hash, hosts=list(hosts),
-                           reason=step.approval_reason, summary=summary)
+        self.journal.event(
+            "approval",
+            phase=step.phase,
+            step=step.id,
+            approved=approval.approved,
+            method=approval.method,
+            by=approval.by,
+            plan_hash=self.plan_hash,
+            hosts=list(hosts),
+            reason=step.approval_reason,
+            summary=summary,
+        )
         if approval.approved:
             return None
         if approval.method == "missing":
             raise _Stop(
                 "awaiting_approval",
-                f"step '{step.id}' needs approval and there is no terminal to ask: rerun with --approve {step.id} or --yes",
+                f"step '{step.id}' needs approval and there is no terminal to ask: "
+                f"rerun with --approve {step.id} or --yes",
             )
         self.progress.note(f"{step.id}: approval refused by {approval.by}; not run")
         return StepResult(step.id, "skipped", reason=f"approval refused by {approval.by}")
@@ -286,9 +337,18 @@ class Orchestrator:
                     result.status = "failed"
                     result.reason = f"until: {step.until} still false after {attempt} attempt(s)"
                 return result
-            self.journal.event("decision", phase=step.phase, step=step.id, decision="retry", attempt=attempt,
-                               reason=result.reason or f"attempt {attempt} did not succeed", delay=step.delay)
-            self.progress.note(f"{step.id}: attempt {attempt} of {step.retries + 1} did not succeed; retrying in {step.delay:g}s")
+            self.journal.event(
+                "decision",
+                phase=step.phase,
+                step=step.id,
+                decision="retry",
+                attempt=attempt,
+                reason=result.reason or f"attempt {attempt} did not succeed",
+                delay=step.delay,
+            )
+            self.progress.note(
+                f"{step.id}: attempt {attempt} of {step.retries + 1} did not succeed; retrying in {step.delay:g}s"
+            )
             if self.stop_requested.wait(step.delay):
                 raise _Stop("interrupted", "interrupted by signal")
 
@@ -489,7 +549,7 @@ def _step_status(results: Mapping[str, HostResult], total: int, budget: float) -
 def _first_problem(result: StepResult) -> str:
     for host, r in result.hosts.items():
         if r.status not in {"ok", "skipped"}:
-            detail = r.msg or r.stderr.strip().splitlines()[-1:] and r.stderr.strip().splitlines()[-1] or f"rc {r.rc}"
+            detail = r.msg or (r.stderr.strip().splitlines()[-1:] and r.stderr.strip().splitlines()[-1]) or f"rc {r.rc}"
             where = f" on {host}" if host != CONTROL_NODE else ""
             return f"{detail}{where}"
     return result.reason or result.status

@@ -499,7 +499,7 @@ def _render_action(step: Step, context: Mapping[str, Any]) -> tuple[dict[str, An
     spec = step.spec
     action: dict[str, Any]
     if step.action == "shell":
-        action = {"shell": fields.text("shell", spec, shell=True)}  # noqa: S604 - quoting, not a subprocess
+        action = {"shell": fields.text("shell", spec, shell=True)}
     elif step.action == "command":
         action = {"command": [fields.text(f"command[{i}]", item) for i, item in enumerate(spec)]}
     elif step.action == "module":

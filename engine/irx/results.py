@@ -122,7 +122,7 @@ class StepResult:
     """What one step did on every host it ran on (or on the control node, host ``localhost``)."""
 
     step_id: str
-    status: str  # ok | failed | skipped | timed_out | unreachable | would_run | not_run
+    status: str  # ok | failed | skipped | timed_out | would_run | not_run | interrupted
     hosts: dict[str, HostResult] = field(default_factory=dict)
     duration: float = 0.0
     attempts: int = 1
@@ -143,7 +143,8 @@ class StepResult:
     def view(self) -> dict[str, Any]:
         """The ``steps.ID`` mapping for templates."""
         first = next(iter(self.hosts.values()), None)
-        base = first.view() if first is not None else {}
+        # A step that did not run still has every field, so `steps.x.data is none` works without guards.
+        base = first.view() if first is not None else HostResult("", self.status).view()
         rcs = [h.rc for h in self.hosts.values() if h.rc is not None]
         return {
             **base,

@@ -28,7 +28,15 @@ from irx.model import Playbook, Step
 from irx.orchestrator import Approval, Orchestrator, Outcome
 from irx.results import HostResult, StepResult
 
-SYMBOLS = {"ok": "✓", "failed": "✗", "timed_out": "⏱", "unreachable": "✗", "skipped": "–", "would_run": "◇", "not_run": "–"}
+SYMBOLS = {
+    "ok": "✓",
+    "failed": "✗",
+    "timed_out": "⏱",
+    "unreachable": "✗",
+    "skipped": "-",
+    "would_run": "◇",
+    "not_run": "-",
+}
 
 
 @dataclass
@@ -72,7 +80,9 @@ def _check_approve_ids(playbook: Playbook, approve: Sequence[str]) -> None:
     for step_id in approve:
         if step_id not in gated:
             known = ", ".join(sorted(gated)) or "none"
-            raise UsageError(f"--approve {step_id}: no step of {playbook.name} with that id needs approval (those that do: {known})")
+            raise UsageError(
+                f"--approve {step_id}: no step of {playbook.name} with that id needs approval (those that do: {known})"
+            )
 
 
 @dataclass
@@ -85,21 +95,12 @@ class _Prepared:
 
 
 def _prepare(playbook: Playbook, inv: Any, supplied: Any, environ: Mapping[str, str]) -> _Prepared:
-    from irx.params import resolve
-    from irx.plan import _connection_secrets, _resolve_targets, build_plan
+    """The plan (and its hash) and what it was computed from: the run executes exactly that."""
+    from irx.plan import build_plan
 
     plan = build_plan(playbook, inv, supplied, environ)
-    targets = {name: list(hosts) for name, (_, hosts) in _resolve_targets(playbook, inv).items()}
-    everyone = list(dict.fromkeys(h for hosts in targets.values() for h in hosts))
-
-    def lookup(host: str, var: str) -> tuple[bool, Any]:
-        if var not in inv.host_vars(host):
-            return False, None
-        return True, inv.value(host, var)
-
-    params = resolve(playbook, supplied, everyone or list(inv.hosts("all")), lookup, environ)
-    secrets = [*params.secret_values(), *_connection_secrets(inv, everyone)]
-    return _Prepared(plan.hash, targets, params, secrets, list(plan.warnings))
+    targets = {name: list(hosts) for name, hosts in plan.targets.items()}
+    return _Prepared(plan.hash, targets, plan.params, list(plan.secrets), list(plan.warnings))
 
 
 class _HostVars(Mapping[str, Any]):
@@ -156,7 +157,9 @@ class _Targeting:
 class _Sessions:
     """The Ansible session for this run, started early and replaced after MAX_ROUNDS rounds."""
 
-    def __init__(self, inventory: str, hosts: list[str], forks: int, progress: _Progress, stop: threading.Event) -> None:
+    def __init__(
+        self, inventory: str, hosts: list[str], forks: int, progress: _Progress, stop: threading.Event
+    ) -> None:
         self.inventory, self.hosts, self.forks, self.progress, self.stop = inventory, hosts, forks, progress, stop
         self._session: AnsibleSession | None = None
         self._ready = threading.Event()
@@ -348,9 +351,18 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
     outcome: Outcome | None = None
     try:
         journal.event(
-            "run_started", playbook=playbook.name, playbook_path=str(playbook.path), title=playbook.title,
-            severity=playbook.severity, inventory=inv.name, mode=mode, operator=operator, plan_hash=prepared.plan_hash,
-            params=_shown_params(playbook, prepared.params), hosts=everyone, irx_version=__version__,
+            "run_started",
+            playbook=playbook.name,
+            playbook_path=str(playbook.path),
+            title=playbook.title,
+            severity=playbook.severity,
+            inventory=inv.name,
+            mode=mode,
+            operator=operator,
+            plan_hash=prepared.plan_hash,
+            params=_shown_params(playbook, prepared.params),
+            hosts=everyone,
+            irx_version=__version__,
             forced_lock=bool(lock is not None and lock.forced),
         )
         if lock is not None:
@@ -369,8 +381,13 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
         for host, reason in unreachable.items():
             journal.event("host_result", host=host, status="unreachable", msg=f"preflight: {reason}", phase="preflight")
             progress.note(f"✗ {host} unreachable before any step: {reason}")
-        run_info = {"id": run_id, "started_at": utc_timestamp(), "severity": playbook.severity, "operator": operator,
-                    "dry_run": options.dry_run}
+        run_info = {
+            "id": run_id,
+            "started_at": utc_timestamp(),
+            "severity": playbook.severity,
+            "operator": operator,
+            "dry_run": options.dry_run,
+        }
         orchestrator = Orchestrator(
             playbook=playbook,
             targeting=_Targeting(inv, prepared, run_info),
@@ -396,8 +413,13 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
         final = outcome or Outcome("failed", "irx stopped unexpectedly", {})
         duration = round(time.monotonic() - started, 3)
         if not journal.closed:
-            journal.event("run_finished", status=final.status, exit_code=int(final.exit_code), duration=duration,
-                          reason=final.reason)
+            journal.event(
+                "run_finished",
+                status=final.status,
+                exit_code=int(final.exit_code),
+                duration=duration,
+                reason=final.reason,
+            )
             journal.close()
         if lock is not None:
             lock.release()
@@ -411,8 +433,9 @@ def _shown_params(playbook: Playbook, params: Any) -> dict[str, Any]:
     return {name: ("******" if playbook.params[name].secret else value) for name, value in values.items()}
 
 
-def _summary(outcome: Outcome, options: RunOptions, run_id: str, path: Path, duration: float, progress: _Progress,
-             redactor: Any) -> None:
+def _summary(
+    outcome: Outcome, options: RunOptions, run_id: str, path: Path, duration: float, progress: _Progress, redactor: Any
+) -> None:
     if options.fmt == "json":
         body = {
             "run_id": run_id,
@@ -422,17 +445,26 @@ def _summary(outcome: Outcome, options: RunOptions, run_id: str, path: Path, dur
             "duration": duration,
             "journal": str(path),
             "steps": {
-                step_id: {"status": r.status, "duration": round(r.duration, 3), "attempts": r.attempts,
-                          "hosts": {h: hr.status for h, hr in r.hosts.items()}, "reason": r.reason}
+                step_id: {
+                    "status": r.status,
+                    "duration": round(r.duration, 3),
+                    "attempts": r.attempts,
+                    "hosts": {h: hr.status for h, hr in r.hosts.items()},
+                    "reason": r.reason,
+                }
                 for step_id, r in outcome.results.items()
             },
         }
         click.echo(json.dumps(redactor.redact(body), indent=2))
         return
-    word = {"verified": "VERIFIED", "dry_run": "DRY RUN COMPLETE", "failed": "FAILED", "rolled_back": "ROLLED BACK",
-            "awaiting_approval": "AWAITING APPROVAL", "interrupted": "INTERRUPTED"}[outcome.status]
+    word = {
+        "verified": "VERIFIED",
+        "dry_run": "DRY RUN COMPLETE",
+        "failed": "FAILED",
+        "rolled_back": "ROLLED BACK",
+        "awaiting_approval": "AWAITING APPROVAL",
+        "interrupted": "INTERRUPTED",
+    }[outcome.status]
     progress.header(f"\n{word} in {duration:.1f}s: {redactor.redact_text(outcome.reason)}\njournal: {path}")
     if outcome.status == "awaiting_approval":
         click.echo(f"irx: {redactor.redact_text(outcome.reason)}", err=True)
-
-

@@ -129,9 +129,7 @@ def test_ssh_hosts_reach_each_other(ssh_hosts: SshHosts) -> None:
     assert proc.returncode == 0
 
 
-def test_ansible_runner_over_real_ssh(
-    ssh_hosts: SshHosts, tmp_path: Path, ansible_env: dict[str, str]
-) -> None:
+def test_ansible_runner_over_real_ssh(ssh_hosts: SshHosts, tmp_path: Path, ansible_env: dict[str, str]) -> None:
     playbook = [
         {
             "hosts": ssh_hosts.group,

@@ -247,7 +247,9 @@ def host_result(host: str, res: Mapping[str, Any] | None, duration: float, watch
     if stdout_cut or stderr_cut:
         extra["truncated"] = {"stdout": stdout_cut, "stderr": stderr_cut, "cap": OUTPUT_CAP}
     if "stdout" not in res and status == "ok":  # a module's own return values are its data
-        extra["module"] = {k: v for k, v in res.items() if k not in {"invocation", "changed", "failed", "_ansible_no_log"}}
+        extra["module"] = {
+            k: v for k, v in res.items() if k not in {"invocation", "changed", "failed", "_ansible_no_log"}
+        }
     return HostResult(
         host=host,
         status=status,
@@ -424,7 +426,9 @@ class AnsibleSession:
                 self._cond.notify_all()
                 while len(self._replies) <= index and not self._closing:
                     self._cond.wait(timeout=1.0)
-                reply = self._replies[index] if index < len(self._replies) else {"done": True, "file": "", "collect": []}
+                reply = (
+                    self._replies[index] if index < len(self._replies) else {"done": True, "file": "", "collect": []}
+                )
             try:
                 stream.write(json.dumps(reply).encode() + b"\n")
                 stream.flush()

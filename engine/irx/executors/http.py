@@ -69,10 +69,16 @@ def run_http(spec: Mapping[str, Any], client: Any = None) -> HostResult:
             timeout=timeout,
         )
     except httpx.TimeoutException:
-        return HostResult(CONTROL_NODE, "timed_out", msg=f"{method} {spec['url']}: no answer within {timeout:g}s",
-                          duration=time.monotonic() - started)
+        return HostResult(
+            CONTROL_NODE,
+            "timed_out",
+            msg=f"{method} {spec['url']}: no answer within {timeout:g}s",
+            duration=time.monotonic() - started,
+        )
     except httpx.HTTPError as exc:
-        return HostResult(CONTROL_NODE, "failed", msg=f"{method} {spec['url']}: {exc}", duration=time.monotonic() - started)
+        return HostResult(
+            CONTROL_NODE, "failed", msg=f"{method} {spec['url']}: {exc}", duration=time.monotonic() - started
+        )
     finally:
         if owned:
             client.close()

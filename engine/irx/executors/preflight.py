@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +35,11 @@ def ssh_target(name: str, hostvars: Mapping[str, Any]) -> SshTarget | None:
     connection = str(hostvars.get("ansible_connection", "ssh"))
     if connection not in {"ssh", "smart", "paramiko", "paramiko_ssh"}:
         return None
-    options = _ssh_options(" ".join(str(hostvars.get(k, "")) for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args")))
+    options = _ssh_options(
+        " ".join(
+            str(hostvars.get(k, "")) for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args")
+        )
+    )
     known = options.get("userknownhostsfile")
     files = tuple(known.split()) if known else (str(Path.home() / ".ssh" / "known_hosts"),)
     return SshTarget(
@@ -61,7 +64,9 @@ def _ssh_options(args: str) -> dict[str, str]:
     except ValueError:
         return options
     for index, word in enumerate(words):
-        text = words[index + 1] if word == "-o" and index + 1 < len(words) else word[2:] if word.startswith("-o") else ""
+        text = (
+            words[index + 1] if word == "-o" and index + 1 < len(words) else word[2:] if word.startswith("-o") else ""
+        )
         if "=" in text:
             key, _, value = text.partition("=")
             options[key.strip().lower()] = value.strip()
@@ -101,7 +106,7 @@ def check_host(target: SshTarget, timeout: float = DEFAULT_TIMEOUT) -> str | Non
     except paramiko.ssh_exception.NoValidConnectionsError as exc:  # its own text hides why: say it
         reasons = sorted({getattr(error, "strerror", None) or str(error) for error in exc.errors.values()})
         return f"ssh to {target.address}:{target.port}: {'; '.join(reasons) or exc}"
-    except (OSError, socket.error) as exc:
+    except OSError as exc:
         return f"ssh to {target.address}:{target.port}: {exc.strerror or exc}"
     finally:
         client.close()

@@ -188,9 +188,7 @@ def kill_tree(pid: int, *, timeout: float = 5.0) -> None:
     for victim in victims:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(victim, signal.SIGKILL)
-    wait_for(
-        lambda: not any(pid_alive(v) for v in victims), timeout=timeout, what=f"process tree {pid} to die"
-    )
+    wait_for(lambda: not any(pid_alive(v) for v in victims), timeout=timeout, what=f"process tree {pid} to die")
 
 
 def stop_child(

@@ -93,8 +93,7 @@ class NginxServer(_Service):
             for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
         extra = "\n".join(
-            f"        location {matcher} {{\n            {body}\n        }}"
-            for matcher, body in self.locations.items()
+            f"        location {matcher} {{\n            {body}\n        }}" for matcher, body in self.locations.items()
         )
         # As root, workers would default to "nobody", who cannot write our root-owned temp dirs.
         user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -133,9 +132,7 @@ http {{
 
     def _ready(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:
-            raise TestEnvError(
-                f"nginx exited with {self._proc.returncode}:\n{_proc.log_tail(self.error_log)}"
-            )
+            raise TestEnvError(f"nginx exited with {self._proc.returncode}:\n{_proc.log_tail(self.error_log)}")
         return _proc.port_open(self.host, self.port)
 
     def reload(self, locations: Mapping[str, str] | None = None) -> None:

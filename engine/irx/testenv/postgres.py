@@ -172,9 +172,7 @@ class PostgresServer(_Service):
 
     def _ready(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:
-            raise TestEnvError(
-                f"postgres exited with {self._proc.returncode}:\n{_proc.log_tail(self.log_path)}"
-            )
+            raise TestEnvError(f"postgres exited with {self._proc.returncode}:\n{_proc.log_tail(self.log_path)}")
         # postmaster.pid's 8th line turns to "ready" once connections are accepted (what pg_ctl -w reads).
         try:
             lines = (self.data_dir / "postmaster.pid").read_text().splitlines()

@@ -199,8 +199,7 @@ class SshHosts(_Service):
                             "ansible_ssh_common_args": common,
                             # ssh_args come before common args on ssh's command line and ssh keeps
                             # the first value: replace Ansible's default ControlMaster=auto here.
-                            "ansible_ssh_args": "-o ControlMaster=no -o ServerAliveInterval=5 "
-                            "-o ServerAliveCountMax=2",
+                            "ansible_ssh_args": "-o ControlMaster=no -o ServerAliveInterval=5 -o ServerAliveCountMax=2",
                             "ansible_ssh_timeout": self.connect_timeout,
                             # One SSH connection per task instead of three or four (mkdir, put, run):
                             # without connection sharing this is what keeps runs fast.
@@ -275,9 +274,7 @@ class SshHosts(_Service):
             self._made_netns.append(host.netns)
             _proc.run([ip, "netns", "add", host.netns])
             self._made_links.insert(0, host.veth)  # veths go before the bridge
-            _proc.run(
-                [ip, "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns]
-            )
+            _proc.run([ip, "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns])
             _proc.run([ip, "link", "set", host.veth, "master", self.bridge, "up"])
             _proc.run([ip, "-n", host.netns, "addr", "add", f"{host.address}/{prefix}", "dev", "eth0"])
             _proc.run([ip, "-n", host.netns, "link", "set", "eth0", "up"])
@@ -370,9 +367,7 @@ class SshHosts(_Service):
         self, name: str, argv: Sequence[str], *, timeout: float = 30.0, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside host ``name``'s network namespace (not over SSH; hostname is the machine's)."""
-        return _proc.run(
-            [self._ip, "netns", "exec", self.host(name).netns, *argv], timeout=timeout, check=check
-        )
+        return _proc.run([self._ip, "netns", "exec", self.host(name).netns, *argv], timeout=timeout, check=check)
 
     def _stop(self) -> None:
         errors: list[str] = []
