@@ -51,19 +51,24 @@ _MAIN = """\
   tasks:
     - ansible.builtin.include_tasks: loop.yml
 """
-_LOOP = """\
-- name: "irx:next"
-  irx_next:
-    socket: "{{ irx_socket }}"
-    collect: "{{ irx_batch.collect | default([]) }}"
-  register: irx_batch
-- name: "irx:batch"
-  ansible.builtin.include_tasks: "{{ irx_batch.file }}"
-  when: not irx_batch.done
-- name: "irx:loop"
-  ansible.builtin.include_tasks: loop.yml
-  when: not irx_batch.done
-"""
+# The hand-off and the include of the next batch: the whole of loop.yml (the first round), and the tail of
+# every batch file, so each round costs one controller-side task and one include.
+_NEXT_TASKS: list[dict[str, Any]] = [
+    {
+        "name": "irx:next",
+        "irx_next": {
+            "socket": "{{ irx_socket }}",
+            "collect": "{{ irx_batch.collect | default([]) }}",
+            "hosts": "{{ irx_hosts }}",
+        },
+        "register": "irx_batch",
+        # One hand-off per round for the whole play (not one forked worker per host): the plugin reads
+        # every host's registered results from hostvars, and Ansible applies its answer to all hosts.
+        "run_once": True,
+    },
+    {"name": "irx:batch", "ansible.builtin.include_tasks": "{{ irx_batch.file }}", "when": "not irx_batch.done"},
+]
+_LOOP = yaml.safe_dump(_NEXT_TASKS, sort_keys=False)
 
 
 SESSION_PREFIX = "irx-ansible-"
@@ -118,7 +123,18 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-_Dumper.add_representer(_Unsafe, lambda dumper, data: dumper.represent_scalar("!unsafe", str(data)))
+def _represent_unsafe(dumper: yaml.SafeDumper, data: _Unsafe) -> yaml.ScalarNode:
+    """``!unsafe`` for strings; Ansible re-resolves an unsafe scalar's type as if it were plain, so a value
+    that would read as a bool, number or null ("true", "123") is written as a quoted string instead: it holds
+    no template syntax, so it needs no protection, and quoting keeps it a string."""
+    text = str(data)
+    if _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str":
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'")
+    return dumper.represent_scalar("!unsafe", text, style="'")
+
+
+_RESOLVER = yaml.resolver.Resolver()
+_Dumper.add_representer(_Unsafe, _represent_unsafe)
 
 
 def unsafe(value: Any) -> Any:
@@ -359,7 +375,7 @@ class AnsibleSession:
             playbook="main.yml",
             inventory=self.inventory,
             limit=",".join(self.hosts),
-            extravars={"irx_socket": sock_path},
+            extravars={"irx_socket": sock_path, "irx_hosts": self.hosts},
             envvars=envvars,
             forks=max(self.forks, len(self.hosts)) if len(self.hosts) <= 50 else self.forks,
             event_handler=self._on_event,
@@ -418,11 +434,12 @@ class AnsibleSession:
             if not line:
                 return
             payload = json.loads(line)
-            host = str(payload.get("host"))
+            by_host: dict[str, Any] = payload.get("hosts") or {}
             with self._cond:
-                index = self._checkins.get(host, 0)
-                self._checkins[host] = index + 1
-                self._payloads[host] = payload.get("results") or {}
+                index = min((self._checkins.get(h, 0) for h in self.hosts), default=0)
+                for host in self.hosts:  # one check-in stands for every host of the play
+                    self._checkins[host] = index + 1
+                    self._payloads[host] = by_host.get(host) or {}
                 self._cond.notify_all()
                 while len(self._replies) <= index and not self._closing:
                     self._cond.wait(timeout=1.0)
@@ -453,10 +470,10 @@ class AnsibleSession:
         try:
             stdout = runner.stdout.read() if runner is not None else ""
             lines = [ln for ln in stdout.splitlines() if ln.strip()]
-            tail = " | ".join(lines[-3:])
+            tail = " | ".join(lines[-12:])
         except Exception:  # the runner's stdout may be gone; the status still says enough
             tail = ""
-        return f"status {status}, rc {rc}" + (f": {tail[-400:]}" if tail else "")
+        return f"status {status}, rc {rc}" + (f": {tail[-1500:]}" if tail else "")
 
     # -- running a batch ----------------------------------------------------------------------------
 
@@ -468,7 +485,7 @@ class AnsibleSession:
         assert self._dir is not None
         self._batches += 1
         batch_file = self._dir / "project" / f"batch-{self._batches}.yml"
-        bodies = [_task(task, index) for index, task in enumerate(tasks)]
+        bodies = [*(_task(task, index) for index, task in enumerate(tasks)), *_NEXT_TASKS]
         self._watchdogs = {f"irx:{t.step_id}:{i}": t.timeout for i, t in enumerate(tasks) if _watched(t)}
         batch_file.write_text(yaml.dump(bodies, Dumper=_Dumper, sort_keys=False, width=1_000_000))
         collect = [_register_name(task.step_id, index) for index, task in enumerate(tasks)]

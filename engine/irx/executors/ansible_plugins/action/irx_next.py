@@ -24,10 +24,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         task_vars = task_vars or {}
         args = self._task.args
         names = args.get("collect") or []
+        # run_once: one call per round for the whole play; every host's registered results are in hostvars.
+        hostvars = task_vars.get("hostvars") or {}
         payload = {
-            "host": task_vars.get("inventory_hostname"),
-            "round": args.get("round"),
-            "results": {name: _plain(task_vars.get(name)) for name in names},
+            "hosts": {
+                host: {name: _plain(hostvars[host].get(name)) for name in names} if host in hostvars else {}
+                for host in args.get("hosts") or []
+            },
         }
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(args["socket"])
