@@ -71,8 +71,25 @@ def run_command(name: str, options: RunOptions) -> int:
     _check_approve_ids(playbook, options.approve)
     supplied = parse_extra_vars(options.extra_vars)
     inv = load_inventory(options.inventory, options.limit)
-    prepared = _prepare(playbook, inv, supplied, options.environ)
-    return _execute(playbook, inv, prepared, options)
+    sessions = _early_sessions(playbook, inv, options)
+    try:
+        prepared = _prepare(playbook, inv, supplied, options.environ)
+    except BaseException:
+        sessions.close()
+        raise
+    return _execute(playbook, inv, prepared, options, sessions)
+
+
+def _early_sessions(playbook: Playbook, inv: Any, options: RunOptions) -> _Sessions:
+    """Start Ansible (about 2 s of start-up) now, while irx renders the plan, takes the lock and opens the
+    journal: it only waits for work, so the first diagnostic result comes as early as Ansible allows."""
+    from irx.plan import _resolve_targets
+
+    hosts = list(dict.fromkeys(h for _, found in _resolve_targets(playbook, inv).values() for h in found))
+    sessions = _Sessions(inv.source, hosts, options.forks)
+    if hosts and any(s.runs_on_hosts for s in playbook.steps):
+        sessions.start_in_background()
+    return sessions
 
 
 def _check_approve_ids(playbook: Playbook, approve: Sequence[str]) -> None:
@@ -157,21 +174,27 @@ class _Targeting:
 class _Sessions:
     """The Ansible session for this run, started early and replaced after MAX_ROUNDS rounds."""
 
-    def __init__(
-        self, inventory: str, hosts: list[str], forks: int, progress: _Progress, stop: threading.Event
-    ) -> None:
-        self.inventory, self.hosts, self.forks, self.progress, self.stop = inventory, hosts, forks, progress, stop
+    def __init__(self, inventory: str, hosts: list[str], forks: int) -> None:
+        self.inventory, self.hosts, self.forks = inventory, hosts, forks
+        self.progress: _Progress | None = None  # set once the run's output is known
+        self.stop: threading.Event | None = None
         self._session: AnsibleSession | None = None
         self._ready = threading.Event()
+        self._started = False
         self._error: BaseException | None = None
         self.starts = 0
 
     def start_in_background(self) -> None:
+        self._started = True
         threading.Thread(target=self._start, name="irx-ansible-start", daemon=True).start()
+
+    def _host_event(self, step_id: str, host: str, status: str, duration: float) -> None:
+        if self.progress is not None:
+            self.progress.host(step_id, host, status, duration)
 
     def _start(self) -> None:
         try:
-            session = AnsibleSession(self.inventory, self.hosts, forks=self.forks, on_host_event=self.progress.host)
+            session = AnsibleSession(self.inventory, self.hosts, forks=self.forks, on_host_event=self._host_event)
             session.start()
             self._session = session
             self.starts += 1
@@ -181,6 +204,9 @@ class _Sessions:
             self._ready.set()
 
     def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        if not self._started:
+            self._started = True
+            self._start()
         self._ready.wait()
         if self._error is not None:
             raise self._error
@@ -197,7 +223,9 @@ class _Sessions:
             self._session.abort()
 
     def close(self) -> None:
-        if self._ready.is_set() and self._session is not None:
+        if self._started:
+            self._ready.wait(timeout=60)  # a start in progress finishes (seconds at most), then is closed
+        if self._session is not None:
             self._session.close()
 
 
@@ -321,7 +349,7 @@ def _signals(stop: threading.Event, sessions: _Sessions, progress: _Progress) ->
 # -- the run ---------------------------------------------------------------------------------------------------------
 
 
-def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOptions) -> int:
+def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOptions, sessions: _Sessions) -> int:
     from irx import __version__
     from irx.executors.preflight import preflight, ssh_target
     from irx.lock import RunLock, default_lock_dir
@@ -335,19 +363,20 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
     run_id = new_run_id()
     everyone = list(dict.fromkeys(h for hosts in prepared.targets.values() for h in hosts))
     lock = None
-    if not options.dry_run:
-        lock = RunLock.acquire(default_lock_dir(), playbook.name, everyone, run_id, operator, force=options.force)
     runs_dir = options.runs_dir or default_runs_dir()
     try:
+        if not options.dry_run:
+            lock = RunLock.acquire(default_lock_dir(), playbook.name, everyone, run_id, operator, force=options.force)
         journal = Journal.create(runs_dir, run_id, redactor)
     except BaseException:
+        sessions.close()
         if lock is not None:
             lock.release()
         raise
     mode = "dry-run" if options.dry_run else "run"
     started = time.monotonic()
     stop = threading.Event()
-    sessions = _Sessions(inv.source, everyone, options.forks, progress, stop)
+    sessions.progress, sessions.stop = progress, stop
     outcome: Outcome | None = None
     try:
         journal.event(
@@ -373,9 +402,6 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
         )
         for warning in prepared.warnings:
             progress.note(f"warning: {warning}")
-        host_steps = any(s.runs_on_hosts for s in playbook.steps)
-        if host_steps and everyone:
-            sessions.start_in_background()
         ssh = [t for t in (ssh_target(h, inv.host_vars(h)) for h in everyone) if t is not None]
         unreachable = preflight(ssh, options.preflight_timeout)
         for host, reason in unreachable.items():

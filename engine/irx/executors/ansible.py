@@ -128,7 +128,7 @@ def _represent_unsafe(dumper: yaml.SafeDumper, data: _Unsafe) -> yaml.ScalarNode
     that would read as a bool, number or null ("true", "123") is written as a quoted string instead: it holds
     no template syntax, so it needs no protection, and quoting keeps it a string."""
     text = str(data)
-    if _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str":
+    if _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str":  # type: ignore[no-untyped-call]
         return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'")
     return dumper.represent_scalar("!unsafe", text, style="'")
 
