@@ -14,36 +14,18 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from journal_checks import check_journal, host_results, of_type
 
 from irx.lock import RunLock, lock_path
-from irx.timeline import JournalRead, read_journal
+from irx.timeline import read_journal
 
 pytestmark = pytest.mark.integration
 
 MACHINE = socket.gethostname()
 HOSTNAMES = {"localhost": MACHINE, "web1": "web1", "web2": "web2", "db1": "db1"}
 TWO_HOSTS = ("localhost", "web1")  # one local, one over SSH: enough for the gates, and cheaper
-
-
-def of_type(journal: JournalRead, kind: str, **fields: Any) -> list[dict[str, Any]]:
-    return [e for e in journal.events if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())]
-
-
-def check_journal(journal: JournalRead, validator: Draft202012Validator) -> None:
-    assert journal.problems == []
-    assert [e["seq"] for e in journal.events] == list(range(1, len(journal.events) + 1))
-    for event in journal.events:
-        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(event)]
-        assert errors == [], f"event {event['seq']} ({event['type']}) does not match the schema: {event}"
-    assert (journal.events[0]["type"], journal.events[-1]["type"]) == ("run_started", "run_finished")
-
-
-def host_results(journal: JournalRead, step: str) -> dict[str, dict[str, Any]]:
-    return {e["host"]: e for e in of_type(journal, "host_result", step=step)}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journal_checks import of_type
 from jsonschema import Draft202012Validator
 
 from irx.timeline import JournalRead, read_journal
@@ -19,10 +20,6 @@ from irx.timeline import JournalRead, read_journal
 pytestmark = pytest.mark.integration
 
 TWO_HOSTS = ("localhost", "web1")
-
-
-def of_type(journal: JournalRead, kind: str, **fields: Any) -> list[dict[str, Any]]:
-    return [e for e in journal.events if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())]
 
 
 def schema_errors(journal: JournalRead, validator: Draft202012Validator) -> list[str]:
