@@ -38,7 +38,7 @@ _TEMPLATE_MARK = re.compile(r"{{|{%")
 
 def inventory_dirs() -> list[Path]:
     """Where a NAME is looked up: ``./inventories``, then the inventories shipped with irx."""
-    dirs = [Path.cwd() / "inventories", Path(__file__).resolve().parents[2] / "inventories"]
+    dirs = [Path.cwd() / "inventories", Path(__file__).resolve().parent / "data" / "inventories"]
     return list(dict.fromkeys(dirs))
 
 

@@ -17,14 +17,14 @@ PLAYBOOK_DIR_ENV = "IRX_PLAYBOOKS"
 
 
 def default_playbook_dir() -> Path:
-    """``$IRX_PLAYBOOKS``, else ./playbooks, else the playbooks shipped beside the package (a checkout)."""
+    """``$IRX_PLAYBOOKS``, else ./playbooks, else the library shipped inside the package."""
     env = os.environ.get(PLAYBOOK_DIR_ENV)
     if env:
         return Path(env)
     local = Path("playbooks")
     if local.is_dir():
         return local
-    return Path(__file__).resolve().parents[2] / "playbooks"
+    return Path(__file__).resolve().parent / "data" / "playbooks"
 
 
 def _names(directory: Path) -> dict[str, Path]:
