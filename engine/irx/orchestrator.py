@@ -549,7 +549,8 @@ def _step_status(results: Mapping[str, HostResult], total: int, budget: float) -
 def _first_problem(result: StepResult) -> str:
     for host, r in result.hosts.items():
         if r.status not in {"ok", "skipped"}:
-            detail = r.msg or (r.stderr.strip().splitlines()[-1:] and r.stderr.strip().splitlines()[-1]) or f"rc {r.rc}"
+            last_error_line = (r.stderr.strip().splitlines() or [""])[-1]
+            detail = r.msg or last_error_line or f"rc {r.rc}"
             where = f" on {host}" if host != CONTROL_NODE else ""
             return f"{detail}{where}"
     return result.reason or result.status
