@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -77,3 +78,14 @@ def _stop_all() -> None:
     for service in list(_LIVE):
         with contextlib.suppress(Exception):
             service.stop()
+
+
+class _ProcessService(_Service):
+    """A service that is one foreground server process, our child (so it is reaped, never a zombie)."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None

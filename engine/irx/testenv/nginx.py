@@ -10,7 +10,7 @@ from pathlib import Path
 
 from irx.testenv import _proc
 from irx.testenv._proc import TestEnvError
-from irx.testenv._service import _Service
+from irx.testenv._service import _ProcessService
 
 HEALTH_BODY = '{"status":"ok"}'
 
@@ -22,7 +22,7 @@ _LOG_FORMAT = (
 )
 
 
-class NginxServer(_Service):
+class NginxServer(_ProcessService):
     """A throw-away nginx listening on ``127.0.0.1:port``.
 
     Args:
@@ -79,11 +79,6 @@ class NginxServer(_Service):
     def error_log(self) -> Path:
         """nginx's error log."""
         return self.workdir / "error.log"
-
-    @property
-    def running(self) -> bool:
-        """True while the master process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def render_config(self) -> str:
         """The nginx.conf text for this server."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from irx.testenv import _names, _proc
 from irx.testenv._proc import TestEnvError
-from irx.testenv._service import _Service
+from irx.testenv._service import _ProcessService
 
 _IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _SERVICE_USER = "postgres"
@@ -51,7 +51,7 @@ def _conninfo_value(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class PostgresServer(_Service):
+class PostgresServer(_ProcessService):
     """A throw-away PostgreSQL cluster listening on ``127.0.0.1:port`` with trust authentication.
 
     Args:
@@ -127,11 +127,6 @@ class PostgresServer(_Service):
             parts.append(f"password={_conninfo_value(password)}")
         parts.append("connect_timeout=5")
         return " ".join(parts)
-
-    @property
-    def running(self) -> bool:
-        """True while the postmaster process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def _start(self) -> None:
         pg_bin = find_pg_bin()

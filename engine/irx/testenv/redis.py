@@ -8,10 +8,10 @@ from pathlib import Path
 
 from irx.testenv import _proc
 from irx.testenv._proc import TestEnvError
-from irx.testenv._service import _Service
+from irx.testenv._service import _ProcessService
 
 
-class RedisServer(_Service):
+class RedisServer(_ProcessService):
     """A throw-away ``redis-server`` listening on ``127.0.0.1:port``, no RDB or AOF.
 
     Args:
@@ -59,11 +59,6 @@ class RedisServer(_Service):
     def log_path(self) -> Path:
         """The server log."""
         return self.workdir / "redis.log"
-
-    @property
-    def running(self) -> bool:
-        """True while the server process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def _start(self) -> None:
         binary = _proc.find_binary("redis-server", "/usr/bin/redis-server")
