@@ -200,6 +200,47 @@ def run(
     raise SystemExit(run_command(name, options))
 
 
+RUNS_DIR_OPTION = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="IRX_RUNS_DIR",
+    help="Where run journals are. Default: .irx/runs (env IRX_RUNS_DIR).",
+)
+
+
+@cli.command()
+@click.argument("run_id", default="latest", metavar="[RUN_ID|latest]")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json", "html"]),
+    default="markdown",
+    show_default=True,
+    help="markdown: a post-mortem draft; json: described by schemas/report.schema.json; html: one file.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE.")
+@RUNS_DIR_OPTION
+def report(run_id: str, fmt: str, output: Path | None, runs_dir: Path | None) -> None:
+    """Render a run's report from its journal: timeline, evidence, resolution, metrics vs severity targets.
+
+    RUN_ID is a run id, a unique prefix of one, or latest (default). A journal with torn or corrupted lines
+    is still reported (its problems are listed). Exit 0 written, 2 unknown run or unwritable FILE.
+    """
+    from irx.report import report_command
+
+    raise SystemExit(report_command(run_id, fmt=fmt, output=output, runs_dir=runs_dir))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+@RUNS_DIR_OPTION
+def history(fmt: str, runs_dir: Path | None) -> None:
+    """List recorded runs, newest first: id, playbook, inventory, mode, status, operator, started, duration."""
+    from irx.history import history_command
+
+    raise SystemExit(history_command(fmt=fmt, runs_dir=runs_dir))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI, map errors to one line and an exit code."""
     try:

@@ -444,7 +444,7 @@ _PY_TYPES: Mapping[str, Callable[[Any], bool]] = {
 
 def _params(ctx: _Context) -> None:
     for name, spec in ctx.params.items():
-        if not isinstance(spec, Mapping) or spec.get("type") not in _PY_TYPES:
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str) or spec["type"] not in _PY_TYPES:
             continue
         kind = spec["type"]
         if kind not in {"integer", "number"} and ("minimum" in spec or "maximum" in spec):
