@@ -102,6 +102,7 @@ class Orchestrator:
     plan_hash: str = ""  # what an approval approves: recorded with it
     unreachable: Mapping[str, str] = field(default_factory=dict)  # host -> why (from the SSH preflight)
     notify: Callable[[Step, str], None] | None = None
+    on_phase: Callable[[str, bool], None] | None = None  # (phase, again): for status updates to people
     stop_requested: threading.Event = field(default_factory=threading.Event)
     results: dict[str, StepResult] = field(default_factory=dict)
     _dry_note: str = ""
@@ -159,6 +160,8 @@ class Orchestrator:
         label = f"{phase} (again)" if again else phase
         self.journal.event("phase_started", phase=phase, again=again)
         self.progress.phase(label)
+        if self.on_phase is not None:
+            self.on_phase(phase, again)
         status = "ok"
         try:
             for step in steps:

@@ -346,6 +346,82 @@ def _signals(stop: threading.Event, sessions: _Sessions, progress: _Progress) ->
             signal.signal(sig, old)
 
 
+# -- communications: what people are told while it happens ---------------------------------------------------------
+
+
+class _Communications:
+    """Messages at run start, at each phase after diagnose, on notify steps and at the end; rendered from the
+    runbook-style templates (or the playbook's ``messages:``), redacted, delivered, and journaled per channel.
+    A message that fails to render or deliver is recorded and never stops the run."""
+
+    def __init__(
+        self,
+        notifier: Any,
+        playbook: Playbook,
+        run_info: Mapping[str, Any],
+        hosts: Sequence[str],
+        journal: Any,
+        progress: _Progress,
+    ) -> None:
+        self.notifier, self.playbook, self.journal, self.progress = notifier, playbook, journal, progress
+        self.run_info = dict(run_info)
+        self.hosts = list(hosts)
+
+    def _send(self, kind: str, status: str, channel: str | None = None, **context: Any) -> None:
+        from irx.errors import TemplateError
+        from irx.notify import render_message
+
+        book = {"name": self.playbook.name, "title": self.playbook.title, "severity": self.playbook.severity}
+        override = self.playbook.messages.get(kind) if kind != "step" else None
+        try:
+            text = render_message(kind, {"run": self.run_info, "playbook": book, "status": status, **context}, override)
+        except TemplateError as exc:
+            self.journal.event("error", message=f"message {kind}: {exc}", where="notify")
+            return
+        self.notifier.send(
+            kind,
+            text,
+            channel=channel,
+            run_id=self.run_info["id"],
+            playbook=self.playbook.name,
+            severity=self.playbook.severity,
+            status=status,
+            **{k: v for k, v in context.items() if k in {"phase", "step"}},
+        )
+
+    def start(self) -> None:
+        self._send("initial", "investigating", summary=_hosts_text(self.hosts) if self.hosts else None)
+
+    def phase(self, phase: str, again: bool) -> None:
+        if phase != "diagnose":
+            status = {"mitigate": "mitigating", "verify": "verifying", "rollback": "rolling back"}[phase]
+            self._send("update", status, phase=phase, reason="verification repeated after rollback" if again else None)
+
+    def step(self, step: Step, message: str) -> None:
+        self.progress.note(f"notify: {message}")
+        channel = step.spec.get("channel") if isinstance(step.spec, Mapping) else None
+        self._send("step", "in progress", channel=channel, step=step.id, phase=step.phase, message=message)
+
+    def finish(self, outcome: Outcome) -> None:
+        if outcome.status in {"verified", "dry_run"}:
+            self._send(
+                "resolved", "resolved" if outcome.status == "verified" else "dry run complete", reason=outcome.reason
+            )
+        else:
+            self._send("failed", outcome.status.replace("_", " "), reason=outcome.reason)
+
+
+def _notify_channels(inv: Any, hosts: Sequence[str], environ: Mapping[str, str]) -> list[Any]:
+    """Channels from the inventory variable ``irx_notify`` (group ``all`` or the targeted hosts) and env."""
+    from irx.notify import load_channels
+
+    configured = None
+    for host in hosts[:1]:
+        if "irx_notify" in inv.host_vars(host):
+            configured = inv.value(host, "irx_notify")
+    return load_channels(configured, environ)
+
+
 # -- the run ---------------------------------------------------------------------------------------------------------
 
 
@@ -353,15 +429,21 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
     from irx import __version__
     from irx.executors.preflight import preflight, ssh_target
     from irx.lock import RunLock, default_lock_dir
+    from irx.notify import Notifier, secret_values
     from irx.redact import Redactor
     from irx.timeline import Journal, current_operator, default_runs_dir, new_run_id, utc_timestamp
 
     stream = None if options.quiet else (sys.stderr if options.fmt == "json" else sys.stdout)
-    redactor = Redactor(prepared.secrets)
+    everyone = list(dict.fromkeys(h for hosts in prepared.targets.values() for h in hosts))
+    try:
+        channels = _notify_channels(inv, everyone, options.environ)
+    except BaseException:
+        sessions.close()
+        raise
+    redactor = Redactor([*prepared.secrets, *secret_values(channels)])
     progress = _Progress(stream, redactor.redact_text)
     operator = current_operator()
     run_id = new_run_id()
-    everyone = list(dict.fromkeys(h for hosts in prepared.targets.values() for h in hosts))
     lock = None
     runs_dir = options.runs_dir or default_runs_dir()
     try:
@@ -378,6 +460,15 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
     stop = threading.Event()
     sessions.progress, sessions.stop = progress, stop
     outcome: Outcome | None = None
+    notifier = Notifier(channels, journal.event, redactor.redact_text, options.dry_run, timeout=3.0, retries=1)
+    run_info = {
+        "id": run_id,
+        "started_at": utc_timestamp(),
+        "severity": playbook.severity,
+        "operator": operator,
+        "dry_run": options.dry_run,
+    }
+    comms = _Communications(notifier, playbook, run_info, everyone, journal, progress)
     try:
         journal.event(
             "run_started",
@@ -407,13 +498,7 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
         for host, reason in unreachable.items():
             journal.event("host_result", host=host, status="unreachable", msg=f"preflight: {reason}", phase="preflight")
             progress.note(f"✗ {host} unreachable before any step: {reason}")
-        run_info = {
-            "id": run_id,
-            "started_at": utc_timestamp(),
-            "severity": playbook.severity,
-            "operator": operator,
-            "dry_run": options.dry_run,
-        }
+        comms.start()
         orchestrator = Orchestrator(
             playbook=playbook,
             targeting=_Targeting(inv, prepared, run_info),
@@ -424,7 +509,8 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
             dry_run=options.dry_run,
             plan_hash=prepared.plan_hash,
             unreachable=unreachable,
-            notify=lambda step, message: progress.note(f"notify: {message}"),
+            notify=comms.step,
+            on_phase=comms.phase,
             stop_requested=stop,
         )
         with _signals(stop, sessions, progress):
@@ -439,6 +525,8 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
         final = outcome or Outcome("failed", "irx stopped unexpectedly", {})
         duration = round(time.monotonic() - started, 3)
         if not journal.closed:
+            comms.finish(final)
+            notifier.close()
             journal.event(
                 "run_finished",
                 status=final.status,
