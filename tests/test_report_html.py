@@ -256,3 +256,22 @@ def test_render_takes_a_report_object() -> None:
 )
 def test_odd_journals_still_render(events: list[dict[str, Any]]) -> None:
     assert render_events(events).startswith("<!DOCTYPE html>")
+
+
+def test_metrics_are_shown_and_flagged_over_target() -> None:
+    from irx.report.model import Metric
+
+    class WithMetrics:
+        events: list[dict[str, object]] = []
+        problems: list[str] = []
+        metrics = (
+            Metric("first_diagnostic", "Time to first diagnostic result", 12.0, 900.0, "respond", False),
+            Metric("total", "Total", 5000.0, 3600.0, "resolve", True),
+        )
+
+    from irx.report.html import render
+
+    page = render(WithMetrics())
+    assert '<tr class="metric" data-metric="first_diagnostic" data-over="false">' in page
+    assert '<tr class="metric over" data-metric="total" data-over="true"><td>Total</td><td>5000.0s</td>' in page
+    assert "OVER TARGET" in page

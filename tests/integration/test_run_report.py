@@ -86,6 +86,8 @@ def test_rolled_back_run_notifies_in_order_and_reports(irx_cli, webhook: Receive
     for host in ("localhost", "web1", "web2", "db1"):
         assert f'data-lane="host:{host}"' in content
     assert 'data-step="undo"' in content
+    for metric in ("first_diagnostic", "mitigation", "verified_recovery", "total"):  # in every format
+        assert f'data-metric="{metric}"' in content
     assert TOKEN not in content
 
     history = irx_cli.irx("history", "--format", "json", "--runs-dir", str(irx_cli.runs_dir))

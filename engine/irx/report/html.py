@@ -55,12 +55,19 @@ class Marker:
 def render(report: Any) -> str:
     """The HTML page of a report: anything with ``events`` (journal event dicts) and ``problems``."""
     return render_events(
-        list(report.events), list(getattr(report, "problems", []) or []), status=getattr(report, "status", None)
+        list(report.events),
+        list(getattr(report, "problems", []) or []),
+        status=getattr(report, "status", None),
+        metrics=getattr(report, "metrics", ()),
     )
 
 
 def render_events(
-    events: Sequence[Mapping[str, Any]], problems: Iterable[str] = (), *, status: str | None = None
+    events: Sequence[Mapping[str, Any]],
+    problems: Iterable[str] = (),
+    *,
+    status: str | None = None,
+    metrics: Iterable[Any] = (),
 ) -> str:
     """The HTML page of a run from its journal events (in file order) and the problems met reading them.
 
@@ -82,11 +89,29 @@ def render_events(
         "</head><body>",
         _header(timeline, started, finished, run_status, title),
         _problems(list(problems)),
+        _metrics(list(metrics)),
         _chart(timeline, phase_lanes, host_lanes, markers),
         _steps(timeline, steps),
         "</body></html>",
     ]
     return "\n".join(part for part in parts if part) + "\n"
+
+
+def _metrics(metrics: list[Any]) -> str:
+    """Incident metrics against the severity's targets (the report model computes them), over-target flagged."""
+    if not metrics:
+        return ""
+    rows = []
+    for metric in metrics:
+        seconds = "not reached" if metric.seconds is None else f"{metric.seconds:.1f}s"
+        target = "—" if metric.target is None else f"{metric.target_kind} ≤ {metric.target:.0f}s"
+        classes, over = ("metric over", "true") if metric.over_target else ("metric", "false")
+        rows.append(
+            f'<tr class="{classes}" data-metric="{_e(metric.key)}" data-over="{over}"><td>{_e(metric.label)}</td>'
+            f"<td>{_e(seconds)}</td><td>{_e(target)}</td><td>{'OVER TARGET' if metric.over_target else 'ok'}</td></tr>"
+        )
+    head = "<tr><th>metric</th><th>time</th><th>severity target</th><th></th></tr>"
+    return f'<section class="metrics"><h2>Metrics</h2><table>{head}{"".join(rows)}</table></section>'
 
 
 class _Timeline:
@@ -425,6 +450,9 @@ def _step_event(event: Mapping[str, Any]) -> str:
 
 
 _CSS = """
+.metrics table { border-collapse: collapse; margin: 0.5em 0 1em; }
+.metrics td, .metrics th { padding: 2px 10px; text-align: left; border-bottom: 1px solid #ddd; }
+.metrics tr.over td { color: #b00020; font-weight: bold; }
 :root{--ok:#2f9e5a;--failed:#d64545;--timed_out:#e0861e;--unreachable:#8b4fd8;--skipped:#9aa3ad;
 --would_run:#4a7fd6;--not_run:#c9ced4;--unfinished:#b58b00;--ink:#1f2933;--muted:#66717d;--line:#e3e7eb}
 *{box-sizing:border-box}
