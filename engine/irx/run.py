@@ -378,6 +378,8 @@ class _Communications:
         except TemplateError as exc:
             self.journal.event("error", message=f"message {kind}: {exc}", where="notify")
             return
+        if self.run_info.get("dry_run"):  # rendered and shown, never sent
+            self.progress.note(f"message {kind} (not sent in a dry run): {text.strip().splitlines()[0]}")
         self.notifier.send(
             kind,
             text,

@@ -131,6 +131,7 @@ def test_dry_run_runs_read_only_steps_and_never_mutates(irx_cli, tmp_path: Path,
 
     assert ran.rc == 0, ran.output
     assert "DRY RUN COMPLETE" in ran.stdout
+    assert "message initial (not sent in a dry run): [DRY RUN]" in ran.stdout  # shown, never sent
     journal = irx_cli.journal()
     check_journal(journal, timeline_validator)
     assert journal.events[0]["mode"] == "dry-run"
