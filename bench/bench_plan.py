@@ -38,9 +38,9 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
+from bench_validate import update_results
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "RESULTS.md"
 BIN = Path(sys.executable).parent
 SECTION = "## irx plan vs ansible-inventory"
 GOAL = 1.5
@@ -191,22 +191,6 @@ def machine() -> str:
     return f"nproc {cpus}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def update_results(body: str, path: Path = RESULTS) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next ``## ``) or append it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    section = [SECTION, "", *body.strip("\n").splitlines(), ""]
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *section]
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = section
-    path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=10_000)
@@ -295,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(body)
     if args.write:
-        update_results(body)
+        update_results(SECTION, body)
     return 0
 
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
+from bench_validate import update_results
 
 from irx.testenv import SshHosts
 
@@ -136,17 +137,15 @@ def main() -> int:
                     ans_wall.append(wall)
                     ans_first.append(first or float("nan"))
     table = render(irx_wall, irx_first, ans_wall, ans_first)
-    print(table)
+    print(f"{SECTION}\n\n{table}")
     if args.write:
-        write_section(table)
+        update_results(SECTION, table)
     return 0
 
 
 def render(irx_wall: list[float], irx_first: list[float], ans_wall: list[float], ans_first: list[float]) -> str:
     ratio = statistics.median(irx_wall) / statistics.median(ans_wall)
     lines = [
-        SECTION,
-        "",
         f"{dt.date.today().isoformat()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{len(irx_wall)} interleaved runs each; 6 host tasks (3 diagnose, 2 mitigate with one `when`, 1 verify) "
         "on 3 SSH hosts in network namespaces, Ansible's default SSH settings, pipelining on.",
@@ -165,18 +164,6 @@ def render(irx_wall: list[float], irx_first: list[float], ans_wall: list[float],
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(table: str) -> None:
-    path = REPO / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + table + (text[end + 1 :] if end != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + table
-    path.write_text(text)
 
 
 if __name__ == "__main__":
