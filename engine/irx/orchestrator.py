@@ -604,6 +604,3 @@ def _local_text(step: Step, spec: Any) -> str:
     if step.action in {"approve", "notify"}:
         return str(spec["message"])
     return f"{step.action} {spec}"
-
-
-__all__ = ["Approval", "HostRunner", "IrxError", "Orchestrator", "Outcome"]

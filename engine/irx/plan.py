@@ -116,12 +116,17 @@ def plan_hash(body: Mapping[str, Any]) -> str:
 
 
 def build_plan(
-    playbook: Playbook, inv: Inventory, supplied: Mapping[str, Supplied], environ: Mapping[str, str]
+    playbook: Playbook,
+    inv: Inventory,
+    supplied: Mapping[str, Supplied],
+    environ: Mapping[str, str],
+    targets: Mapping[str, tuple[Target, tuple[str, ...]]] | None = None,
 ) -> Plan:
-    """The plan of ``playbook`` on ``inv`` (with its ``--limit``) and the given params."""
+    """The plan of ``playbook`` on ``inv`` (with its ``--limit``) and the given params; ``targets`` when the
+    caller has already resolved them (``resolve_targets``)."""
     from irx.params import resolve
 
-    targets = _resolve_targets(playbook, inv)
+    targets = dict(targets) if targets is not None else resolve_targets(playbook, inv)
     # The hosts this plan touches: its targets' (a playbook without targets: the whole, limited inventory).
     targeted = _union(hosts for _, hosts in targets.values()) if targets else inv.hosts("all")
 
@@ -159,7 +164,7 @@ def build_plan(
     )
 
 
-def _resolve_targets(playbook: Playbook, inv: Inventory) -> dict[str, tuple[Target, tuple[str, ...]]]:
+def resolve_targets(playbook: Playbook, inv: Inventory) -> dict[str, tuple[Target, tuple[str, ...]]]:
     targets: dict[str, tuple[Target, tuple[str, ...]]] = {}
     for name, target in playbook.targets.items():
         if not inv.hosts(target.hosts, limited=False):

@@ -71,21 +71,22 @@ def run_command(name: str, options: RunOptions) -> int:
     _check_approve_ids(playbook, options.approve)
     supplied = parse_extra_vars(options.extra_vars)
     inv = load_inventory(options.inventory, options.limit)
-    sessions = _early_sessions(playbook, inv, options)
+    from irx.plan import resolve_targets
+
+    targets = resolve_targets(playbook, inv)
+    sessions = _early_sessions(playbook, inv, targets, options)
     try:
-        prepared = _prepare(playbook, inv, supplied, options.environ)
+        prepared = _prepare(playbook, inv, supplied, options.environ, targets)
     except BaseException:
         sessions.close()
         raise
     return _execute(playbook, inv, prepared, options, sessions)
 
 
-def _early_sessions(playbook: Playbook, inv: Any, options: RunOptions) -> _Sessions:
+def _early_sessions(playbook: Playbook, inv: Any, targets: Mapping[str, Any], options: RunOptions) -> _Sessions:
     """Start Ansible (about 2 s of start-up) now, while irx renders the plan, takes the lock and opens the
     journal: it only waits for work, so the first diagnostic result comes as early as Ansible allows."""
-    from irx.plan import _resolve_targets
-
-    hosts = list(dict.fromkeys(h for _, found in _resolve_targets(playbook, inv).values() for h in found))
+    hosts = list(dict.fromkeys(h for _, found in targets.values() for h in found))
     sessions = _Sessions(inv.source, hosts, options.forks)
     if hosts and any(s.runs_on_hosts for s in playbook.steps):
         sessions.start_in_background()
@@ -111,11 +112,13 @@ class _Prepared:
     warnings: list[str]
 
 
-def _prepare(playbook: Playbook, inv: Any, supplied: Any, environ: Mapping[str, str]) -> _Prepared:
+def _prepare(
+    playbook: Playbook, inv: Any, supplied: Any, environ: Mapping[str, str], targets: Mapping[str, Any]
+) -> _Prepared:
     """The plan (and its hash) and what it was computed from: the run executes exactly that."""
     from irx.plan import build_plan
 
-    plan = build_plan(playbook, inv, supplied, environ)
+    plan = build_plan(playbook, inv, supplied, environ, targets)
     targets = {name: list(hosts) for name, hosts in plan.targets.items()}
     return _Prepared(plan.hash, targets, plan.params, list(plan.secrets), list(plan.warnings))
 
@@ -177,12 +180,10 @@ class _Sessions:
     def __init__(self, inventory: str, hosts: list[str], forks: int) -> None:
         self.inventory, self.hosts, self.forks = inventory, hosts, forks
         self.progress: _Progress | None = None  # set once the run's output is known
-        self.stop: threading.Event | None = None
         self._session: AnsibleSession | None = None
         self._ready = threading.Event()
         self._started = False
         self._error: BaseException | None = None
-        self.starts = 0
 
     def start_in_background(self) -> None:
         self._started = True
@@ -197,7 +198,6 @@ class _Sessions:
             session = AnsibleSession(self.inventory, self.hosts, forks=self.forks, on_host_event=self._host_event)
             session.start()
             self._session = session
-            self.starts += 1
         except BaseException as exc:  # handed to the thread that needs the session
             self._error = exc
         finally:
@@ -417,10 +417,8 @@ def _notify_channels(inv: Any, hosts: Sequence[str], environ: Mapping[str, str])
     """Channels from the inventory variable ``irx_notify`` (group ``all`` or the targeted hosts) and env."""
     from irx.notify import load_channels
 
-    configured = None
-    for host in hosts[:1]:
-        if "irx_notify" in inv.host_vars(host):
-            configured = inv.value(host, "irx_notify")
+    first = hosts[0] if hosts else None
+    configured = inv.value(first, "irx_notify") if first and "irx_notify" in inv.host_vars(first) else None
     return load_channels(configured, environ)
 
 
@@ -460,7 +458,7 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
     mode = "dry-run" if options.dry_run else "run"
     started = time.monotonic()
     stop = threading.Event()
-    sessions.progress, sessions.stop = progress, stop
+    sessions.progress = progress
     outcome: Outcome | None = None
     notifier = Notifier(channels, journal.event, redactor.redact_text, options.dry_run, timeout=3.0, retries=1)
     run_info = {
