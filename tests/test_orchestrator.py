@@ -528,3 +528,24 @@ def test_aggregates_over_hosts(tmp_path: Path) -> None:
         False,
     )
     assert view["hosts"]["w2"]["data"] == 5
+
+
+def test_dry_run_tries_verify_once_but_diagnose_keeps_its_retries(tmp_path: Path) -> None:
+    runner = MemoryRunner({"probe": out("1"), "check": out("", rc=1)})
+    orch, journal = make(
+        tmp_path,
+        """
+diagnose:
+  - {id: probe, on: db, shell: probe, parse: int, until: result.data > 1, retries: 2, delay: 0s, on_failure: continue}
+verify:
+  - {id: check, on: db, shell: check, mutating: false, retries: 5, delay: 0s}
+""",
+        runner,
+        dry_run=True,
+    )
+    outcome = orch.run()
+    assert outcome.status == "dry_run"
+    assert runner.ran() == ["probe", "probe", "probe", "check"]
+    assert outcome.results["check"].attempts == 1
+    assert "dry run: no retries after a mitigation" in (outcome.results["check"].reason or "")
+    assert [e["step"] for e in journal.of("decision") if e["decision"] == "retry"] == ["probe", "probe"]

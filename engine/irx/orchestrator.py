@@ -329,16 +329,21 @@ class Orchestrator:
     # -- attempts, until, retries ---------------------------------------------------------------------------
 
     def _attempts(self, step: Step, hosts: Sequence[str]) -> StepResult:
+        # In a dry run no mutation happened, so mitigate and verify steps have nothing to wait for: their
+        # retries (which wait for a mitigation to take effect) would only make a rehearsal slow.
+        retries = 0 if self.dry_run and step.phase != "diagnose" else step.retries
         attempt = 0
         while True:
             attempt += 1
             result = self._execute(step, hosts)
             result.attempts = attempt
             done = self._until_met(step, result) if step.until is not None else result.status == "ok"
-            if done or attempt > step.retries:
+            if done or attempt > retries:
                 if step.until is not None and not done and result.status == "ok":
                     result.status = "failed"
                     result.reason = f"until: {step.until} still false after {attempt} attempt(s)"
+                if retries < step.retries and not done:
+                    result.reason = f"{result.reason or 'did not succeed'} (dry run: no retries after a mitigation)"
                 return result
             self.journal.event(
                 "decision",
@@ -350,7 +355,7 @@ class Orchestrator:
                 delay=step.delay,
             )
             self.progress.note(
-                f"{step.id}: attempt {attempt} of {step.retries + 1} did not succeed; retrying in {step.delay:g}s"
+                f"{step.id}: attempt {attempt} of {retries + 1} did not succeed; retrying in {step.delay:g}s"
             )
             if self.stop_requested.wait(step.delay):
                 raise _Stop("interrupted", "interrupted by signal")
