@@ -68,7 +68,14 @@ def main() -> int:
             conn.close()
     runs = sorted((REPO / ".irx" / "runs").glob("*/timeline.jsonl"))
     if runs:
-        print(f"== the run's timeline (source of the post-mortem): {runs[-1].relative_to(REPO)}")
+        run_dir = runs[-1].parent
+        irx = str(Path(sys.executable).parent / "irx")
+        for fmt, name in (("markdown", "postmortem.md"), ("html", "postmortem.html")):
+            subprocess.run([irx, "report", run_dir.name, "--format", fmt, "-o", str(run_dir / name)],
+                           cwd=REPO, check=False, stdout=subprocess.DEVNULL)
+        print(f"== the run's journal:      {run_dir.relative_to(REPO)}/timeline.jsonl")
+        print(f"== the post-mortem draft:  {run_dir.relative_to(REPO)}/postmortem.md (and postmortem.html)")
+        print(f"   or render it again:     .venv/bin/irx report {run_dir.name} --format markdown")
     return rc
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): install everything, then lint, type-check and run the whole suite.
+# The test command (README, .ci/run): install everything, then lint, type-check, run the whole suite,
+# then the drills (molecule scenarios against real injected faults, scripts/drills.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then
@@ -17,6 +18,15 @@ rc=$?
 set -e
 if [ "$rc" = 5 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
-  exit 1
+  rc=1
+fi
+if [ "$#" -gt 0 ]; then  # a chosen subset of the tests: no drills
+  exit "$rc"
+fi
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/drills.sh || rc=1
+else
+  echo "note: not root; the drills (network namespaces, mounts) are skipped: run scripts/drills.sh as root" >&2
+  rc=1
 fi
 exit "$rc"

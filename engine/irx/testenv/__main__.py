@@ -1,6 +1,7 @@
 """``python -m irx.testenv``: bring a test service up by hand, or list and remove leftovers.
 
-    python -m irx.testenv up pg|redis|nginx|ssh [--base-dir D] [--port P] [--hosts a,b,c]
+    python -m irx.testenv up pg|redis|nginx|ssh [--base-dir D] [--port P] [--uid U]
+                             [--hosts a,b,c] [--subnet NET] [--group G] [--env K=V ...]
     python -m irx.testenv status [--uid UID]     # exit 1 when anything is left over
     python -m irx.testenv down [--uid UID]       # remove leftovers of crashed runs
 
@@ -58,13 +59,14 @@ def _up(args: argparse.Namespace) -> int:
     base = args.base_dir or tempfile.mkdtemp(prefix="irx-testenv-")
     service: _Service
     if args.kind == "pg":
-        service = PostgresServer(args.port, args.max_connections, base)
+        service = PostgresServer(args.port, args.max_connections, base, uid=args.uid)
     elif args.kind == "redis":
-        service = RedisServer(args.port, base, args.maxmemory)
+        service = RedisServer(args.port, base, args.maxmemory, uid=args.uid)
     elif args.kind == "nginx":
-        service = NginxServer(args.port, base)
+        service = NginxServer(args.port, base, uid=args.uid)
     else:
-        service = SshHosts(args.hosts.split(","), base, args.subnet)
+        env = dict(item.partition("=")[::2] for item in args.env)
+        service = SshHosts(args.hosts.split(","), base, args.subnet, group=args.group, uid=args.uid, session_env=env)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -86,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--maxmemory", help="redis maxmemory, e.g. 8mb")
     up.add_argument("--hosts", default="web1,web2,db1", help="comma-separated SSH host names")
     up.add_argument("--subnet", help="inside 10.200.0.0/16 (default: a free /24)")
+    up.add_argument("--group", default="testhosts", help="inventory group of the SSH hosts")
+    up.add_argument("--env", action="append", default=[], metavar="K=V",
+                    help="environment of SSH sessions ({host}: the host's name); repeatable")
+    up.add_argument("--uid", help="six hex digits in every name (default: random)")
     for name, text in (("status", "list leftovers"), ("down", "remove leftovers")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--uid", help="only this environment's (default: every irx test environment's)")

@@ -19,7 +19,7 @@ import re
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ class SshHosts(_Service):
         group: the inventory group holding the hosts.
         uid: the six-hex-digit id in every name; random when ``None``.
         connect_timeout: SSH connect timeout written to the inventory and used by :meth:`ssh_argv`.
+        session_env: environment variables of every SSH session (sshd ``SetEnv``), e.g. a ``PATH``
+            that puts a drill's systemd stand-in first; ``{host}`` in a value becomes the host's name.
 
     Needs root (namespaces, bridge). ``start()`` either brings every host up or tears down all it made.
     """
@@ -75,8 +77,13 @@ class SshHosts(_Service):
         connect_timeout: int = 5,
         start_timeout: float = 20.0,
         stop_timeout: float = 15.0,
+        session_env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_dir, uid)
+        self.session_env = dict(session_env or {})
+        for key, value in self.session_env.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) or any(c in value for c in '"\n\\'):
+                raise ValueError(f"session_env: bad variable {key}={value!r}")
         if not names:
             raise ValueError("SshHosts needs at least one host name")
         for name in names:
@@ -316,6 +323,7 @@ class SshHosts(_Service):
             "MaxStartups 50:30:100",
             "Subsystem sftp internal-sftp",
             "LogLevel VERBOSE",
+            *(f'SetEnv {key}="{value.format(host=host.name)}"' for key, value in self.session_env.items()),
             "",
         ])  # fmt: skip
 

@@ -1,0 +1,127 @@
+"""Drill stand-in for a Redis-list job queue's worker and its producer (queue-backlog).
+
+``work``: pops jobs from the list --queue (BLPOP, one at a time), spends --job-ms on each (the e-mail or
+the image of the runbook) and counts it in --done-key (INCR); one line on stdout when it starts and when
+it stops, and an "error" line when Redis fails it (then it reconnects). ``produce``: pushes --rate jobs
+per second onto the list, steadily, like the application enqueuing work. The venv has no redis package:
+a tiny RESP client over a socket. Both run until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+import time
+
+
+class Redis:
+    """One connection; ``call`` sends a command and returns its reply (nested for arrays)."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def call(self, *args: object) -> object:
+        parts = [str(a).encode() for a in args]
+        self.sock.sendall(f"*{len(parts)}\r\n".encode() + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+        return self._reply()
+
+    def _reply(self) -> object:
+        line = self.file.readline()
+        if not line.endswith(b"\r\n"):
+            raise ConnectionError("connection closed by Redis")
+        kind, rest = line[:1], line[1:-2].decode()
+        if kind == b"-":
+            raise RuntimeError(rest)
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            return None if int(rest) < 0 else self.file.read(int(rest) + 2)[:-2].decode()
+        if kind == b"*":
+            return None if int(rest) < 0 else [self._reply() for _ in range(int(rest))]
+        return rest
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(*_: object) -> None:
+    raise Stop
+
+
+def work(args: argparse.Namespace, name: str) -> None:
+    done = 0
+    conn: Redis | None = None
+    print(f"{name}: consuming {args.queue} on {args.redis}, {args.job_ms} ms per job", flush=True)
+    try:
+        while True:
+            try:
+                if conn is None:
+                    conn = Redis(args.host, args.port, timeout=5)
+                popped = conn.call("BLPOP", args.queue, 1)
+                if popped is None:
+                    continue
+                time.sleep(args.job_ms / 1000)
+                conn.call("INCR", args.done_key)
+                done += 1
+            except (OSError, RuntimeError) as exc:
+                print(f"{name}: error talking to Redis: {exc}; retrying in 1 s", flush=True)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(1)
+    except Stop:
+        print(f"{name}: stopping after {done} jobs", flush=True)
+
+
+def produce(args: argparse.Namespace, name: str) -> None:
+    conn: Redis | None = None
+    sent, tick, started = 0, 0.1, time.monotonic()
+    print(f"{name}: enqueuing {args.rate} jobs/s onto {args.queue} on {args.redis}", flush=True)
+    try:
+        while True:
+            due = int((time.monotonic() - started) * args.rate)
+            try:
+                if due > sent:
+                    if conn is None:
+                        conn = Redis(args.host, args.port, timeout=5)
+                    conn.call("RPUSH", args.queue, *(f"job-{n}" for n in range(sent, due)))
+                    sent = due
+            except (OSError, RuntimeError) as exc:
+                print(f"{name}: error talking to Redis: {exc}; retrying in 1 s", flush=True)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(1)
+            time.sleep(tick)
+    except Stop:
+        print(f"{name}: stopping after {sent} jobs", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("role", choices=["work", "produce"])
+    parser.add_argument("--redis", default="127.0.0.1:6390", help="HOST:PORT of Redis")
+    parser.add_argument("--queue", default="jobs", help="the list of pending jobs")
+    parser.add_argument("--name", default="", help="how the process names itself in its log")
+    parser.add_argument("--job-ms", type=int, default=20, help="work: milliseconds spent on each job")
+    parser.add_argument("--done-key", default="jobs:done", help="work: counter of finished jobs")
+    parser.add_argument("--rate", type=float, default=50, help="produce: jobs enqueued per second")
+    args = parser.parse_args()
+    host, _, port = args.redis.rpartition(":")
+    args.host, args.port = host, int(port)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    name = args.name or args.role
+    (work if args.role == "work" else produce)(args, name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
