@@ -8,6 +8,7 @@ early as Ansible allows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -245,8 +246,13 @@ class _Progress:
         if self.stream is None:
             return
         with self._lock:
-            self.stream.write(self.redact(text) + "\n")
-            self.stream.flush()
+            try:
+                self.stream.write(self.redact(text) + "\n")
+                self.stream.flush()
+            except OSError:
+                # The reader is gone (a closed pipe, a hung-up terminal): the run goes on, recorded in its
+                # journal; stopping it halfway because nobody watches would be the worst outcome.
+                self.stream = None
 
     def _clock(self) -> str:
         return f"{time.monotonic() - self.started:6.1f}s"
@@ -325,7 +331,7 @@ def _approver(options: RunOptions, operator: str, progress: _Progress) -> Any:
 
 @contextmanager
 def _signals(stop: threading.Event, sessions: _Sessions, progress: _Progress) -> Iterator[None]:
-    """First SIGINT/SIGTERM: start no new step, let the current one end. Second: stop it now."""
+    """First SIGINT/SIGTERM/SIGHUP: start no new step, let the current one end. Second: stop it now."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -338,7 +344,8 @@ def _signals(stop: threading.Event, sessions: _Sessions, progress: _Progress) ->
         stop.set()
         progress.note("interrupt: finishing the current step, then stopping (interrupt again to stop it now)")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a dropped SSH session or a closed terminal must not kill a run halfway, unrecorded.
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -525,8 +532,11 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
         final = outcome or Outcome("failed", "irx stopped unexpectedly", {})
         duration = round(time.monotonic() - started, 3)
         if not journal.closed:
-            comms.finish(final)
-            notifier.close()
+            try:
+                comms.finish(final)
+                notifier.close()
+            except Exception as exc:  # whatever the last message did, run_finished is written
+                journal.event("error", message=f"final notification failed: {exc}", where="notify")
             journal.event(
                 "run_finished",
                 status=final.status,
@@ -538,7 +548,8 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
         if lock is not None:
             lock.release()
     assert outcome is not None
-    _summary(outcome, options, run_id, journal.path, duration, progress, redactor)
+    with contextlib.suppress(OSError):  # nobody left to read it: the journal has it all
+        _summary(outcome, options, run_id, journal.path, duration, progress, redactor)
     return int(outcome.exit_code)
 
 

@@ -101,8 +101,9 @@ def reap() -> Any:
         (signal.SIGINT, 0, "pause"),  # a wait: cut short at once
         (signal.SIGINT, 3, "probe"),  # a host step: allowed to finish, nothing after it starts
         (signal.SIGTERM, 0, "pause"),
+        (signal.SIGHUP, 0, "pause"),  # the operator's SSH session dropped
     ],
-    ids=["sigint-during-wait", "sigint-during-host-step", "sigterm-during-wait"],
+    ids=["sigint-during-wait", "sigint-during-host-step", "sigterm-during-wait", "sighup-during-wait"],
 )
 def test_interrupt_mid_run_exits_130_and_starts_nothing_new(
     irx_cli, tmp_path: Path, timeline_validator, reap: set[int], sig: int, probe_seconds: int, during: str
@@ -144,6 +145,28 @@ def test_interrupt_mid_run_exits_130_and_starts_nothing_new(
     assert of_type(journal, "phase_finished", phase="diagnose")[0]["status"] == "interrupted"
     # irx took its Ansible session down with it.
     assert wait_gone(children, 15) == set()
+
+
+def test_a_reader_gone_mid_run_neither_stops_nor_loses_the_run(irx_cli, tmp_path: Path, reap: set[int]) -> None:
+    # What Ctrl-C under Ansible or molecule does: the process reading irx's output dies first, then irx is
+    # interrupted. Progress has nowhere to go; the run must still stop cleanly and record its end.
+    state = tmp_path / "state"
+    state.mkdir()
+    proc = irx_cli.start("run-pause", "-l", "localhost", "-e", f"state_dir={state}", stderr=subprocess.DEVNULL)
+    reap.add(proc.pid)
+    try:
+        irx_cli.wait_for_event(proc, lambda e: e["type"] == "step_started" and e["step"] == "pause")
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader is gone: irx's next progress line meets a closed pipe
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    finished = irx_cli.journal().events[-1]
+    assert (finished["type"], finished["status"], finished["exit_code"]) == ("run_finished", "interrupted", 130)
 
 
 def test_sigkill_mid_run_leaves_a_journal_that_reads_back_whole(
