@@ -25,19 +25,20 @@ class App:
         self.conn: psycopg.Connection | None = None
         self.lock = threading.Lock()
 
-    def healthy(self) -> tuple[bool, str]:
+    def healthy(self) -> bool:
         with self.lock:
             try:
                 if self.conn is None:
-                    self.conn = psycopg.connect(self.dsn, connect_timeout=3, autocommit=True,
-                                                application_name="drill-app")
+                    self.conn = psycopg.connect(
+                        self.dsn, connect_timeout=3, autocommit=True, application_name="drill-app"
+                    )
                     print("opened the pool's connection", flush=True)
                 self.conn.execute("SELECT 1").fetchone()
             except psycopg.Error as exc:
                 reason = " ".join(str(exc).split())
                 print(f"database connection error: {reason}", flush=True)
-                return False, reason
-        return True, "ok"
+                return False
+        return True
 
 
 def main() -> int:
@@ -48,11 +49,11 @@ def main() -> int:
     app = App(args.dsn)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             if self.path != "/health":
                 self.send_error(404)
                 return
-            ok, reason = app.healthy()
+            ok = app.healthy()
             body = (f'{{"database": "{"ok" if ok else "unavailable"}"}}\n').encode()
             self.send_response(200 if ok else 503)
             self.send_header("Content-Type", "application/json")
@@ -60,7 +61,7 @@ def main() -> int:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # no access log: the journal holds only what the application says
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

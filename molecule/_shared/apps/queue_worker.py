@@ -3,8 +3,9 @@
 ``work``: pops jobs from the list --queue (BLPOP, one at a time), spends --job-ms on each (the e-mail or
 the image of the runbook) and counts it in --done-key (INCR); one line on stdout when it starts and when
 it stops, and an "error" line when Redis fails it (then it reconnects). ``produce``: pushes --rate jobs
-per second onto the list, steadily, like the application enqueuing work. The venv has no redis package:
-a tiny RESP client over a socket. Both run until SIGTERM.
+per second onto the list, steadily, like the application enqueuing work, and counts them in
+--enqueued-key in the same transaction, so that enqueued = done + waiting + in flight (no job lost).
+The venv has no redis package: a tiny RESP client over a socket. Both run until SIGTERM.
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ def produce(args: argparse.Namespace, name: str) -> None:
                 if due > sent:
                     if conn is None:
                         conn = Redis(args.host, args.port, timeout=5)
+                    conn.call("MULTI")
                     conn.call("RPUSH", args.queue, *(f"job-{n}" for n in range(sent, due)))
+                    conn.call("INCRBY", args.enqueued_key, due - sent)
+                    conn.call("EXEC")
                     sent = due
             except (OSError, RuntimeError) as exc:
                 print(f"{name}: error talking to Redis: {exc}; retrying in 1 s", flush=True)
@@ -114,6 +118,7 @@ def main() -> int:
     parser.add_argument("--job-ms", type=int, default=20, help="work: milliseconds spent on each job")
     parser.add_argument("--done-key", default="jobs:done", help="work: counter of finished jobs")
     parser.add_argument("--rate", type=float, default=50, help="produce: jobs enqueued per second")
+    parser.add_argument("--enqueued-key", default="jobs:enqueued", help="produce: counter of enqueued jobs")
     args = parser.parse_args()
     host, _, port = args.redis.rpartition(":")
     args.host, args.port = host, int(port)

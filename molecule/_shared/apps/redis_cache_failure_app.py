@@ -19,9 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def resp_call(sock_file, sock: socket.socket, *args: str) -> object:
     """Send one command, read one reply (simple strings, errors, integers, bulk strings)."""
-    payload = f"*{len(args)}\r\n".encode() + b"".join(
-        b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args
-    )
+    payload = f"*{len(args)}\r\n".encode() + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
     sock.sendall(payload)
     line = sock_file.readline()
     if not line:
@@ -53,7 +51,7 @@ def main() -> int:
     host, _, port = args.redis.rpartition(":")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             if self.path != "/health":
                 self.send_error(404)
                 return
@@ -70,7 +68,7 @@ def main() -> int:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # no access log: the journal holds only what the application says
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
