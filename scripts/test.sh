@@ -10,7 +10,7 @@ else
 fi
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-ruff check engine tests bench
+ruff check engine tests bench molecule
 mypy
 set +e
 pytest "$@"

@@ -1,9 +1,9 @@
 """Drill stand-in for an application whose workers got stuck in a runaway loop (high-cpu).
 
-Starts idle and serves nothing. SIGUSR1 is the bad request: --workers threads (default: one per core)
-enter a loop that never ends, re-hashing a token (hashlib releases the GIL, so each thread burns a core
-of its own, all in this one process). Only a restart clears it, which is the runbook's quick fix.
-Runs until SIGTERM; status lines on stdout (the unit's journal).
+Starts idle and serves only its health check (GET /health). SIGUSR1 is the bad request: --workers
+threads (default: one per core) enter a loop that never ends, re-hashing a token (hashlib releases the
+GIL, so each thread burns a core of its own, all in this one process). Only a restart clears it, which is
+the runbook's quick fix. Runs until SIGTERM; status lines on stdout (the unit's journal).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import signal
 import sys
 import threading
 
+from drill_health import serve_health  # molecule/_shared/apps/drill_health.py, beside this file
+
 
 def runaway(stop: threading.Event, worker: int) -> None:
     token = f"retry-{worker}".encode()
@@ -25,11 +27,13 @@ def runaway(stop: threading.Event, worker: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="threads that run away")
+    parser.add_argument("--health", default="127.0.0.1:8089", help="HOST:PORT of the health endpoint")
     args = parser.parse_args()
     stop = threading.Event()
     bad_request = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: bad_request.set())
+    serve_health(args.health)
     print(f"app started, {args.workers} workers idle", flush=True)
     while not stop.is_set():
         if bad_request.is_set():

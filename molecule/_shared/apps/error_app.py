@@ -42,7 +42,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "error-app/1"
     release: Release
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         failed, n = self.release.fails_next()
         if failed:
             print(f"ERROR release {self.release.version}: request {n} GET {self.path} failed: "
@@ -56,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # nginx's access log is the request log
 
 

@@ -9,10 +9,10 @@ the mitigation does not fix the fault). Runs until SIGTERM; one status line per 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
-import time
 
 import psycopg
 
@@ -25,10 +25,8 @@ def connect(dsn: str) -> psycopg.Connection | None:
 
 
 def slow_query(conn: psycopg.Connection, seconds: int) -> None:
-    try:
+    with contextlib.suppress(psycopg.Error):  # terminated by the remediation
         conn.execute(f"SELECT pg_sleep({seconds}) /* report query stuck on a lock */")
-    except psycopg.Error:
-        pass  # terminated by the remediation
 
 
 def main() -> int:
