@@ -22,7 +22,7 @@ Exit codes:
   2    usage error: bad option, unknown playbook, invalid playbook, inventory or params
   3    internal error in irx (the traceback is written to a file)
   4    run stopped at an approval gate with nobody to approve
-  130  interrupted (Ctrl-C / SIGTERM); everything done so far is recorded
+  130  interrupted (Ctrl-C / SIGTERM / SIGHUP); everything done so far is recorded
 """
 
 FORMAT_TEXT_JSON = click.Choice(["text", "json"])
