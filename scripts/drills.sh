@@ -18,6 +18,12 @@ else
 fi
 logs=.irx/drills/logs
 mkdir -p "$logs"
+# Drills use fixed ports and derive their names from the scenario: one drill run per machine at a time.
+exec 9>/tmp/irx-drills.lock
+if ! flock -n 9; then
+  echo "drills: another drill run holds /tmp/irx-drills.lock; waiting for it" >&2
+  flock 9
+fi
 current=""
 interrupted() {
   trap - INT TERM

@@ -17,7 +17,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from irx.testenv import leftovers
+
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = "disk-space-exhausted-host-lost"
