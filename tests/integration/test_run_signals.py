@@ -118,6 +118,11 @@ def test_interrupt_mid_run_exits_130_and_starts_nothing_new(
         irx_cli.wait_for_event(proc, lambda e: e["type"] == "step_started" and e["step"] == during)
         children = ansible_of(proc)
         reap.update(children)
+        if during == "probe":  # signal while the command really runs on both hosts, not before it is handed out
+            deadline = time.monotonic() + 60
+            while len(sleeping(str(probe_seconds))) < len(TWO_HOSTS):
+                assert time.monotonic() < deadline, "the probe never ran on both hosts"
+                time.sleep(0.02)
         sent = time.monotonic()
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
