@@ -55,7 +55,12 @@ def _sleep_query(conn: psycopg.Connection) -> None:
 
 def main() -> int:
     print("== starting a throwaway PostgreSQL (max_connections=20) and an nginx health endpoint")
-    with PostgresServer(port=PG_PORT, max_connections=20) as pg, NginxServer(port=HEALTH_PORT) as _web:
+    logs = REPO / ".irx" / "demo"  # the servers' logs, kept for reading (not in /tmp)
+    logs.mkdir(parents=True, exist_ok=True)
+    with (
+        PostgresServer(port=PG_PORT, max_connections=20, base_dir=logs) as pg,
+        NginxServer(port=HEALTH_PORT, base_dir=logs) as _web,
+    ):
         pg.create_role_and_db("app", "app-password", dbname="app")
         held = exhaust(pg)
         print(f"== the incident: the app holds {len(held)} connections; can the app connect? {app_can_connect(pg)}")
