@@ -9,6 +9,7 @@ run's journal is. Everything it started is stopped at the end, whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -47,10 +48,8 @@ def exhaust(pg: PostgresServer) -> list[psycopg.Connection]:
 
 
 def _sleep_query(conn: psycopg.Connection) -> None:
-    try:
+    with contextlib.suppress(psycopg.Error):  # terminated by irx: that is the point
         conn.execute("SELECT pg_sleep(600) /* a stuck report query */")
-    except psycopg.Error:
-        pass  # terminated by irx: that is the point
 
 
 def main() -> int:
