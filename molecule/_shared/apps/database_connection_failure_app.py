@@ -17,6 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
+from drill_health import send  # molecule/_shared/apps/drill_health.py, beside this file
 
 
 class App:
@@ -55,11 +56,7 @@ def main() -> int:
                 return
             ok = app.healthy()
             body = (f'{{"database": "{"ok" if ok else "unavailable"}"}}\n').encode()
-            self.send_response(200 if ok else 503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send(self, 200 if ok else 503, body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # no access log: the journal holds only what the application says

@@ -19,6 +19,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from drill_health import send  # molecule/_shared/apps/drill_health.py, beside this file
+
 
 class Release:
     def __init__(self, link: Path) -> None:
@@ -50,11 +52,7 @@ class Handler(BaseHTTPRequestHandler):
             status, body = 500, b'{"error": "internal server error"}'
         else:
             status, body = 200, json.dumps({"status": "ok", "release": self.release.version}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send(self, status, body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # nginx's access log is the request log

@@ -5,48 +5,17 @@ the image of the runbook) and counts it in --done-key (INCR); one line on stdout
 it stops, and an "error" line when Redis fails it (then it reconnects). ``produce``: pushes --rate jobs
 per second onto the list, steadily, like the application enqueuing work, and counts them in
 --enqueued-key in the same transaction, so that enqueued = done + waiting + in flight (no job lost).
-The venv has no redis package: a tiny RESP client over a socket. Both run until SIGTERM.
+Redis through drill_redis.py (the venv has no redis package). Both run until SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import sys
 import time
 
-
-class Redis:
-    """One connection; ``call`` sends a command and returns its reply (nested for arrays)."""
-
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.file = self.sock.makefile("rb")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-    def call(self, *args: object) -> object:
-        parts = [str(a).encode() for a in args]
-        self.sock.sendall(f"*{len(parts)}\r\n".encode() + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
-        return self._reply()
-
-    def _reply(self) -> object:
-        line = self.file.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("connection closed by Redis")
-        kind, rest = line[:1], line[1:-2].decode()
-        if kind == b"-":
-            raise RuntimeError(rest)
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            return None if int(rest) < 0 else self.file.read(int(rest) + 2)[:-2].decode()
-        if kind == b"*":
-            return None if int(rest) < 0 else [self._reply() for _ in range(int(rest))]
-        return rest
+from drill_redis import Redis  # molecule/_shared/apps/drill_redis.py, beside this file
 
 
 class Stop(Exception):

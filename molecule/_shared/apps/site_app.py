@@ -14,6 +14,8 @@ import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from drill_health import send  # molecule/_shared/apps/drill_health.py, beside this file
+
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "site-app/1"
@@ -25,11 +27,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             body = f"site app (pid {os.getpid()}) served {self.path}\n".encode()
             kind = "text/plain"
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send(self, 200, body, kind)
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # nginx's access log is the request log; keep the journal to what matters
