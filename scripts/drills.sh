@@ -10,7 +10,7 @@
 #   bash scripts/drills.sh db-pool-exhausted    # just these
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.venv/bin:$PATH" NO_COLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+export PATH="${IRX_VENV:-$PWD/.venv}/bin:$PATH" NO_COLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
 if [ "$#" -gt 0 ]; then
   scenarios=("$@")
 else

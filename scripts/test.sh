@@ -9,7 +9,10 @@ else
   echo "note: not root; system packages (sshd, redis, nginx, postgres) must already be installed" >&2
 fi
 bash scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH"
+# IRX_DEPS=latest: the newest releases pyproject.toml allows, in .venv-latest (scripts/setup.sh)
+IRX_VENV=$PWD/.venv
+if [ "${IRX_DEPS:-pinned}" = latest ]; then IRX_VENV=$PWD/.venv-latest; fi
+export IRX_VENV PATH="$IRX_VENV/bin:$PATH"
 ruff check engine tests bench molecule
 mypy
 set +e

@@ -29,7 +29,10 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "binary": (bytes(range(256)) * 4, "1:1: file-binary:"),
     "invalid-utf8": (b"apiVersion: irx/v1\nkind: \xc3\x28\n", "2:7: file-encoding:"),
     "alias-bomb": (_bomb().encode(), "1:1: yaml-too-large:"),
-    "deep-nesting": (b"x: " + b"[" * 20000 + b"]" * 20000, "1:67: yaml-too-deep:"),
+    # Deep flow nesting: libyaml's scanner may stop it (its own depth limit, newer releases) before irx's
+    # composer sees depth 65; either way irx promises a positioned problem on line 1, checked below.
+    "deep-nesting": (b"x: " + b"[" * 20000 + b"]" * 20000, ""),
+    "deep-flow-nesting": (b"x: " + b"[" * 100 + b"]" * 100, "1:67: yaml-too-deep:"),
     "deep-block-nesting": ("".join(f"{'  ' * i}k:\n" for i in range(300)).encode(), ": yaml-too-deep:"),
     "long-line": (b"x: '" + b"a" * 2_000_000 + b"'\n", "file-too-large:"),
     "long-line-under-limit": (b"x: '" + b"a" * (MAX_BYTES - 100) + b"'\n", "1:1: schema-required:"),
@@ -54,6 +57,9 @@ def test_hostile_file_gets_a_clear_problem(name: str, tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     rendered = [f"{p.line}:{p.col}: {p.rule}: {p.message}" for p in problems]
     assert any(expected in line for line in rendered), rendered
+    if name == "deep-nesting":  # whichever parser stops it: one problem on line 1 that says it is the depth
+        assert [(p.line, p.rule in {"yaml-too-deep", "yaml-syntax"}) for p in problems] == [(1, True)], rendered
+        assert "depth" in problems[0].message or "deeper" in problems[0].message, rendered
     assert elapsed < 10, f"took {elapsed:.1f}s"
     assert not Path(CANARY).exists()
 
