@@ -96,8 +96,11 @@ def test_show_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
         assert heading in text
     assert main(["show", "db-pool-exhausted", "--format", "json", "-p", str(REPO / "playbooks")]) == 0
     body = json.loads(capsys.readouterr().out)
-    assert body["params"]["pg_dsn"]["secret"] is True
-    assert body["params"]["pg_dsn"]["default"] == "******"
+    assert body["params"]["pg_password"]["secret"] is True
+    assert body["params"]["pg_password"]["default"] == "******"
+    # The DSN holds no password (its pattern refuses one), so it is not a secret and is shown as it is.
+    assert body["params"]["pg_dsn"]["secret"] is False
+    assert body["params"]["pg_dsn"]["default"] == "postgresql://postgres@127.0.0.1:54329/postgres"
     assert [s["phase"] for s in body["phases"]["mitigate"]] == ["mitigate"] * len(body["phases"]["mitigate"])
 
 

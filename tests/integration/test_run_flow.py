@@ -187,7 +187,8 @@ def test_db_pool_exhausted_is_remediated_on_a_real_postgresql(
         journal = irx_cli.journal()
         check_journal(journal, timeline_validator)
         assert journal.events[0]["inventory"] == "local"
-        assert journal.events[0]["params"]["pg_dsn"] == "******"
+        assert journal.events[0]["params"]["pg_dsn"] == pg_server.dsn  # holds no password: not a secret
+        assert journal.events[0]["params"]["pg_password"] == "******"
         assert journal.events[-1]["status"] == "verified"
         assert host_results(journal, "app_idle")["localhost"]["data"] == len(held)
         assert [(e["decision"], e["value"]) for e in of_type(journal, "decision", step="terminate_idle")] == [
