@@ -506,12 +506,25 @@ def test_parse_formats(tmp_path: Path, parse: str, stdout: str, expected: Any) -
     assert outcome.results["read"].view()["data"] == expected
 
 
-def test_unparseable_output_fails_the_host(tmp_path: Path) -> None:
-    runner = MemoryRunner({"read": out("not a number")})
-    orch, _ = make(tmp_path, "diagnose:\n  - {id: read, on: db, shell: read, parse: int}\n", runner)
+@pytest.mark.parametrize(
+    ("parse", "stdout", "message"),
+    [
+        ("int", "not a number", "parse int: output is not an integer: 'not a number'"),
+        ("int", "", "parse int: output is empty; expected an integer"),
+        ("int", " \n\n", "parse int: output is empty; expected an integer"),
+        ("float", "", "parse float: output is empty; expected a number"),
+        ("float", "nan", "parse float: output is not a number: 'nan'"),
+        ("float", "1e999", "parse float: output is not a number: '1e999'"),
+        ("json", "", "parse json: output is empty; expected JSON"),
+    ],
+)
+def test_unparseable_output_fails_the_host(tmp_path: Path, parse: str, stdout: str, message: str) -> None:
+    """Empty or non-numeric output is a failure quoting the output, never 0 (a failed `df | awk`)."""
+    runner = MemoryRunner({"read": out(stdout)})
+    orch, _ = make(tmp_path, f"diagnose:\n  - {{id: read, on: db, shell: read, parse: {parse}}}\n", runner)
     outcome = orch.run()
     assert outcome.status == "failed"
-    assert outcome.results["read"].hosts["db1"].msg == "parse int: output is not int: 'not a number'"
+    assert outcome.results["read"].hosts["db1"].msg == message
 
 
 def test_aggregates_over_hosts(tmp_path: Path) -> None:

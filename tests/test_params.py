@@ -326,7 +326,7 @@ def test_a_required_param_without_value_says_how_to_supply_it() -> None:
         "inventory variable token or environment variable API_TOKEN"
     )
     # one host supplying it is enough
-    resolve(book, {}, ["h1", "h2"], inventory({"h2": {"token": "t"}}), {})
+    resolve(book, {}, ["h1", "h2"], inventory({"h2": {"token": "t0k3n"}}), {})
 
 
 def test_an_unknown_key_value_param_is_an_error_but_a_shared_file_may_hold_others(tmp_path: Path) -> None:
@@ -365,9 +365,50 @@ def test_secret_values_are_collected_for_redaction() -> None:
     book = playbook({"pw": {"type": "string", "secret": True}, "keys": {"type": "list", "secret": True}})
     values = resolve(
         book,
-        parse_extra_vars(["keys=k1,k2"]),
+        parse_extra_vars(["keys=key-1,key-2"]),
         ["h1", "h2"],
-        inventory({"h1": {"pw": "one"}, "h2": {"pw": "two"}}),
+        inventory({"h1": {"pw": "pw-one"}, "h2": {"pw": "pw-two"}}),
         {},
     )
-    assert sorted(values.secret_values()) == ["k1", "k2", "one", "two"]
+    assert sorted(values.secret_values()) == ["key-1", "key-2", "pw-one", "pw-two"]
+
+
+# --- values a host can carry ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secret", [False, True])
+def test_a_value_longer_than_the_limit_is_a_param_error_naming_it(secret: bool) -> None:
+    from irx.params import MAX_VALUE_BYTES
+
+    book = playbook({"p": {"type": "string", "secret": secret}, "items": {"type": "list"}})
+    at_limit = "é" * (MAX_VALUE_BYTES // 2)  # bytes, not characters, count
+    resolved = resolve(book, {"p": Supplied(at_limit, "-e", text=True, strict=True)}, [], inventory({}), {})
+    assert resolved.for_run()["p"] == at_limit
+    with pytest.raises(ParamError) as raised:
+        resolve(book, {"p": Supplied(at_limit + "x", "-e", text=True, strict=True)}, [], inventory({}), {})
+    assert str(raised.value) == (
+        f"param p (from -e): is {MAX_VALUE_BYTES + 1} bytes long; a param value may be at most 65536 bytes (64 KiB)"
+    )
+    with pytest.raises(ParamError, match="items .* at most 65536 bytes"):
+        resolve(book, {"items": Supplied(["ok", "x" * 70_000], "-e", text=False, strict=True)}, [], inventory({}), {})
+
+
+def test_a_nul_character_is_a_param_error_from_every_source() -> None:
+    book = playbook({"p": {"type": "string"}, "s": {"type": "string", "secret": True, "env": "S"}})
+    with pytest.raises(ParamError, match=r"param p \(from inventory, host h1\): 'a\\x00b' holds a NUL character"):
+        resolve(book, {}, ["h1"], inventory({"h1": {"p": "a\0b"}}), {})
+    with pytest.raises(ParamError) as raised:
+        resolve(book, {}, [], inventory({}), {"S": "top\0secret"})
+    assert str(raised.value) == (
+        "param s (from env S): the value holds a NUL character, which no command line or environment can carry"
+    )
+
+
+def test_a_secret_too_short_to_mask_is_refused_but_empty_is_none() -> None:
+    book = playbook({"s": {"type": "string", "secret": True, "default": ""}})
+    assert resolve(book, {}, [], inventory({}), {}).for_run()["s"] == ""
+    assert resolve(book, {"s": Supplied("abcd", "-e", text=True, strict=True)}, [], inventory({}), {}).for_run()[
+        "s"
+    ] == "abcd"
+    with pytest.raises(ParamError, match=r"^param s \(from -e\): the value is a secret of fewer than 4 characters"):
+        resolve(book, {"s": Supplied("x", "-e", text=True, strict=True)}, [], inventory({}), {})

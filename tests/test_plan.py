@@ -373,11 +373,12 @@ targets:
 diagnose:
   - id: quoted
     "on": db
-    shell: psql {{ params.pw | quote }} -c 'select 1' {{ params.pw }}
+    shell: psql -X -c 'select 1'
     env: {PGPASSWORD: "{{ params.pw }}", TOKEN: "{{ params.token | reverse }}"}
   - id: argv
     "on": db
-    command: [psql, "{{ params.dsn }}", "{{ params.pw | upper }}"]
+    command: [printenv, DATABASE_URL, UPPER]
+    env: {DATABASE_URL: "{{ params.dsn }}", UPPER: "{{ params.pw | upper }}"}
   - id: call
     http:
       url: "https://api.example.net/v1?token={{ params.token | urlencode }}"
@@ -404,9 +405,9 @@ def test_secrets_render_as_the_mask_in_every_field(tmp_path: Path, capsys: pytes
     book = write_playbook(tmp_path, SECRETS)
     data = plan_json(capsys, str(book), "-e", f"pw={SECRET}", "-e", "token=t0k3n")
     quoted, argv, call = (step["renderings"][0]["action"] for step in data["plan"]["steps"])
-    assert quoted["shell"] == "psql '******' -c 'select 1' '******'"
+    assert quoted["shell"] == "psql -X -c 'select 1'"
     assert quoted["env"] == {"PGPASSWORD": "******", "TOKEN": "******"}  # the mask reversed, not the secret
-    assert argv["command"] == ["psql", "******", "******"]
+    assert argv["env"] == {"DATABASE_URL": "******", "UPPER": "******"}
     assert call["http"]["headers"] == {"Authorization": "Bearer ******"}
     assert call["http"]["json"] == {"password": "******", "nested": ["******"]}
     assert data["plan"]["params"]["pw"] == {"type": "string", "secret": True, "value": "******", "source": "-e"}
@@ -421,12 +422,12 @@ def test_a_secret_in_an_error_message_is_masked(tmp_path: Path, capsys: pytest.C
         targets:
           db: {hosts: dbservers}
         diagnose:
-          - {id: look, "on": db, shell: "echo {{ vars[params.pw] }}"}
+          - {id: look, "on": db, env: {X: "{{ vars[params.pw] }}"}, shell: "printenv X"}
         """,
     )
     err = plan(capsys, str(book), "-e", f"pw={SECRET}", code=2)
     assert SECRET not in err
-    assert err == "irx: error: step look: shell: vars.****** is undefined\n"
+    assert err == "irx: error: step look: env.X: vars.****** is undefined\n"
 
 
 # --- the hash -----------------------------------------------------------------------------------------
@@ -459,13 +460,13 @@ def test_the_plan_hash_is_stable_across_processes_and_checkable() -> None:
 
 def test_the_hash_follows_what_runs_not_secrets_or_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     book = write_playbook(tmp_path, SECRETS)
-    base = plan_json(capsys, str(book), "-e", "pw=one", "-e", "token=t")["hash"]
-    assert plan_json(capsys, str(book), "-e", "pw=two", "-e", "token=t")["hash"] == base  # never seen by anyone
+    base = plan_json(capsys, str(book), "-e", "pw=pw-one", "-e", "token=tok-t")["hash"]
+    assert plan_json(capsys, str(book), "-e", "pw=pw-two", "-e", "token=tok-t")["hash"] == base  # never seen
     other = tmp_path / "copy"
     other.mkdir()
     copy = other / "demo.yaml"
     copy.write_text(book.read_text())
-    assert plan_json(capsys, str(copy), "-e", "pw=one", "-e", "token=t")["hash"] == base
+    assert plan_json(capsys, str(copy), "-e", "pw=pw-one", "-e", "token=tok-t")["hash"] == base
     book2 = write_playbook(tmp_path, GROUPED, "grouped.yaml")
     inventory = ("-i", str(CASES / "ranges.ini"))
     one = plan_json(capsys, str(book2), *inventory, "-e", "port=80", "-e", "app_service=a")["hash"]
@@ -542,3 +543,26 @@ def test_compress_hosts_folds_numbered_runs_into_ansible_ranges() -> None:
     assert compress_hosts(["n08", "n09", "n10", "n11", "n100"]) == ["n[08:11]", "n100"]
     assert compress_hosts(["n8", "n9", "n10", "n011"]) == ["n[8:10]", "n011"]
     assert compress_hosts([]) == []
+
+
+def test_a_secret_given_inline_with_e_is_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-e NAME=VALUE puts the secret in irx's own argv (ps); a file or the param's env var does not."""
+    book = write_playbook(
+        tmp_path,
+        """\
+        params:
+          pw: {type: string, secret: true, env: DB_PASSWORD}
+          user: {type: string}
+        diagnose:
+          - {id: show, assert: {that: "params.pw and params.user"}}
+        """,
+    )
+    assert main(["plan", str(book), "-e", f"pw={SECRET}", "-e", "user=app"]) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        "irx: warning: param pw is secret, and -e puts it in irx's command line, visible to every user of this "
+        "machine (ps); pass it in the environment variable DB_PASSWORD or a file (-e @FILE)\n"
+    )
+    (tmp_path / "vars.yml").write_text(f"pw: {json.dumps(SECRET)}\n")
+    assert main(["plan", str(book), "-e", f"@{tmp_path / 'vars.yml'}", "-e", "user=app"]) == 0
+    assert capsys.readouterr().err == ""

@@ -579,6 +579,8 @@ def _host_fields(result: HostResult) -> dict[str, Any]:
     # stdout/stderr are capped by the journal itself, which records stdout_truncated/stderr_truncated and cap.
     if "status_code" in result.extra:
         fields["http_status"] = result.extra["status_code"]
+    if result.extra.get("pipefail") is False:
+        fields["pipefail"] = False
     return fields
 
 

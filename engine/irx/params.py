@@ -222,9 +222,30 @@ def _from_text(param: Param, text: str) -> Any:
     raise ValueError(f"unknown type {kind}")  # pragma: no cover
 
 
+# A value reaches a host as one argv word or environment value, which Linux caps at 128 KiB each (and all of
+# them together at about 2 MiB): half of one, so that a value used twice in a step still fits.
+MAX_VALUE_BYTES = 64 * 1024
+MIN_SECRET_CHARS = 4  # empty is fine (no secret); "x" would turn every x in the journal into ******
+
+
 def check(param: Param, value: Any) -> None:
-    """choices, minimum/maximum, pattern and format; ValueError says what is wrong (never a secret)."""
+    """Length and NUL, choices, minimum/maximum, pattern and format; ValueError says what is wrong (never a
+    secret)."""
     items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, str):
+            if "\0" in item:
+                raise ValueError(
+                    f"{_show(param, item)} holds a NUL character, which no command line or environment can carry"
+                )
+            if param.secret and 0 < len(item.strip()) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"the value is a secret of fewer than {MIN_SECRET_CHARS} characters: irx masks every occurrence "
+                    "of a secret in what it writes, and one that short would mask ordinary words too"
+                )
+            size = len(item.encode("utf-8", errors="surrogatepass"))
+            if size > MAX_VALUE_BYTES:
+                raise ValueError(f"is {size} bytes long; a param value may be at most {MAX_VALUE_BYTES} bytes (64 KiB)")
     if param.choices is not None:
         for item in items:
             if item not in param.choices:

@@ -157,11 +157,29 @@ def build_plan(
         body=body,
         hash=plan_hash(body),
         sources={"playbook": str(playbook.path), "inventory": inv.source},
-        warnings=[f"inventory: {redactor.redact_text(text)}" for text in inv.warnings],
+        warnings=[
+            *(f"inventory: {redactor.redact_text(text)}" for text in inv.warnings),
+            *_inline_secret_warnings(playbook, supplied),
+        ],
         params=params,
         targets={name: hosts for name, (_, hosts) in targets.items()},
         secrets=secrets,
     )
+
+
+def _inline_secret_warnings(playbook: Playbook, supplied: Mapping[str, Supplied]) -> list[str]:
+    """A secret given as ``-e NAME=VALUE`` sits in irx's own command line, which ``ps`` shows to every user
+    of the control node: say so, and how to pass it instead."""
+    warnings = []
+    for name, item in supplied.items():
+        param = playbook.params.get(name)
+        if param is not None and param.secret and item.source == "-e":
+            instead = f"the environment variable {param.env} or " if param.env else ""
+            warnings.append(
+                f"param {name} is secret, and -e puts it in irx's command line, visible to every user of this "
+                f"machine (ps); pass it in {instead}a file (-e @FILE)"
+            )
+    return warnings
 
 
 def resolve_targets(playbook: Playbook, inv: Inventory) -> dict[str, tuple[Target, tuple[str, ...]]]:

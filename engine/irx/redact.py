@@ -118,6 +118,10 @@ class Redactor:
             text = _URL_PASSWORD.sub(_mask_url_password, text)
         return text
 
+    def exposes(self, text: str) -> bool:
+        """Whether ``text`` holds a secret (in any of its forms) or a URL password."""
+        return self.redact_text(text) != text
+
     def redact(self, value: Any) -> Any:
         """``value`` with secrets masked in every string, recursively through dicts (keys too), lists and
         tuples. A number or other scalar whose text contains a secret becomes its masked text; anything

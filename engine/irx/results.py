@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,15 +32,21 @@ def parse_output(spec: ParseSpec | None, text: str) -> Any:
         return text.strip()
     fmt = spec.format
     stripped = text.strip()
+    if fmt in {"json", "int", "float"} and not stripped:
+        # Empty output is no number: `df /missing | awk ...` must not read as 0 % used.
+        raise ParseError(f"output is empty; expected {_EXPECTED[fmt]}")
     try:
         if fmt == "json":
             return json.loads(stripped)
         if fmt == "int":
-            return int(stripped.splitlines()[0].strip()) if stripped else 0
+            return int(stripped.splitlines()[0].strip())
         if fmt == "float":
-            return float(stripped.splitlines()[0].strip()) if stripped else 0.0
-    except (ValueError, IndexError) as exc:
-        raise ParseError(f"output is not {fmt}: {_preview(stripped)}") from exc
+            number = float(stripped.splitlines()[0].strip())
+            if not math.isfinite(number):
+                raise ValueError("not finite")
+            return number
+    except ValueError as exc:
+        raise ParseError(f"output is not {_EXPECTED[fmt]}: {_preview(stripped)}") from exc
     if fmt == "lines":
         return [line for line in (raw.strip() for raw in text.splitlines()) if line]
     if fmt == "csv":
@@ -47,6 +54,9 @@ def parse_output(spec: ParseSpec | None, text: str) -> Any:
     if fmt == "regex":
         return _parse_regex(spec, text)
     raise ParseError(f"unknown parse format {fmt}")  # pragma: no cover - the schema prevents it
+
+
+_EXPECTED = {"json": "JSON", "int": "an integer", "float": "a number"}
 
 
 def _preview(text: str) -> str:

@@ -27,6 +27,7 @@ from irx.errors import IrxError, UsageError
 from irx.executors.ansible import MAX_ROUNDS, AnsibleSession, HostTask
 from irx.model import Playbook, Step
 from irx.orchestrator import Approval, Orchestrator, Outcome
+from irx.redact import Redactor
 from irx.results import HostResult, StepResult
 
 SYMBOLS = {
@@ -75,20 +76,23 @@ def run_command(name: str, options: RunOptions) -> int:
     from irx.plan import resolve_targets
 
     targets = resolve_targets(playbook, inv)
-    sessions = _early_sessions(playbook, inv, targets, options)
+    redactor = Redactor()  # the run's secrets, added once known; the executor asks it before each step
+    sessions = _early_sessions(playbook, inv, targets, options, redactor.exposes)
     try:
         prepared = _prepare(playbook, inv, supplied, options.environ, targets)
     except BaseException:
         sessions.close()
         raise
-    return _execute(playbook, inv, prepared, options, sessions)
+    return _execute(playbook, inv, prepared, options, sessions, redactor)
 
 
-def _early_sessions(playbook: Playbook, inv: Any, targets: Mapping[str, Any], options: RunOptions) -> _Sessions:
+def _early_sessions(
+    playbook: Playbook, inv: Any, targets: Mapping[str, Any], options: RunOptions, exposes: Callable[[str], bool]
+) -> _Sessions:
     """Start Ansible (about 2 s of start-up) now, while irx renders the plan, takes the lock and opens the
     journal: it only waits for work, so the first diagnostic result comes as early as Ansible allows."""
     hosts = list(dict.fromkeys(h for _, found in targets.values() for h in found))
-    sessions = _Sessions(inv.source, hosts, options.forks)
+    sessions = _Sessions(inv.source, hosts, options.forks, exposes)
     if hosts and any(s.runs_on_hosts for s in playbook.steps):
         sessions.start_in_background()
     return sessions
@@ -178,8 +182,9 @@ class _Targeting:
 class _Sessions:
     """The Ansible session for this run, started early and replaced after MAX_ROUNDS rounds."""
 
-    def __init__(self, inventory: str, hosts: list[str], forks: int) -> None:
+    def __init__(self, inventory: str, hosts: list[str], forks: int, exposes: Callable[[str], bool]) -> None:
         self.inventory, self.hosts, self.forks = inventory, hosts, forks
+        self.exposes = exposes  # the run's secrets are learnt after the session starts: asked at each step
         self.progress: _Progress | None = None  # set once the run's output is known
         self._session: AnsibleSession | None = None
         self._ready = threading.Event()
@@ -196,7 +201,9 @@ class _Sessions:
 
     def _start(self) -> None:
         try:
-            session = AnsibleSession(self.inventory, self.hosts, forks=self.forks, on_host_event=self._host_event)
+            session = AnsibleSession(
+                self.inventory, self.hosts, forks=self.forks, on_host_event=self._host_event, exposes=self.exposes
+            )
             session.start()
             self._session = session
         except BaseException as exc:  # handed to the thread that needs the session
@@ -432,12 +439,13 @@ def _notify_channels(inv: Any, hosts: Sequence[str], environ: Mapping[str, str])
 # -- the run ---------------------------------------------------------------------------------------------------------
 
 
-def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOptions, sessions: _Sessions) -> int:
+def _execute(
+    playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOptions, sessions: _Sessions, redactor: Redactor
+) -> int:
     from irx import __version__
     from irx.executors.preflight import preflight, ssh_target
     from irx.lock import RunLock, default_lock_dir
     from irx.notify import Notifier, secret_values
-    from irx.redact import Redactor
     from irx.timeline import Journal, current_operator, default_runs_dir, new_run_id, utc_timestamp
 
     stream = None if options.quiet else (sys.stderr if options.fmt == "json" else sys.stdout)
@@ -447,7 +455,7 @@ def _execute(playbook: Playbook, inv: Any, prepared: _Prepared, options: RunOpti
     except BaseException:
         sessions.close()
         raise
-    redactor = Redactor([*prepared.secrets, *secret_values(channels)])
+    redactor.add(*prepared.secrets, *secret_values(channels))
     progress = _Progress(stream, redactor.redact_text)
     operator = current_operator()
     run_id = new_run_id()

@@ -250,6 +250,16 @@ def test_secret_never_reaches_the_journal_the_output_or_any_file(irx_cli, tmp_pa
         TWO_HOSTS, "env=******"
     )
     assert all(r["status"] == "failed" for r in host_results(journal, "fail_with_it").values())
+    # The executor refuses a command line that would carry the secret (here from a step's output, which no
+    # rule can see), on every host, before anything of it runs.
+    assert {h: (r["status"], r["msg"]) for h, r in host_results(journal, "leak_via_output").items()} == dict.fromkeys(
+        TWO_HOSTS,
+        (
+            "failed",
+            "refused: command[1] would put a secret on a command line on the host, readable by every user there "
+            "(ps); pass it in env: and let the tool read it from its environment",
+        ),
+    )
     assert all(r["status"] == "timed_out" for r in host_results(journal, "hang_with_it").values())
     assert journal.events[0]["params"] == {"api_token": "******"}
     # ... and is nowhere on disk: journals, lock, Ansible's temp dirs, HOME, ansible-runner's private dirs

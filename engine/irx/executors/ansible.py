@@ -34,15 +34,12 @@ from irx.errors import IrxError
 from irx.results import HostResult
 
 PLUGIN_DIR = Path(__file__).parent / "ansible_plugins" / "action"
+MODULE_DIR = Path(__file__).parent / "ansible_plugins" / "modules"  # irx_command: every shell/command step
 MAX_ROUNDS = 150  # each round nests one include in Ansible; restart the session before it gets deep
 # Output kept in memory per host result, for parse: and templates. The journal keeps less (its own cap,
 # recorded there); this must stay above it so the journal sees and records any cut.
 OUTPUT_CAP = 1024 * 1024
-KILL_GRACE = 5  # seconds from SIGTERM to SIGKILL for a command past its step timeout
-# $0 is the timeout, "$@" the command; without coreutils timeout on the host, run the command as it is.
-_WATCHDOG = 'if command -v timeout >/dev/null 2>&1; then exec timeout -k {grace} "$0" "$@"; fi; exec "$@"'
-# coreutils timeout exits 124 when it stopped the command with SIGTERM, 137 when SIGKILL was needed.
-_WATCHDOG_RCS = {124: "SIGTERM", 137: "SIGKILL"}
+KILL_GRACE = 5  # seconds from SIGTERM to SIGKILL for a command past its step timeout (irx_command)
 
 _MAIN = """\
 - name: irx session
@@ -166,59 +163,56 @@ class HostTask:
 HostEvent = Callable[[str, str, str, float], None]  # (step_id, host, status, duration)
 
 
-def _watched(task: HostTask) -> bool:
-    """Whether the step's command runs under the host-side watchdog (a shell or command with a timeout)."""
-    return bool(task.timeout) and task.action in {"shell", "command"}
-
-
-def _watchdog_argv(argv: Sequence[str], timeout: float) -> list[str]:
-    """``argv`` under coreutils ``timeout`` on the host, which kills the command's whole process group.
-
-    Ansible's own task ``timeout`` only abandons the task on the controller: the command (and whatever it
-    started) keeps running on the host. ``timeout`` puts itself and the command in a new process group and
-    signals all of it: SIGTERM at ``timeout``, SIGKILL ``KILL_GRACE`` seconds later. A host without
-    ``timeout`` runs the command as it is, bounded by Ansible's task timeout alone.
-    """
-    seconds = f"{timeout:.3f}".rstrip("0").rstrip(".")  # never 1e+06: plain decimal, as timeout(1) reads it
-    return ["/bin/sh", "-c", _WATCHDOG.format(grace=KILL_GRACE), f"{seconds}s", *argv]
-
-
 def _task(task: HostTask, index: int) -> dict[str, Any]:
+    """The Ansible task for one HostTask. Shell and command steps go through irx's own ``irx_command``
+    module: argv executed as data (no ``$VAR`` expansion), scripts from a private file, the step's env set
+    in the child's environment by the module (Ansible's ``environment:`` keyword would put every value on
+    the host's ``/bin/sh -c`` command line), the timeout enforced on the host. Every irx-rendered string is
+    ``!unsafe``: Ansible never templates it."""
     name = f"irx:{task.step_id}:{index}"
     body: dict[str, Any] = {"name": name}
-    if _watched(task):
-        assert task.timeout is not None
-        argv = ["/bin/sh", "-c", str(task.spec)] if task.action == "shell" else list(task.spec)
-        cmd: dict[str, Any] = {"argv": unsafe(_watchdog_argv(argv, task.timeout))}
+    if task.action in {"shell", "command"}:
+        cmd: dict[str, Any] = {"script": str(task.spec)} if task.action == "shell" else {"argv": list(task.spec)}
+        if task.env:
+            cmd["env"] = dict(task.env)
         if task.chdir:
-            cmd["chdir"] = unsafe(task.chdir)
-        body["ansible.builtin.command"] = cmd
-    elif task.action == "shell":
-        args: dict[str, Any] = {"executable": "/bin/sh"}
-        if task.chdir:
-            args["chdir"] = unsafe(task.chdir)
-        body["ansible.builtin.shell"] = unsafe(task.spec)
-        body["args"] = args
-    elif task.action == "command":
-        cmd = {"argv": unsafe(list(task.spec))}
-        if task.chdir:
-            cmd["chdir"] = unsafe(task.chdir)
-        body["ansible.builtin.command"] = cmd
+            cmd["chdir"] = task.chdir
+        if task.timeout:
+            cmd["timeout"] = task.timeout
+            cmd["kill_grace"] = KILL_GRACE
+        cmd["output_cap"] = OUTPUT_CAP + 1  # one byte more than irx keeps, so the cut is seen and recorded
+        body["irx_command"] = unsafe(cmd)
     else:
+        if task.env:  # the rules refuse env: on module steps; never fall back to environment:
+            raise ExecutorError(f"step {task.step_id}: env: is for shell and command steps")
         body[str(task.spec)] = unsafe(dict(task.args))
-    if task.env:
-        body["environment"] = unsafe(dict(task.env))
     if task.become:
         body["become"] = True
     if task.timeout:
-        # With the watchdog, Ansible's timeout is only the backstop for a host that stops answering.
-        slack = KILL_GRACE + 5 if _watched(task) else 0
+        # irx_command stops the command on the host; Ansible's timeout is the backstop for a host that stops
+        # answering (and the only bound for a module step).
+        slack = KILL_GRACE + 5 if task.action in {"shell", "command"} else 0
         body["timeout"] = max(1, int(task.timeout + 0.999)) + slack
     body["when"] = "inventory_hostname in " + json.dumps(list(task.hosts))
     body["register"] = _register_name(task.step_id, index)
     body["ignore_errors"] = True
     body["ignore_unreachable"] = True
     return body
+
+
+def exposed_on_command_line(task: HostTask, exposes: Callable[[str], bool]) -> str | None:
+    """Which part of a task would carry a secret onto a command line on the host, or None.
+
+    The script and argv of a shell or command step end up in the argv of some process (the script's words
+    are its commands' arguments); ``env`` is the channel for secrets, and a module's args travel through
+    Ansible's module transport. ``exposes`` tells whether a text holds a secret (the run's Redactor)."""
+    if task.action == "shell" and exposes(str(task.spec)):
+        return "its shell script"
+    if task.action == "command":
+        for position, word in enumerate(task.spec):
+            if exposes(str(word)):
+                return f"command[{position}]"
+    return None
 
 
 def ansible_playbook() -> str:
@@ -236,25 +230,21 @@ def _register_name(step_id: str, index: int) -> str:
     return f"irx_r_{step_id}_{index}"
 
 
-def host_result(host: str, res: Mapping[str, Any] | None, duration: float, watchdog: float | None = None) -> HostResult:
-    """A HostResult from Ansible's registered result for one host (``watchdog``: the step's timeout, when
-    its command ran under the host-side watchdog)."""
+def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> HostResult:
+    """A HostResult from Ansible's registered result for one host."""
     if not res:
         return HostResult(host, "failed", msg="no result from Ansible", duration=duration)
     stdout, stdout_cut = _cap(res.get("stdout"))
     stderr, stderr_cut = _cap(res.get("stderr"))
-    stopped = _stopped_by_watchdog(res, duration, watchdog)
     if res.get("unreachable"):
         status = "unreachable"
-    elif res.get("timedout") or stopped:
+    elif res.get("timedout") or res.get("timed_out"):  # Ansible's task timeout | irx_command's own
         status = "timed_out"
     elif res.get("failed"):
         status = "failed"
     else:
         status = "ok"
     msg = str(res.get("msg") or "")
-    if stopped:
-        msg = f"timed out after {watchdog:g}s: the command was stopped on the host ({stopped})"
     if status == "failed" and res.get("rc") not in (None, 0):
         # "non-zero return code" says nothing; the first line of what the command said does.
         last = (stderr.strip() or stdout.strip()).splitlines()[:1] or [msg]
@@ -266,6 +256,8 @@ def host_result(host: str, res: Mapping[str, Any] | None, duration: float, watch
         extra["module"] = {
             k: v for k, v in res.items() if k not in {"invocation", "changed", "failed", "_ansible_no_log"}
         }
+    if res.get("shell") and res.get("pipefail") is False:  # a host without bash, whose sh has no pipefail
+        extra["pipefail"] = False
     return HostResult(
         host=host,
         status=status,
@@ -277,25 +269,6 @@ def host_result(host: str, res: Mapping[str, Any] | None, duration: float, watch
         duration=duration,
         extra=extra,
     )
-
-
-def _stopped_by_watchdog(res: Mapping[str, Any], duration: float, watchdog: float | None) -> str | None:
-    """The signal the watchdog stopped the command with, or None (a command may exit 124 on its own)."""
-    if watchdog is None or res.get("rc") not in _WATCHDOG_RCS:
-        return None
-    ran = _delta_seconds(res.get("delta"))
-    if (ran if ran is not None else duration) < watchdog * 0.95:
-        return None
-    return _WATCHDOG_RCS[int(res["rc"])]
-
-
-def _delta_seconds(delta: Any) -> float | None:
-    """The command module's ``delta`` (``0:00:02.003141``) in seconds."""
-    try:
-        hours, minutes, seconds = str(delta).split(":")
-        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    except ValueError:
-        return None
 
 
 def _cap(value: Any) -> tuple[str, bool]:
@@ -317,6 +290,7 @@ class AnsibleSession:
         on_host_event: HostEvent | None = None,
         cancelled: Callable[[], bool] = lambda: False,
         start_timeout: float = 120.0,
+        exposes: Callable[[str], bool] = lambda text: False,
     ) -> None:
         self.inventory = inventory
         self.hosts = list(dict.fromkeys(hosts))
@@ -324,6 +298,7 @@ class AnsibleSession:
         self.on_host_event = on_host_event
         self.cancelled = cancelled
         self.start_timeout = start_timeout
+        self.exposes = exposes  # whether a text holds one of the run's secrets: none may reach a command line
         self._cond = threading.Condition()
         self._checkins: dict[str, int] = {}  # host -> number of irx_next calls answered or waiting
         self._payloads: dict[str, dict[str, Any]] = {}  # host -> results sent at its latest check-in
@@ -339,7 +314,6 @@ class AnsibleSession:
         self._closing = False
         self._abort = False
         self._batches = 0
-        self._watchdogs: dict[str, float | None] = {}  # task name -> timeout, for the current batch
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -361,10 +335,14 @@ class AnsibleSession:
         threading.Thread(target=self._accept, name="irx-ansible-accept", daemon=True).start()
         envvars = {
             "ANSIBLE_ACTION_PLUGINS": str(PLUGIN_DIR),
+            "ANSIBLE_LIBRARY": os.pathsep.join(filter(None, [str(MODULE_DIR), os.environ.get("ANSIBLE_LIBRARY")])),
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_FORCE_COLOR": "False",
             "ANSIBLE_NOCOLOR": "True",
             "ANSIBLE_DEPRECATION_WARNINGS": "False",
+            # Pipelining for every connection (local and paramiko too, not just ssh): a module's arguments,
+            # irx_command's env among them, then travel on stdin instead of in a file on the host.
+            "ANSIBLE_PIPELINING": "True",
             "ANSIBLE_SSH_PIPELINING": "True",
             "ANSIBLE_TIMEOUT": os.environ.get("ANSIBLE_TIMEOUT", "10"),
             # ansible-runner finds ansible-playbook on PATH: put the one installed with irx first.
@@ -478,7 +456,27 @@ class AnsibleSession:
     # -- running a batch ----------------------------------------------------------------------------
 
     def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
-        """Run the tasks (one step, possibly several rendering groups); results per host."""
+        """Run the tasks (one step, possibly several rendering groups); results per host.
+
+        A task whose command line would carry a secret is refused here, before anything is sent: its hosts
+        get a failed result saying why, and nothing of it runs."""
+        results: dict[str, HostResult] = {}
+        allowed: list[HostTask] = []
+        for task in tasks:
+            where = exposed_on_command_line(task, self.exposes)
+            if where is None:
+                allowed.append(task)
+                continue
+            msg = (
+                f"refused: {where} would put a secret on a command line on the host, readable by every user "
+                "there (ps); pass it in env: and let the tool read it from its environment"
+            )
+            results.update((host, HostResult(host, "failed", msg=msg)) for host in task.hosts)
+        if allowed:
+            results.update(self._dispatch(allowed))
+        return results
+
+    def _dispatch(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
         if self._round >= MAX_ROUNDS:
             raise ExecutorError("session exhausted")  # the caller restarts a fresh session
         self._wait_checkins(self._round + 1, "before the first step" if self._round == 0 else "between steps")
@@ -486,7 +484,6 @@ class AnsibleSession:
         self._batches += 1
         batch_file = self._dir / "project" / f"batch-{self._batches}.yml"
         bodies = [*(_task(task, index) for index, task in enumerate(tasks)), *_NEXT_TASKS]
-        self._watchdogs = {f"irx:{t.step_id}:{i}": t.timeout for i, t in enumerate(tasks) if _watched(t)}
         batch_file.write_text(yaml.dump(bodies, Dumper=_Dumper, sort_keys=False, width=1_000_000))
         collect = [_register_name(task.step_id, index) for index, task in enumerate(tasks)]
         with self._cond:
@@ -503,7 +500,7 @@ class AnsibleSession:
             for host in task.hosts:
                 res = payloads.get(host, {}).get(name)
                 duration = self._durations.get((f"irx:{task.step_id}:{index}", host), 0.0)
-                results[host] = host_result(host, res, duration, task.timeout if _watched(task) else None)
+                results[host] = host_result(host, res, duration)
         return results
 
     # -- ansible-runner events: live progress and durations ---------------------------------------------
@@ -524,9 +521,7 @@ class AnsibleSession:
                 duration = float(data.get("duration") or 0.0)
                 self._durations[(task, host)] = duration
                 res = data.get("res") or {}
-                if isinstance(res, dict) and (
-                    res.get("timedout") or _stopped_by_watchdog(res, duration, self._watchdogs.get(task))
-                ):
+                if isinstance(res, dict) and (res.get("timedout") or res.get("timed_out")):
                     status = "timed_out"
                 if self.on_host_event is not None:
                     self.on_host_event(task.split(":")[1], host, status, duration)

@@ -1,0 +1,271 @@
+#!/usr/bin/python
+"""Ansible module ``irx_command``: how every irx ``shell`` and ``command`` step runs on a host.
+
+irx owns this module so that values are data by construction, whatever characters they hold:
+
+- nothing is expanded: an argv list is executed as it is (``ansible.builtin.command`` expands ``$VARS``
+  in argv unless told not to); a script is written to a private file and run by the shell from there, so
+  the rendered script is never on any command line and has no length limit but the file's;
+- the step's ``env`` is set in the child's environment by this module, never as a ``VAR=value`` prefix
+  on the ``/bin/sh -c`` command line that Ansible's ``environment:`` keyword produces (readable by every
+  user of the host in ``ps``); its values are never echoed back in the result;
+- stdin is ``/dev/null``; the timeout is enforced here, on the host: the command runs in a session of its
+  own and the whole process group gets SIGTERM at the timeout and SIGKILL ``kill_grace`` seconds later;
+- scripts run under bash with ``pipefail`` (a failing stage of a pipeline fails the step), or under
+  /bin/sh (with pipefail where that shell has it) on a host without bash; the result says which.
+
+Arguments reach the module through Ansible's module transport (stdin with pipelining), never argv. The
+module is self-contained and runs on any Python that ansible-core supports on targets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from datetime import datetime
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+# Inherited variables that would change how the shell reads the script (startup files, options, exported
+# functions). A step's own env: may still set them: that is the playbook's choice, not the host's.
+_SHELL_HOOKS = ("BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "CDPATH", "GLOBIGNORE", "PS4")
+_BASHES = ("/bin/bash", "/usr/bin/bash")
+_POSIX_SH = "/bin/sh"
+_READ = 65536
+
+
+def _shell() -> tuple[list[str], bool]:
+    """The interpreter for scripts and whether it runs with pipefail."""
+    for bash in _BASHES:
+        if os.access(bash, os.X_OK):
+            return [bash, "-o", "pipefail"], True
+    probe = subprocess.run(  # dash before 0.5.13 has no pipefail; busybox ash and others do
+        [_POSIX_SH, "-c", "set -o pipefail"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    if probe.returncode == 0:
+        return [_POSIX_SH, "-o", "pipefail"], True
+    return [_POSIX_SH], False
+
+
+def _environment(env: dict[str, Any], lang: str) -> dict[str, str]:
+    child = {k: v for k, v in os.environ.items() if k not in _SHELL_HOOKS and not k.startswith("BASH_FUNC_")}
+    # As ansible.builtin.command does: parse-stable output (numbers, dates) unless the step says otherwise.
+    child.update({"LANG": lang, "LC_ALL": lang, "LC_MESSAGES": lang})
+    child.update({str(k): str(v) for k, v in env.items()})
+    return child
+
+
+class _Capture:
+    """Reads a child's stdout and stderr until both close, keeping at most ``cap`` bytes of each."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], cap: int) -> None:
+        self.cap = cap
+        self.data = {"stdout": bytearray(), "stderr": bytearray()}
+        self.cut = {"stdout": False, "stderr": False}
+        self.selector = selectors.DefaultSelector()
+        for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            assert stream is not None
+            os.set_blocking(stream.fileno(), False)
+            self.selector.register(stream, selectors.EVENT_READ, name)
+
+    @property
+    def open(self) -> bool:
+        return bool(self.selector.get_map())
+
+    def read(self, wait: float) -> bool:
+        """Read what is ready within ``wait`` seconds; whether anything happened."""
+        events = self.selector.select(max(0.0, wait))
+        for key, _ in events:
+            try:
+                chunk = os.read(key.fd, _READ)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                self.selector.unregister(key.fileobj)
+                continue
+            name = key.data
+            room = self.cap - len(self.data[name])
+            if len(chunk) > room:
+                self.cut[name] = True
+            if room > 0:
+                self.data[name] += chunk[:room]
+        return bool(events)
+
+    def text(self, name: str) -> str:
+        return bytes(self.data[name]).rstrip(b"\r\n").decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        self.selector.close()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(OSError):  # already gone
+        os.killpg(proc.pid, sig)
+
+
+def _run(
+    argv: list[str], env: dict[str, str], cwd: str | None, timeout: float, grace: float, cap: int
+) -> tuple[int, _Capture, str | None]:
+    """Run ``argv``; its return code, its output, and the signal the timeout stopped it with (or None)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(  # argv as data, no shell
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    capture = _Capture(proc, cap)
+    stopped: str | None = None
+    kill_at = 0.0
+    exited_at: float | None = None
+
+    def watch(now: float) -> None:
+        nonlocal stopped, kill_at
+        if timeout and stopped is None and now >= started + timeout:
+            stopped, kill_at = "SIGTERM", now + grace
+            _signal_group(proc, signal.SIGTERM)
+        elif stopped == "SIGTERM" and now >= kill_at:
+            stopped = "SIGKILL"
+            _signal_group(proc, signal.SIGKILL)
+
+    try:
+        while capture.open:
+            now = time.monotonic()
+            wait = 1.0
+            if timeout and stopped is None:
+                wait = min(wait, started + timeout - now)
+            elif stopped == "SIGTERM":
+                wait = min(wait, kill_at - now)
+            active = capture.read(wait)
+            now = time.monotonic()
+            watch(now)
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            # As ansible.builtin.command does: once the command has exited, output that stays quiet (a
+            # daemon it started keeps the pipes open) ends the reading; so does a 5 s tail.
+            if exited_at is not None and (not active or now - exited_at > 5):
+                break
+        while True:
+            try:
+                rc = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                watch(time.monotonic())
+    finally:
+        capture.close()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    return rc, capture, stopped
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "argv": {"type": "list", "elements": "str"},
+            "script": {"type": "str"},
+            "env": {"type": "dict", "default": {}},
+            "chdir": {"type": "str"},
+            "timeout": {"type": "float", "default": 0.0},
+            "kill_grace": {"type": "float", "default": 5.0},
+            "output_cap": {"type": "int", "default": 2 * 1024 * 1024},
+        },
+        mutually_exclusive=[("argv", "script")],
+        required_one_of=[("argv", "script")],
+        supports_check_mode=False,
+    )
+    params = module.params
+    env = params["env"] or {}
+    # The invocation Ansible would echo back holds the env values (secrets among them) and the whole script:
+    # irx knows what it sent, so only the env's names come back.
+    invocation = {"module_args": {"env": sorted(env), "chdir": params["chdir"], "timeout": params["timeout"]}}
+    cwd = params["chdir"]
+    if cwd:
+        cwd = os.path.expanduser(cwd)
+        if not os.path.isdir(cwd):
+            module.fail_json(msg=f"chdir {cwd}: no such directory", rc=None, invocation=invocation)
+    lang = module.get_best_parsable_locale() if hasattr(module, "get_best_parsable_locale") else "C"
+    scratch: str | None = None
+    shell_name = ""
+    pipefail = False
+    try:
+        if params["script"] is not None:
+            shell, pipefail = _shell()
+            shell_name = shell[0]
+            scratch = tempfile.mkdtemp(prefix="irx-step-")  # 0700, this user's
+            path = os.path.join(scratch, "step.sh")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as script:
+                script.write(params["script"])
+            argv = [*shell, path]
+        else:
+            argv = list(params["argv"])
+        begin = datetime.now()
+        try:
+            rc, capture, stopped = _run(
+                argv, _environment(env, lang), cwd, params["timeout"], params["kill_grace"], params["output_cap"]
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.E2BIG:
+                reason += " (one argument or environment value may be at most 128 KiB on Linux)"
+            rc = 127 if exc.errno == errno.ENOENT else 126
+            module.fail_json(
+                msg=f"cannot start {argv[0]}: {reason}", rc=rc, stdout="", stderr="", invocation=invocation
+            )
+        except ValueError:  # subprocess refuses NUL in argv and env
+            module.fail_json(
+                msg="cannot start: an argument or environment value holds a NUL character",
+                rc=126,
+                stdout="",
+                stderr="",
+                invocation=invocation,
+            )
+        end = datetime.now()
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    result: dict[str, Any] = {
+        "rc": rc,
+        "stdout": capture.text("stdout"),
+        "stderr": capture.text("stderr"),
+        "start": str(begin),
+        "end": str(end),
+        "delta": str(end - begin),
+        "changed": True,
+        "invocation": invocation,
+    }
+    if shell_name:
+        result["shell"], result["pipefail"] = shell_name, pipefail
+    if any(capture.cut.values()):
+        result["truncated"] = dict(capture.cut)
+    if stopped is not None:
+        result.update(
+            timed_out=True,
+            signal=stopped,
+            failed=True,
+            msg=f"timed out after {params['timeout']:g}s: the command was stopped on the host ({stopped})",
+        )
+    elif rc != 0:
+        result.update(failed=True, msg="non-zero return code")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
