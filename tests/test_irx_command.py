@@ -1,0 +1,173 @@
+"""irx_command, the Ansible module every shell and command step runs through, as a real process.
+
+Ansible runs a module as ``python MODULE ARGS_FILE`` when it is not pipelined; the tests do the same, so
+they exercise the real module (real shells, process groups, signals, pipes) without an Ansible run. The
+run integration tests cover it through ansible-runner on local and SSH hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from irx.executors.ansible import MODULE_DIR
+
+MODULE = MODULE_DIR / "irx_command.py"
+
+
+def run_module(tmp_path: Path, process_env: dict[str, str] | None = None, **args: Any) -> dict[str, Any]:
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    proc = subprocess.run(
+        [sys.executable, str(MODULE), str(args_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(process_env or {})},
+        cwd=tmp_path,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+HOSTILE = ["$HOME", "${PATH}", "`touch {canary}`", "$(touch {canary})", "; touch {canary}", "a\nb", "'\"", "*", "~"]
+
+
+def test_argv_is_executed_as_data_never_expanded(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    values = [value.replace("{canary}", str(canary)) for value in HOSTILE]
+    result = run_module(tmp_path, argv=["/usr/bin/printf", "%s\\0", *values])
+    assert result["rc"] == 0, result
+    assert result["stdout"].split("\0")[:-1] == values
+    assert not canary.exists()
+
+
+def test_env_values_reach_the_process_environment_byte_for_byte_and_are_not_echoed(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    value = f"x$(touch {canary})`id`${{HOME}}\"'\n;|&"
+    result = run_module(tmp_path, script='printf "%s" "$V"', env={"V": value})
+    assert (result["rc"], result["stdout"]) == (0, value)
+    assert not canary.exists()
+    assert result["invocation"] == {"module_args": {"env": ["V"], "chdir": None, "timeout": 0.0}}
+    assert value not in json.dumps(result["invocation"])
+
+
+def test_a_script_runs_from_a_private_file_never_from_a_command_line(tmp_path: Path) -> None:
+    """While the script runs, neither its text nor an env value is in any process's argv; the env value is
+    in the process's own environment only, and the file is gone afterwards."""
+    marker = f"irx-script-marker-{os.getpid()}"
+    secret = f"irx-env-secret-{os.getpid()}"
+    args_file = tmp_path / "args.json"
+    script = f": {marker}\nprintf '%s\\n' \"$0\"\nsleep 2\n"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"script": script, "env": {"S": secret}}}))
+    proc = subprocess.Popen([sys.executable, str(MODULE), str(args_file)], stdout=subprocess.PIPE, text=True)
+    sightings, environ_hits, samples = [], 0, 0
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            samples += 1
+            if marker.encode() in cmdline or secret.encode() in cmdline:
+                sightings.append(cmdline)
+            environ_hits += secret.encode() in environ
+        time.sleep(0.01)
+    out, _ = proc.communicate(timeout=30)
+    result = json.loads(out)
+    assert result["rc"] == 0, result
+    assert (result["shell"], result["pipefail"]) == ("/bin/bash", True)
+    assert samples > 100
+    assert sightings == []
+    assert environ_hits > 0  # the sampler does see the process: the value is in its environment only
+    script_path = Path(result["stdout"])
+    assert script_path.name == "step.sh"
+    assert not script_path.parent.exists()
+
+
+def test_a_failing_stage_of_a_pipeline_fails_the_script(tmp_path: Path) -> None:
+    failed = run_module(tmp_path, script="df -P /nonexistent-irx 2>/dev/null | awk 'NR == 2 { print $5 }'")
+    assert (failed["rc"], failed["failed"], failed["stdout"]) == (1, True, "")
+    ok = run_module(tmp_path, script="{ grep -c x /dev/null || [ $? -eq 1 ]; } | tr -d ' '")
+    assert (ok["rc"], ok["stdout"]) == (0, "0")
+
+
+def test_the_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    started = time.monotonic()
+    result = run_module(tmp_path, script=f"sleep 60 & echo $! > {pids}; sleep 60", timeout=1, kill_grace=2)
+    assert time.monotonic() - started < 10
+    assert (result["timed_out"], result["signal"], result["failed"]) == (True, "SIGTERM", True)
+    assert result["msg"] == "timed out after 1s: the command was stopped on the host (SIGTERM)"
+    background = int(pids.read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{background}").exists() or "Z" in Path(f"/proc/{background}/stat").read_text().split()[2]
+
+
+def test_a_command_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_module(tmp_path, script="trap '' TERM; sleep 60; sleep 60", timeout=1, kill_grace=1)
+    assert time.monotonic() - started < 10
+    assert (result["timed_out"], result["signal"]) == (True, "SIGKILL")
+
+
+def test_a_daemon_that_keeps_the_pipes_open_does_not_hold_the_step(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_module(tmp_path, script="(sleep 20 &); echo started")
+    assert time.monotonic() - started < 8
+    assert (result["rc"], result["stdout"]) == (0, "started")
+
+
+def test_stdin_is_empty_and_output_is_capped(tmp_path: Path) -> None:
+    result = run_module(tmp_path, script="cat; head -c 3000000 /dev/zero | tr '\\0' a", output_cap=1000)
+    assert result["rc"] == 0
+    assert result["stdout"] == "a" * 1000
+    assert result["truncated"] == {"stdout": True, "stderr": False}
+
+
+def test_inherited_shell_hooks_are_dropped_but_a_steps_own_env_is_kept(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"touch {canary}\n")
+    inherited = {"BASH_ENV": str(hook), "ENV": str(hook), "SHELLOPTS": "xtrace", "BASH_FUNC_echo%%": "() { id; }"}
+    result = run_module(tmp_path, process_env=inherited, script='echo plain; printf "%s" "$LC_ALL"')
+    assert (result["rc"], result["stderr"]) == (0, "")  # no xtrace
+    assert result["stdout"] in {"plain\nC", "plain\nC.UTF-8"}  # as Ansible's command module: a parsable locale
+    assert not canary.exists()
+    own = run_module(tmp_path, script='printf "%s" "$LC_ALL"', env={"LC_ALL": "C"})
+    assert own["stdout"] == "C"
+
+
+@pytest.mark.parametrize(
+    ("args", "msg", "rc"),
+    [
+        ({"argv": ["/nonexistent/irx-tool"]}, "cannot start /nonexistent/irx-tool: No such file or directory", 127),
+        (
+            {"argv": ["/bin/echo", "x" * 200_000]},
+            "cannot start /bin/echo: Argument list too long (one argument or environment value may be at most "
+            "128 KiB on Linux)",
+            126,
+        ),
+        ({"argv": ["/bin/echo", "a\0b"]}, "cannot start: an argument or environment value holds a NUL character", 126),
+        (
+            {"argv": ["/bin/true"], "chdir": "/nonexistent-irx-dir"},
+            "chdir /nonexistent-irx-dir: no such directory",
+            None,
+        ),
+    ],
+)
+def test_what_cannot_start_says_why(tmp_path: Path, args: dict[str, Any], msg: str, rc: int | None) -> None:
+    result = run_module(tmp_path, **args)
+    assert (result["failed"], result["msg"], result["rc"]) == (True, msg, rc)
