@@ -8,13 +8,14 @@ own id. The ids are listed in ``RULES`` (shown by docs and tests).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
 
 from irx import templating
+from irx.commandline import exposures
 from irx.loader import Document, Path_
 from irx.model import ACTIONS, PHASES, Playbook, default_mutating, normalize_severity
 
@@ -40,6 +41,9 @@ RULES: Mapping[str, str] = {
     "until-without-retries": "until: needs retries: to repeat (warning)",
     "ignored-on": "on: on a step that runs on the control node is ignored (warning)",
     "diagnose-may-mutate": "a diagnose command or module that looks like it changes the host (warning)",
+    "secret-on-command-line": "a secret param, or an env var carrying one, never becomes part of a command line",
+    "env-on-module": "env: is for shell and command steps (a module takes its settings as args)",
+    "shell-module": "host commands are shell: or command: steps, not Ansible's command/shell/raw/script modules",
 }
 
 RESULT_FIELDS = frozenset(
@@ -211,7 +215,19 @@ class _Context:
 def check_rules(doc: Document, playbook: Playbook | None) -> None:
     """Run every rule over ``doc`` (whose data is a mapping), adding problems to it."""
     ctx = _Context(doc)
-    for rule in (_duplicate_ids, _targets, _templates, _mutating, _approvals, _rollback, _params, _controls, _name):
+    for rule in (
+        _duplicate_ids,
+        _targets,
+        _templates,
+        _mutating,
+        _approvals,
+        _rollback,
+        _params,
+        _controls,
+        _name,
+        _host_commands,
+        _secrets_off_command_lines,
+    ):
         rule(ctx)
     _unused(ctx)
 
@@ -521,3 +537,90 @@ def _unused(ctx: _Context) -> None:
                 "warning",
                 key=True,
             )
+
+
+# Modules that run a command line of their own, outside irx_command: ansible.builtin.command expands $VARS
+# in argv, and all of them get a step's env only through Ansible's environment: keyword, which puts every
+# value on the host's /bin/sh -c command line.
+_COMMAND_MODULES = frozenset(
+    f"{prefix}{name}"
+    for prefix in ("", "ansible.builtin.", "ansible.legacy.")
+    for name in ("command", "shell", "raw", "script", "expect")
+)
+
+
+def _host_commands(ctx: _Context) -> None:
+    for step in ctx.steps:
+        module = step.raw.get("module")
+        if not isinstance(module, str):
+            continue
+        if module in _COMMAND_MODULES:
+            ctx.report(
+                (*step.path, "module"),
+                "shell-module",
+                f"step '{step.id}': module {module} runs a command outside irx's own executor (it may expand "
+                "$VARS and put env: values on the host's command line); write it as shell: or command:",
+            )
+        if step.raw.get("env"):
+            ctx.report(
+                (*step.path, "env"),
+                "env-on-module",
+                f"step '{step.id}': env: is for shell and command steps; pass the module its settings as args",
+                key=True,
+            )
+
+
+def _secret_refs(text: str, secrets: Set[str]) -> list[tuple[str, int]]:
+    """(param, line) of every secret param a template reads."""
+    if "{" not in text:
+        return []
+    try:
+        tree = templating.shell_environment().parse(text)
+    except TemplateSyntaxError:  # reported by template-syntax
+        return []
+    found = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        ref = _ref(node, "params")
+        if ref is not None and ref[0] in secrets:
+            found.append((ref[0], node.lineno))
+    return found
+
+
+def _secrets_off_command_lines(ctx: _Context) -> None:
+    secrets = {name for name, spec in ctx.params.items() if isinstance(spec, Mapping) and spec.get("secret") is True}
+    if not secrets:
+        return
+    for step in ctx.steps:
+        env = step.raw.get("env")
+        carriers = {
+            str(key)
+            for key, value in (env.items() if isinstance(env, Mapping) else ())
+            if isinstance(value, str) and _secret_refs(value, secrets)
+        }
+        for field in step_fields(step):
+            if field.path[2] not in {"shell", "command"}:
+                continue
+            for param, lineno in _secret_refs(field.text, secrets):
+                ctx.report_in(
+                    field,
+                    lineno,
+                    "secret-on-command-line",
+                    f"{field.name}: secret param '{param}' would be on the host's command line, readable by every "
+                    "user there (ps); pass it in env: under the name the tool reads (PGPASSWORD, REDISCLI_AUTH, ...)",
+                )
+            if not carriers:
+                continue
+            if field.kind == "shell":
+                hits = [(e.name, e.line, e.command) for e in exposures(field.text, carriers)]
+            else:  # an argv item is not expanded, but sh -c '... $VAR' would be
+                hits = [(name, 1, "") for name in sorted(carriers) if re.search(rf"\$\{{?{name}\b", field.text)]
+            for name, lineno, command in hits:
+                used = f" as an argument of {command}" if command else ""
+                ctx.report_in(
+                    field,
+                    lineno,
+                    "secret-on-command-line",
+                    f"{field.name}: ${name} carries a secret param and is expanded{used}: every user of the "
+                    "host can read it there (ps); let the tool read it from its environment, or pipe it to the "
+                    "tool's stdin from printf (a shell builtin)",
+                )
