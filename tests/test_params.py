@@ -389,7 +389,7 @@ def test_a_value_longer_than_the_limit_is_a_param_error_naming_it(secret: bool) 
     assert str(raised.value) == (
         f"param p (from -e): is {MAX_VALUE_BYTES + 1} bytes long; a param value may be at most 65536 bytes (64 KiB)"
     )
-    with pytest.raises(ParamError, match="items .* at most 65536 bytes"):
+    with pytest.raises(ParamError, match=r"items .* at most 65536 bytes"):
         resolve(book, {"items": Supplied(["ok", "x" * 70_000], "-e", text=False, strict=True)}, [], inventory({}), {})
 
 
