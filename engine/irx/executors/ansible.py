@@ -215,6 +215,14 @@ def exposed_on_command_line(task: HostTask, exposes: Callable[[str], bool]) -> s
     return None
 
 
+def _module_path() -> str:
+    """irx's modules first, then the operator's own (ANSIBLE_LIBRARY or ansible.cfg's library), so a playbook's
+    module: steps still find the modules the operator installed."""
+    from ansible import constants
+
+    return os.pathsep.join(dict.fromkeys([str(MODULE_DIR), *map(str, constants.DEFAULT_MODULE_PATH)]))
+
+
 def ansible_playbook() -> str:
     """The ansible-playbook beside this Python (the venv irx is installed in), else the one on PATH."""
     beside = Path(sys.executable).parent / "ansible-playbook"
@@ -335,7 +343,7 @@ class AnsibleSession:
         threading.Thread(target=self._accept, name="irx-ansible-accept", daemon=True).start()
         envvars = {
             "ANSIBLE_ACTION_PLUGINS": str(PLUGIN_DIR),
-            "ANSIBLE_LIBRARY": os.pathsep.join(filter(None, [str(MODULE_DIR), os.environ.get("ANSIBLE_LIBRARY")])),
+            "ANSIBLE_LIBRARY": _module_path(),
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_FORCE_COLOR": "False",
             "ANSIBLE_NOCOLOR": "True",
