@@ -303,3 +303,76 @@ def test_ansible_warnings_do_not_reach_the_terminal(tmp_path: Path, capfd: pytes
     out, err = capfd.readouterr()
     assert out == ""
     assert err == ""
+
+
+# --- vault ------------------------------------------------------------------------------------------------
+
+VAULT_PASSWORD = "irx-vault-test-pass"
+VAULTED = "vaulted-db-password-4242"
+
+
+def vaulted_inventory(tmp_path: Path) -> tuple[Path, Path]:
+    """A directory inventory whose group_vars hold a vault-encrypted pg_password, and its password file."""
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text(VAULT_PASSWORD + "\n")
+    password_file.chmod(0o600)
+    inventory = tmp_path / "vaulted"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.ini").write_text("[dbservers]\ndb-1 pg_port=6432\n[app]\napp-1\n")
+    done = subprocess.run(
+        [str(VENV_BIN / "ansible-vault"), "encrypt_string", "--vault-password-file", str(password_file), VAULTED,
+         "--name", "pg_password"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    (inventory / "group_vars" / "dbservers.yml").write_text(done.stdout + "plain: visible\n")
+    return inventory, password_file
+
+
+def test_vaulted_values_open_with_the_password_file_and_match_ansible_inventory(tmp_path: Path) -> None:
+    from irx.inventory import Vault, vaulted_values
+
+    inventory, password_file = vaulted_inventory(tmp_path)
+    done = subprocess.run(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--list",
+         "--vault-password-file", str(password_file)],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    expected = json.loads(done.stdout)["_meta"]["hostvars"]["db-1"]
+    inv = load_inventory(str(inventory), vault=Vault(password_file=str(password_file)))
+    ours = {k: v for k, v in inv.host_vars("db-1").items() if k not in MAGIC_VARS}
+    assert set(ours) == set(expected) == {"pg_port", "pg_password", "plain"}
+    assert expected["pg_password"].keys() == {"__ansible_vault"}  # ansible-inventory leaves it encrypted
+    assert (inv.value("db-1", "pg_password"), inv.value("db-1", "plain")) == (VAULTED, "visible")
+    assert vaulted_values(inv, ["db-1", "app-1"]) == [VAULTED]
+
+
+def test_vaulted_values_with_ansibles_own_setting_or_none(tmp_path: Path) -> None:
+    inventory, password_file = vaulted_inventory(tmp_path)
+    env = {**os.environ, "ANSIBLE_VAULT_PASSWORD_FILE": str(password_file)}
+    # Ansible reads its settings once per process: the setting is tried in a process of its own.
+    shown = subprocess.run(
+        [str(VENV_BIN / "irx"), "plan", "db-pool-exhausted", "-i", str(inventory), "--format", "json"],
+        capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert VAULTED not in shown.stdout + shown.stderr
+    params = json.loads(shown.stdout)["plan"]["params"]
+    assert params["pg_password"] == {"type": "string", "secret": True, "value": "******", "source": "inventory"}
+    env.pop("ANSIBLE_VAULT_PASSWORD_FILE")
+    missing = subprocess.run(
+        [str(VENV_BIN / "irx"), "plan", "db-pool-exhausted", "-i", str(inventory)],
+        capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr == (
+        "irx: error: host db-1: variable pg_password is vault-encrypted: give --vault-password-file FILE or "
+        "--ask-vault-pass (or set ANSIBLE_VAULT_PASSWORD_FILE)\n"
+    )
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+    refused = subprocess.run(
+        [str(VENV_BIN / "irx"), "plan", "db-pool-exhausted", "-i", str(inventory), "--vault-password-file", str(wrong)],
+        capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("irx: error: host db-1: variable pg_password: Decryption failed"), refused.stderr

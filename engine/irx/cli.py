@@ -10,10 +10,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from irx.errors import ExitCode, IrxError
+
+if TYPE_CHECKING:
+    from irx.inventory import Vault
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -86,6 +90,34 @@ def show(name: str, fmt: str, playbook_dir: Path | None) -> None:
     raise SystemExit(show_command(name, fmt=fmt, playbook_dir=playbook_dir))
 
 
+VAULT_OPTIONS = (
+    click.option(
+        "--vault-password-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Open vault-encrypted inventory values with the password in FILE (default: Ansible's settings, "
+        "e.g. ANSIBLE_VAULT_PASSWORD_FILE).",
+    ),
+    click.option("--ask-vault-pass", is_flag=True, help="Ask for the vault password on the terminal."),
+)
+
+
+def _vault_options(func: Any) -> Any:
+    for option in reversed(VAULT_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _vault(password_file: str | None, ask: bool) -> Vault:
+    """The vault settings of a command; --ask-vault-pass needs a terminal."""
+    from irx.inventory import Vault
+
+    if not ask:
+        return Vault(password_file=password_file)
+    if not sys.stdin.isatty():
+        raise click.UsageError("--ask-vault-pass needs a terminal; give --vault-password-file FILE instead")
+    return Vault(password_file=password_file, password=click.prompt("Vault password", hide_input=True, err=True))
+
+
 @cli.command()
 @click.argument("name")
 @click.option(
@@ -106,6 +138,7 @@ def show(name: str, fmt: str, playbook_dir: Path | None) -> None:
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
+@_vault_options
 def plan(
     name: str,
     inventory: str | None,
@@ -113,6 +146,8 @@ def plan(
     extra_vars: tuple[str, ...],
     fmt: str,
     playbook_dir: Path | None,
+    vault_password_file: str | None,
+    ask_vault_pass: bool,
 ) -> None:
     """Show exactly what would run where, without running anything.
 
@@ -123,7 +158,15 @@ def plan(
     from irx.plan import plan_command
 
     raise SystemExit(
-        plan_command(name, inventory=inventory, limit=limit, extra_vars=extra_vars, fmt=fmt, playbook_dir=playbook_dir)
+        plan_command(
+            name,
+            inventory=inventory,
+            limit=limit,
+            extra_vars=extra_vars,
+            fmt=fmt,
+            playbook_dir=playbook_dir,
+            vault=_vault(vault_password_file, ask_vault_pass),
+        )
     )
 
 
@@ -161,6 +204,7 @@ def schema() -> None:
 )
 @click.option("--forks", type=click.IntRange(1, 500), default=10, show_default=True, help="Parallel hosts.")
 @click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
+@_vault_options
 def run(
     name: str,
     inventory: str | None,
@@ -175,6 +219,8 @@ def run(
     fmt: str,
     forks: int,
     playbook_dir: Path | None,
+    vault_password_file: str | None,
+    ask_vault_pass: bool,
 ) -> None:
     """Run an incident playbook: diagnose, mitigate (with approvals), verify, roll back if needed.
 
@@ -196,6 +242,7 @@ def run(
         fmt=fmt,
         forks=forks,
         playbook_dir=playbook_dir,
+        vault=_vault(vault_password_file, ask_vault_pass),
     )
     raise SystemExit(run_command(name, options))
 

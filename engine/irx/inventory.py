@@ -167,13 +167,26 @@ def _best_failure(source: str, failures: Sequence[tuple[str, BaseException]]) ->
 # --- the inventory --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Vault:
+    """How to open vault-encrypted inventory values: ``--vault-password-file`` or a password asked on the
+    terminal (``--ask-vault-pass``); with neither, Ansible's own settings (``ANSIBLE_VAULT_PASSWORD_FILE``,
+    ``vault_password_file`` and ``vault_identity_list`` in ansible.cfg) apply, as for ansible-playbook."""
+
+    password_file: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
 class Inventory:
     """A parsed inventory: its groups, host patterns (with ``--limit``) and per-host variables."""
 
-    def __init__(self, source: str, name: str, limit: str | None, manager: Any, loader: Any) -> None:
+    def __init__(
+        self, source: str, name: str, limit: str | None, manager: Any, loader: Any, vault: Vault | None = None
+    ) -> None:
         self.source = source
         self.name = name
         self.limit = limit
+        self.vault = vault or Vault()  # handed to the Ansible session, which must open the same values
         self.warnings: list[str] = []
         self._manager = manager
         self._loader = loader
@@ -281,6 +294,7 @@ class Inventory:
         hostvars = self.host_vars(host)
         raw = hostvars[var]
         value = self._template(host, var, raw, hostvars) if _needs_templating(raw) else raw
+        value = _opened(host, var, value)
         self._templated[key] = value
         return value
 
@@ -316,7 +330,7 @@ def _needs_templating(value: Any) -> bool:
     return False
 
 
-def load_inventory(spec: str | None, limit: str | None = None) -> Inventory:
+def load_inventory(spec: str | None, limit: str | None = None, vault: Vault | None = None) -> Inventory:
     """Parse the inventory ``--inventory SPEC`` names and apply ``--limit``; refuse anything unparsed."""
     source = resolve_source(spec)
     name = display_name(spec)
@@ -327,8 +341,10 @@ def load_inventory(spec: str | None, limit: str | None = None) -> Inventory:
     if _names_a_plugin(source):
         _init_plugin_loader()
     loader = DataLoader()
+    vault = vault or Vault()
     with _capture_display() as captured:
         try:
+            _open_vault(loader, vault)
             # Parse each file of a directory ourselves, as Ansible would, to know which one failed.
             manager = InventoryManager(loader=loader, sources=[source], parse=False)
             parsed = _parse(manager, source, captured)
@@ -339,13 +355,93 @@ def load_inventory(spec: str | None, limit: str | None = None) -> Inventory:
             raise InventoryError(f"inventory {name}: {_ansible_reason(exc)}") from None
         if not parsed:
             raise InventoryError(f"inventory {name}: {source}: no inventory source found in it")
-    inventory = Inventory(source, name, limit, manager, loader)
+    inventory = Inventory(source, name, limit, manager, loader, vault)
     inventory._note(w for w in captured.warnings if not _is_noise(w))
     if not manager.hosts:
         raise InventoryError(f"inventory {name} ({source}) has no hosts")
     if limit:
         _apply_limit(inventory, manager, limit)
     return inventory
+
+
+def _open_vault(loader: Any, vault: Vault) -> None:
+    """Give Ansible the vault secrets, as ansible-playbook's own start-up does (and, once per process, the
+    context that lets a vaulted value be read). A wrong password shows when a value is read."""
+    from ansible import constants
+
+    configured = constants.DEFAULT_VAULT_PASSWORD_FILE or constants.DEFAULT_VAULT_IDENTITY_LIST
+    if not (vault.password_file or vault.password is not None or configured):
+        return
+    from ansible.cli import CLI
+    from ansible.parsing.vault import VaultSecret, VaultSecretsContext
+
+    if vault.password_file and not os.path.isfile(vault.password_file):
+        raise InventoryError(f"--vault-password-file {vault.password_file}: no such file")
+    secrets = CLI.setup_vault_secrets(
+        loader,
+        vault_ids=list(constants.DEFAULT_VAULT_IDENTITY_LIST),
+        vault_password_files=[vault.password_file] if vault.password_file else [],
+        auto_prompt=False,
+        initialize_context=False,
+    )
+    if vault.password is not None:
+        secrets.insert(0, (constants.DEFAULT_VAULT_IDENTITY, VaultSecret(vault.password.encode())))
+    loader.set_vault_secrets(secrets)
+    current = VaultSecretsContext.current(optional=True)
+    if current is None:
+        VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    else:  # a second inventory in one process (tests, a server): its secrets, not the first one's
+        current.secrets = secrets
+
+
+def vaulted_values(inv: Inventory, hosts: Iterable[str]) -> list[str]:
+    """The decrypted text of every vault-encrypted variable of ``hosts``: secrets, wherever they go."""
+    from ansible.parsing.vault import EncryptedString
+
+    found: list[str] = []
+    seen: set[int] = set()
+
+    def walk(host: str, var: str, value: Any) -> None:
+        if isinstance(value, EncryptedString):
+            if id(value) not in seen:
+                seen.add(id(value))
+                found.append(_decrypt(host, var, value))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(host, var, item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(host, var, item)
+
+    for host in hosts:
+        for var, value in inv.host_vars(host).items():
+            walk(host, var, value)
+    return found
+
+
+def _opened(host: str, var: str, value: Any) -> Any:
+    """``value`` with every vault-encrypted string in it decrypted (vaulted_values makes them secrets)."""
+    if type(value).__name__ == "EncryptedString":
+        return _decrypt(host, var, value)
+    if isinstance(value, Mapping):
+        return {k: _opened(host, var, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_opened(host, var, v) for v in value]
+    return value
+
+
+def _decrypt(host: str, var: str, value: Any) -> str:
+    from ansible.errors import AnsibleError
+
+    try:
+        return str(value)
+    except ReferenceError:  # no vault secrets were given
+        raise InventoryError(
+            f"host {host}: variable {var} is vault-encrypted: give --vault-password-file FILE or --ask-vault-pass "
+            "(or set ANSIBLE_VAULT_PASSWORD_FILE)"
+        ) from None
+    except AnsibleError as exc:
+        raise InventoryError(f"host {host}: variable {var}: {_ansible_reason(exc)}") from None
 
 
 _PLUGIN_LINE = re.compile(rb"^plugin\s*:", re.MULTILINE)

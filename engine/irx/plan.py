@@ -32,7 +32,7 @@ from typing import Any
 
 from irx import templating
 from irx.errors import ExitCode, InventoryError, IrxError, TemplateError
-from irx.inventory import Inventory
+from irx.inventory import Inventory, Vault, vaulted_values
 from irx.model import PHASES, Playbook, Step, Target
 from irx.params import ANSIBLE_SECRET_VARS, REDACTED, ParamSet, Supplied, freeze
 from irx.params import plain_data as _plain
@@ -57,6 +57,7 @@ def plan_command(
     fmt: str = "text",
     playbook_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    vault: Vault | None = None,
 ) -> int:
     """``irx plan``: load the playbook, the inventory and the params, print the plan."""
     import click
@@ -68,7 +69,7 @@ def plan_command(
 
     playbook = load_playbook(find_playbook(name, playbook_dir))
     supplied = parse_extra_vars(extra_vars)  # cheap mistakes first, before Ansible's start-up
-    inv = load_inventory(inventory, limit)
+    inv = load_inventory(inventory, limit, vault)
     plan = build_plan(playbook, inv, supplied, os.environ if environ is None else environ)
     for warning in plan.warnings:
         click.echo(f"irx: warning: {warning}", err=True)
@@ -202,11 +203,12 @@ def _union(groups: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
 
 
 def _connection_secrets(inv: Inventory, hosts: Sequence[str]) -> list[Any]:
+    """Connection passwords and every vault-encrypted value of the hosts: masked wherever they appear."""
     found: list[Any] = []
     for host in hosts:
         hostvars = inv.host_vars(host)
         found.extend(hostvars[name] for name in ANSIBLE_SECRET_VARS if name in hostvars)
-    return found
+    return [*found, *vaulted_values(inv, hosts), *([inv.vault.password] if inv.vault.password else [])]
 
 
 def _params_section(playbook: Playbook, params: ParamSet) -> dict[str, Any]:

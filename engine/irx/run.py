@@ -25,6 +25,7 @@ import click
 
 from irx.errors import IrxError, UsageError
 from irx.executors.ansible import MAX_ROUNDS, AnsibleSession, HostTask
+from irx.inventory import Vault
 from irx.model import Playbook, Step
 from irx.orchestrator import Approval, Orchestrator, Outcome
 from irx.redact import Redactor
@@ -58,6 +59,7 @@ class RunOptions:
     interactive: bool | None = None  # None: ask when stdin and stdout are terminals
     preflight_timeout: float = 1.5
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    vault: Vault = field(default_factory=Vault)
 
 
 # -- the command ----------------------------------------------------------------------------------------------
@@ -72,7 +74,7 @@ def run_command(name: str, options: RunOptions) -> int:
     playbook = load_playbook(find_playbook(name, options.playbook_dir))
     _check_approve_ids(playbook, options.approve)
     supplied = parse_extra_vars(options.extra_vars)
-    inv = load_inventory(options.inventory, options.limit)
+    inv = load_inventory(options.inventory, options.limit, options.vault)
     from irx.plan import resolve_targets
 
     targets = resolve_targets(playbook, inv)
@@ -92,7 +94,7 @@ def _early_sessions(
     """Start Ansible (about 2 s of start-up) now, while irx renders the plan, takes the lock and opens the
     journal: it only waits for work, so the first diagnostic result comes as early as Ansible allows."""
     hosts = list(dict.fromkeys(h for _, found in targets.values() for h in found))
-    sessions = _Sessions(inv.source, hosts, options.forks, exposes)
+    sessions = _Sessions(inv.source, hosts, options.forks, exposes, inv.vault)
     if hosts and any(s.runs_on_hosts for s in playbook.steps):
         sessions.start_in_background()
     return sessions
@@ -182,8 +184,10 @@ class _Targeting:
 class _Sessions:
     """The Ansible session for this run, started early and replaced after MAX_ROUNDS rounds."""
 
-    def __init__(self, inventory: str, hosts: list[str], forks: int, exposes: Callable[[str], bool]) -> None:
-        self.inventory, self.hosts, self.forks = inventory, hosts, forks
+    def __init__(
+        self, inventory: str, hosts: list[str], forks: int, exposes: Callable[[str], bool], vault: Vault
+    ) -> None:
+        self.inventory, self.hosts, self.forks, self.vault = inventory, hosts, forks, vault
         self.exposes = exposes  # the run's secrets are learnt after the session starts: asked at each step
         self.progress: _Progress | None = None  # set once the run's output is known
         self._session: AnsibleSession | None = None
@@ -202,7 +206,12 @@ class _Sessions:
     def _start(self) -> None:
         try:
             session = AnsibleSession(
-                self.inventory, self.hosts, forks=self.forks, on_host_event=self._host_event, exposes=self.exposes
+                self.inventory,
+                self.hosts,
+                forks=self.forks,
+                on_host_event=self._host_event,
+                exposes=self.exposes,
+                vault=self.vault,
             )
             session.start()
             self._session = session

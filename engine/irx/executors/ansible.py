@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from irx.errors import IrxError
+from irx.inventory import Vault
 from irx.results import HostResult
 
 PLUGIN_DIR = Path(__file__).parent / "ansible_plugins" / "action"
@@ -299,6 +300,7 @@ class AnsibleSession:
         cancelled: Callable[[], bool] = lambda: False,
         start_timeout: float = 120.0,
         exposes: Callable[[str], bool] = lambda text: False,
+        vault: Vault | None = None,
     ) -> None:
         self.inventory = inventory
         self.hosts = list(dict.fromkeys(hosts))
@@ -307,6 +309,7 @@ class AnsibleSession:
         self.cancelled = cancelled
         self.start_timeout = start_timeout
         self.exposes = exposes  # whether a text holds one of the run's secrets: none may reach a command line
+        self.vault = vault or Vault()  # Ansible must open the same vaulted values irx did
         self._cond = threading.Condition()
         self._checkins: dict[str, int] = {}  # host -> number of irx_next calls answered or waiting
         self._payloads: dict[str, dict[str, Any]] = {}  # host -> results sent at its latest check-in
@@ -353,6 +356,7 @@ class AnsibleSession:
             "ANSIBLE_PIPELINING": "True",
             "ANSIBLE_SSH_PIPELINING": "True",
             "ANSIBLE_TIMEOUT": os.environ.get("ANSIBLE_TIMEOUT", "10"),
+            **self._vault_env(),
             # ansible-runner finds ansible-playbook on PATH: put the one installed with irx first.
             "PATH": os.pathsep.join([str(Path(ansible_playbook()).parent), os.environ.get("PATH", "")]),
         }
@@ -369,6 +373,20 @@ class AnsibleSession:
             quiet=True,
             suppress_env_files=True,
         )
+
+    def _vault_env(self) -> dict[str, str]:
+        """The vault password for ansible-playbook: the operator's file, or the asked password in a 0600 file
+        inside the session's private directory (removed with it), never on a command line."""
+        if self.vault.password is not None:
+            assert self._dir is not None
+            path = self._dir / "vault-password"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(self.vault.password + "\n")
+            return {"ANSIBLE_VAULT_PASSWORD_FILE": str(path)}
+        if self.vault.password_file:
+            return {"ANSIBLE_VAULT_PASSWORD_FILE": os.path.abspath(self.vault.password_file)}
+        return {}
 
     def close(self) -> None:
         """Tell every host there is nothing more, wait briefly for Ansible to finish, remove the files."""
