@@ -223,7 +223,7 @@ def message_context(context: Mapping[str, Any], *, now: datetime | None = None) 
     """``context`` with the optional names defaulted to None and ``now``/``elapsed`` added, so a template
     can test ``{% if reason %}`` under StrictUndefined; a missing ``run`` or ``playbook`` stays an error."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    full: dict[str, Any] = dict.fromkeys(("status", "reason", "phase", "step", "summary", "message"))
+    full: dict[str, Any] = dict.fromkeys(("status", "reason", "phase", "step", "summary", "message", "headline"))
     full.update(context)
     if full["status"] is None and isinstance(full["phase"], str):
         full["status"] = PHASE_STATUS.get(full["phase"])

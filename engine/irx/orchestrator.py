@@ -21,6 +21,7 @@ from irx.executors.ansible import HostTask
 from irx.executors.http import CONTROL_NODE, run_http
 from irx.model import Playbook, Step
 from irx.results import HostResult, ParseError, StepResult, parse_output, step_views
+from irx.verdict import VERIFICATION_FAILED, WOULD_RESOLVE, headline, outcome_text
 
 FINAL_EXIT: Mapping[str, ExitCode] = {
     "verified": ExitCode.OK,
@@ -75,10 +76,20 @@ class Outcome:
     status: str
     reason: str = ""
     results: dict[str, StepResult] = field(default_factory=dict)
+    verdict: str | None = None  # a dry run's: would_resolve | verification_failed (irx.verdict)
+    dry_run: bool = False
 
     @property
     def exit_code(self) -> ExitCode:
         return FINAL_EXIT[self.status]
+
+    @property
+    def headline(self) -> str:
+        return headline(self.status, self.verdict, dry_run=self.dry_run)
+
+    @property
+    def outcome_text(self) -> str:
+        return outcome_text(self.status, self.verdict, dry_run=self.dry_run)
 
 
 class _Stop(Exception):
@@ -113,9 +124,10 @@ class Orchestrator:
         try:
             self._phases()
         except _Stop as stop:
-            return Outcome(stop.status, stop.reason, self.results)
+            return Outcome(stop.status, stop.reason, self.results, dry_run=self.dry_run)
         if self.dry_run:
-            return Outcome("dry_run", self._dry_note or "dry run complete", self.results)
+            verdict = VERIFICATION_FAILED if self._dry_note else WOULD_RESOLVE
+            return Outcome("dry_run", self._dry_note or "dry run: nothing failed", self.results, verdict, True)
         return Outcome("verified", "verification passed", self.results)
 
     def _phases(self) -> None:
@@ -137,7 +149,7 @@ class Orchestrator:
         note = f"{reason}; {would}. Expected in a dry run: its mitigations did not run"
         self.journal.event("decision", decision="would_run", reason=note)
         self.progress.note(note)
-        self._dry_note = f"dry run complete; {note}"
+        self._dry_note = f"dry run: {note}"
 
     def _rollback(self, reason: str) -> None:
         steps = self.playbook.phases.get("rollback", ())

@@ -30,6 +30,7 @@ from irx.model import Playbook, Step
 from irx.orchestrator import Approval, Orchestrator, Outcome
 from irx.redact import Redactor
 from irx.results import HostResult, StepResult
+from irx.verdict import WOULD_RESOLVE
 
 SYMBOLS = {
     "ok": "✓",
@@ -428,12 +429,10 @@ class _Communications:
         self._send("step", "in progress", channel=channel, step=step.id, phase=step.phase, message=message)
 
     def finish(self, outcome: Outcome) -> None:
-        if outcome.status in {"verified", "dry_run"}:
-            self._send(
-                "resolved", "resolved" if outcome.status == "verified" else "dry run complete", reason=outcome.reason
-            )
-        else:
-            self._send("failed", outcome.status.replace("_", " "), reason=outcome.reason)
+        """The last message: resolved only for a verified real run; a dry run says what it would do, a gate
+        that nobody answered says it is waiting (irx.verdict)."""
+        kind = "resolved" if outcome.status == "verified" or outcome.verdict == WOULD_RESOLVE else "failed"
+        self._send(kind, outcome.outcome_text.lower(), reason=outcome.reason, headline=outcome.outcome_text)
 
 
 def _notify_channels(inv: Any, hosts: Sequence[str], environ: Mapping[str, str]) -> list[Any]:
@@ -541,12 +540,12 @@ def _execute(
             outcome = orchestrator.run()
     except IrxError as exc:
         journal.event("error", message=str(exc), where="run")
-        outcome = Outcome("failed", str(exc), {})
+        outcome = Outcome("failed", str(exc), {}, dry_run=options.dry_run)
         if isinstance(exc, UsageError):
             raise
     finally:
         sessions.close()
-        final = outcome or Outcome("failed", "irx stopped unexpectedly", {})
+        final = outcome or Outcome("failed", "irx stopped unexpectedly", {}, dry_run=options.dry_run)
         duration = round(time.monotonic() - started, 3)
         if not journal.closed:
             try:
@@ -560,6 +559,7 @@ def _execute(
                 exit_code=int(final.exit_code),
                 duration=duration,
                 reason=final.reason,
+                **({"verdict": final.verdict} if final.verdict else {}),
             )
             journal.close()
         if lock is not None:
@@ -582,6 +582,8 @@ def _summary(
         body = {
             "run_id": run_id,
             "status": outcome.status,
+            **({"verdict": outcome.verdict} if outcome.verdict else {}),
+            "headline": outcome.headline,
             "exit_code": int(outcome.exit_code),
             "reason": outcome.reason,
             "duration": duration,
@@ -599,14 +601,7 @@ def _summary(
         }
         click.echo(json.dumps(redactor.redact(body), indent=2))
         return
-    word = {
-        "verified": "VERIFIED",
-        "dry_run": "DRY RUN COMPLETE",
-        "failed": "FAILED",
-        "rolled_back": "ROLLED BACK",
-        "awaiting_approval": "AWAITING APPROVAL",
-        "interrupted": "INTERRUPTED",
-    }[outcome.status]
+    word = "VERIFIED" if outcome.status == "verified" else outcome.headline
     progress.header(f"\n{word} in {duration:.1f}s: {redactor.redact_text(outcome.reason)}\njournal: {path}")
     if outcome.status == "awaiting_approval":
         click.echo(f"irx: {redactor.redact_text(outcome.reason)}", err=True)

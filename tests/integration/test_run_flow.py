@@ -3,6 +3,7 @@ real diagnostics, rollback, and dry runs that never change anything."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 from pathlib import Path
@@ -122,20 +123,55 @@ def test_verify_failure_rolls_back_and_verifies_again(irx_cli, tmp_path: Path, t
     assert sorted(p.name for p in state.glob("healthy-*")) == sorted(f"healthy-{n}" for n in HOSTNAMES.values())
 
 
+def test_a_dry_run_whose_verification_fails_says_so_everywhere(irx_cli, tmp_path: Path, timeline_validator) -> None:
+    """Console, channel message, journal, Markdown and HTML agree: verification failed, nothing resolved."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "backlog").write_text("5\n")
+    args = ("--dry-run", "-e", f"state_dir={state}", "-e", "verify_file=missing", "-l", "localhost")
+
+    ran = irx_cli.run("run-gated", *args, env={"IRX_NOTIFY_FILE": str(tmp_path / "messages.log")})
+
+    assert ran.rc == 0, ran.output
+    assert "DRY RUN: VERIFICATION FAILED in " in ran.stdout
+    assert "message failed (not sent in a dry run): [DRY RUN] 🧪 VERIFICATION FAILED - SEV2" in ran.stdout
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    finished = journal.events[-1]
+    assert (finished["status"], finished["verdict"]) == ("dry_run", "verification_failed")
+    (final,) = [e for e in of_type(journal, "notification") if e["kind"] == "failed"]
+    assert final["message"].startswith("[DRY RUN] 🧪 VERIFICATION FAILED - SEV2 - A mitigation that needs an approval")
+    assert "a real run would not resolve this" in final["message"]
+    markdown = irx_cli.irx("report", "latest", "--runs-dir", str(irx_cli.runs_dir))
+    assert markdown.rc == 0, markdown.output
+    assert "**Status**: DRY_RUN (VERIFICATION FAILED)" in markdown.stdout
+    assert "verification (or a step before it) failed, so a real run would roll back" in markdown.stdout
+    html = irx_cli.irx("report", "latest", "--runs-dir", str(irx_cli.runs_dir), "--format", "html")
+    assert html.rc == 0, html.output
+    assert '<dt>Outcome</dt><dd>DRY RUN: VERIFICATION FAILED</dd>' in html.stdout
+    for text in (ran.stdout, markdown.stdout, html.stdout, json.dumps(journal.events, ensure_ascii=False)):
+        assert "RESOLVED" not in text
+
+
 def test_dry_run_runs_read_only_steps_and_never_mutates(irx_cli, tmp_path: Path, timeline_validator) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "backlog").write_text("5\n")
 
-    ran = irx_cli.run("run-gated", "--dry-run", "-e", f"state_dir={state}")
+    messages = tmp_path / "messages.log"
+    ran = irx_cli.run("run-gated", "--dry-run", "-e", f"state_dir={state}", env={"IRX_NOTIFY_FILE": str(messages)})
 
     assert ran.rc == 0, ran.output
-    assert "DRY RUN COMPLETE" in ran.stdout
+    assert "DRY RUN: WOULD RESOLVE in " in ran.stdout
+    assert "message resolved (not sent in a dry run): [DRY RUN] 🧪 WOULD RESOLVE - SEV2" in ran.stdout
+    assert not messages.exists()  # rendered, never sent
     assert "message initial (not sent in a dry run): [DRY RUN]" in ran.stdout  # shown, never sent
     journal = irx_cli.journal()
     check_journal(journal, timeline_validator)
     assert journal.events[0]["mode"] == "dry-run"
     assert (journal.events[-1]["status"], journal.events[-1]["exit_code"]) == ("dry_run", 0)
+    assert journal.events[-1]["verdict"] == "would_resolve"
+    assert "RESOLVED" not in json.dumps(journal.events, ensure_ascii=False)  # a dry run never reads as resolved
     # The read-only diagnostic really ran on every host, and its parsed result drove the decision.
     probe = host_results(journal, "probe")
     assert {h: (r["status"], r["data"]) for h, r in probe.items()} == {

@@ -44,11 +44,18 @@ def canaries(state: Path) -> list[str]:
 
 
 def test_approval_missing_without_a_terminal_stops_at_the_gate(irx_cli, state: Path, timeline_validator) -> None:
-    ran = irx_cli.run("run-gated", "-l", ",".join(TWO_HOSTS), "-e", f"state_dir={state}")
+    messages = state / "messages.log"
+    ran = irx_cli.run(
+        "run-gated", "-l", ",".join(TWO_HOSTS), "-e", f"state_dir={state}", env={"IRX_NOTIFY_FILE": str(messages)}
+    )
 
     assert ran.rc == 4, ran.output
     assert "step 'fix' needs approval and there is no terminal to ask: rerun with --approve fix or --yes" in ran.stderr
-    assert "AWAITING APPROVAL" in ran.stdout
+    assert "WAITING FOR APPROVAL in " in ran.stdout
+    # The channel hears that the run waits, not that remediation failed.
+    sent = messages.read_text()
+    assert "⏸️ WAITING FOR APPROVAL - SEV2 - A mitigation that needs an approval" in sent
+    assert "FAILED" not in sent
     journal = irx_cli.journal()
     check_journal(journal, timeline_validator)
     assert (journal.events[-1]["status"], journal.events[-1]["exit_code"]) == ("awaiting_approval", 4)

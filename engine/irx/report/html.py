@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from irx.timeline import parse_timestamp
+from irx.verdict import headline
 
 PHASES = ("preflight", "diagnose", "mitigate", "verify", "rollback")
 # Step statuses that never produce host results: the step is drawn on its hosts' lanes anyway.
@@ -280,6 +281,12 @@ def _header(
         ("Playbook", started.get("playbook", "—")),
         ("Severity", started.get("severity", "—")),
         ("Status", status),
+        (
+            "Outcome",
+            headline(status, str(finished.get("verdict") or ""), dry_run=started.get("mode") == "dry-run")
+            if finished
+            else "—",
+        ),
         ("Run id", timeline.run_id or "—"),
         ("Operator", started.get("operator", "—")),
         ("Started", start),

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from irx.report.model import Report, Step, clock, driving_steps, format_duration, format_target
+from irx.verdict import VERIFICATION_FAILED, outcome_text
 
 _STATUS_WORDS = {
     "verified": "recovery was verified",
@@ -18,12 +19,20 @@ _STATUS_WORDS = {
     "rolled_back": "verification failed and the mitigation was rolled back",
     "awaiting_approval": "the run stopped at an approval gate nobody answered",
     "interrupted": "the run was interrupted before it could finish",
-    "dry_run": "this was a dry run: no mutating step was executed",
+    "dry_run": "this was a dry run: no mutating step was executed, and nothing failed",
+    "dry_run/verification_failed": "this was a dry run: no mutating step was executed, and verification (or a "
+    "step before it) failed, so a real run would roll back",
     "aborted": "the run was aborted",
     "running": "the run is still in progress",
     "incomplete": "the journal ends without a final status",
 }
 _DATA_LIMIT = 300  # characters of one host's parsed data shown inline
+
+
+def _status_words(report: Report) -> str:
+    if report.status == "dry_run" and report.verdict == VERIFICATION_FAILED:
+        return _STATUS_WORDS["dry_run/verification_failed"]
+    return _STATUS_WORDS.get(report.status, report.status)
 
 
 def render(report: Report) -> str:
@@ -57,7 +66,8 @@ def _header(report: Report) -> list[str]:
         f"**Severity**: {report.severity or 'unknown'}",
         f"**Duration**: {format_duration(report.duration)} (irx run, {clock(report.started)} to "
         f"{clock(report.ended)} UTC)",
-        f"**Status**: {report.status.upper()}",
+        f"**Status**: {report.status.upper()}"
+        + (f" ({outcome_text(report.status, report.verdict)})" if report.status == "dry_run" else ""),
         "**Incident Commander**: [Name]",
         f"**Operator**: {report.operator or 'unknown'}",
         f"**Playbook**: {report.playbook or '?'} · **Inventory**: {report.inventory or '?'}"
@@ -74,7 +84,7 @@ def _summary(report: Report) -> list[str]:
     hosts = f" on {len(report.hosts)} host(s) ({', '.join(report.hosts)})" if report.hosts else ""
     sentences.append(
         f"irx ran the {report.playbook or '?'} playbook ({what}){hosts} for {format_duration(report.duration)}: "
-        f"{_STATUS_WORDS.get(report.status, report.status)}."
+        f"{_status_words(report)}."
     )
     counts = _counts(report)
     if counts:

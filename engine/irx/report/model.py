@@ -171,6 +171,7 @@ class Report:
     duration: float | None = None
     exit_code: int | None = None
     reason: str | None = None
+    verdict: str | None = None  # a dry run's (irx.verdict): would_resolve | verification_failed
     phases: tuple[Phase, ...] = ()
     steps: tuple[Step, ...] = ()
     not_reached: tuple[str, ...] = ()  # planned step ids never started
@@ -246,6 +247,7 @@ def build_report(journal: JournalRead) -> Report:
         duration=duration,
         exit_code=finished.get("exit_code") if finished and isinstance(finished.get("exit_code"), int) else None,
         reason=_str(finished.get("reason")) if finished else None,
+        verdict=_str(finished.get("verdict")) if finished else None,
         phases=tuple(_phases(events)),
         steps=tuple(steps),
         not_reached=tuple(step_id for step_id in planned if step_id and step_id not in seen),
