@@ -91,7 +91,7 @@ def make(
     runner: MemoryRunner,
     *,
     dry_run: bool = False,
-    approver: Callable[[Step, Sequence[str], str], Approval] | None = None,
+    approver: Callable[[Step, Sequence[str], str, str], Approval] | None = None,
     groups: dict[str, list[str]] | None = None,
     params: dict[str, Any] | None = None,
 ) -> tuple[Orchestrator, ListJournal]:
@@ -104,7 +104,7 @@ def make(
         journal=journal,
         progress=Quiet(),
         hosts_runner=lambda: runner,
-        approver=approver or (lambda step, hosts, summary: Approval(True, "yes-flag", "tester@test")),
+        approver=approver or (lambda step, hosts, summary, digest: Approval(True, "yes-flag", "tester@test")),
         dry_run=dry_run,
     )
     return orch, journal
@@ -313,7 +313,7 @@ mitigate:
   - {id: fix, on: db, shell: fix, approval: required}
 """,
         runner,
-        approver=lambda s, h, summary: Approval(False, "missing", "ci@runner"),
+        approver=lambda s, h, summary, digest: Approval(False, "missing", "ci@runner"),
     )
     outcome = orch.run()
     assert (outcome.status, int(outcome.exit_code)) == ("awaiting_approval", 4)
@@ -335,7 +335,7 @@ mitigate:
   - {id: after, on: db, shell: after}
 """,
         runner,
-        approver=lambda s, h, summary: Approval(False, "refused", "ann@laptop"),
+        approver=lambda s, h, summary, digest: Approval(False, "refused", "ann@laptop"),
         params={"level": 3},
     )
     outcome = orch.run()
@@ -343,6 +343,52 @@ mitigate:
     assert runner.ran() == ["after"]
     assert outcome.results["fix"].status == "skipped"
     assert journal.of("approval")[0]["summary"] == "fix 3  [on db1]"
+
+
+BOUND = """
+diagnose:
+  - {id: probe, on: web, shell: probe}
+mitigate:
+  - {id: fix, on: web, shell: "fix {{ steps.probe.hosts[host.name].stdout }}", approval: required}
+"""
+
+
+def test_the_gate_hash_covers_each_hosts_rendering_and_is_recorded(tmp_path: Path) -> None:
+    from irx.approval import digest, host_form
+
+    seen: list[str] = []
+
+    def approver(step: Step, hosts: Sequence[str], summary: str, gate_hash: str) -> Approval:
+        seen.append(gate_hash)
+        return Approval(True, "approve-flag", "ann@laptop")
+
+    runner = MemoryRunner({"probe": lambda t, h: HostResult(h, "ok", rc=0, stdout=f"x-{h}")})
+    orch, journal = make(tmp_path, BOUND, runner, approver=approver)
+    assert orch.run().status == "verified"
+    expected = digest((h, host_form("shell", {"shell": f"fix x-{h}"}, False, None)) for h in ("w1", "w2", "w3", "w4"))
+    assert seen == [expected]
+    assert journal.of("approval")[0]["approval_hash"] == expected
+    assert runner.ran().count("fix") == 4  # serial 1 on web: four batches, each checked against the approval
+
+
+def test_what_changed_after_the_approval_is_refused_and_never_dispatched(tmp_path: Path) -> None:
+    """A diagnostic's output changes between the approval and the dispatch: the executor gets nothing."""
+    runner = MemoryRunner({"probe": lambda t, h: HostResult(h, "ok", rc=0, stdout="approved")})
+    holder: list[Orchestrator] = []
+
+    def approver(step: Step, hosts: Sequence[str], summary: str, gate_hash: str) -> Approval:
+        holder[0].results["probe"].hosts["w2"].stdout = "; rm -rf /"  # what the approver did not see
+        return Approval(True, "tty", "ann@laptop")
+
+    orch, journal = make(tmp_path, BOUND, runner, approver=approver)
+    holder.append(orch)
+    outcome = orch.run()
+    assert outcome.status == "awaiting_approval"
+    assert "what would run on w2 is not what was approved" in outcome.reason
+    assert runner.ran().count("fix") == 1  # w1 (serial 1) matched and ran; w2 and after: nothing
+    granted, refused = journal.of("approval")
+    assert (granted["approved"], refused["approved"], refused["method"], refused["by"]) == (True, False, "binding", "irx")
+    assert refused["approval_hash"] == granted["approval_hash"]
 
 
 def test_serial_batches_stop_when_the_failure_budget_is_spent(tmp_path: Path) -> None:

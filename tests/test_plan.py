@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -125,7 +126,8 @@ def test_hosts_with_the_same_rendering_are_grouped(tmp_path: Path, capsys: pytes
     assert status[1]["hosts"] == ["appa-canary", "appb-canary", "appc-canary"]
     restart = steps["restart"]
     assert restart["mutating"] is True
-    assert restart["approval"] == {"required": True, "reason": None}
+    assert {k: v for k, v in restart["approval"].items() if k != "hash"} == {"required": True, "reason": None}
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", restart["approval"]["hash"])  # what its gate will show
     assert restart["controls"] == {
         "on_failure": "rollback",
         "retries": 2,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from irx import templating
+from irx.approval import digest, host_form, short
 from irx.errors import ExitCode, IrxError, TemplateError
 from irx.executors.ansible import HostTask
 from irx.executors.http import CONTROL_NODE, run_http
@@ -61,14 +62,16 @@ class Progress(Protocol):
     def note(self, text: str) -> None: ...
 
 
-Approver = Callable[[Step, Sequence[str], str], "Approval"]
+# (step, hosts, what the approver is shown, the digest of that rendering: irx.approval)
+Approver = Callable[[Step, Sequence[str], str, str], "Approval"]
 
 
 @dataclass(frozen=True)
 class Approval:
     approved: bool
-    method: str  # tty | yes-flag | approve-flag | refused | missing
+    method: str  # tty | yes-flag | approve-flag | refused | missing | stale
     by: str
+    reason: str = ""  # why not, when an approval given in advance does not match what would run
 
 
 @dataclass
@@ -110,13 +113,15 @@ class Orchestrator:
     hosts_runner: Callable[[], HostRunner]
     approver: Approver
     dry_run: bool = False
-    plan_hash: str = ""  # what an approval approves: recorded with it
+    plan_hash: str = ""  # the plan the run started from: recorded with each approval
+    mask: Callable[[Any], Any] = lambda value: value  # secrets out of what approvers see and hashes cover
     unreachable: Mapping[str, str] = field(default_factory=dict)  # host -> why (from the SSH preflight)
     notify: Callable[[Step, str], None] | None = None
     on_phase: Callable[[str, bool], None] | None = None  # (phase, again): for status updates to people
     stop_requested: threading.Event = field(default_factory=threading.Event)
     results: dict[str, StepResult] = field(default_factory=dict)
     _dry_note: str = ""
+    _approved: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # step -> (hash, host forms)
 
     # -- the walk -----------------------------------------------------------------------------------------
 
@@ -301,8 +306,12 @@ class Orchestrator:
         return StepResult(step.id, "skipped", reason=f"condition false: {expr}")
 
     def _approve(self, step: Step, hosts: Sequence[str]) -> StepResult | None:
-        summary = self._describe(step, hosts)
-        approval = self.approver(step, hosts, summary)
+        try:
+            forms, summary = self._gate_view(step, hosts)
+        except TemplateError as exc:
+            forms, summary = [], f"(cannot render: {exc})"
+        gate_hash = digest(forms)
+        approval = self.approver(step, hosts, summary, gate_hash)
         self.journal.event(
             "approval",
             phase=step.phase,
@@ -311,32 +320,61 @@ class Orchestrator:
             method=approval.method,
             by=approval.by,
             plan_hash=self.plan_hash,
+            approval_hash=gate_hash,
             hosts=list(hosts),
-            reason=step.approval_reason,
+            reason=approval.reason or step.approval_reason,
             summary=summary,
         )
         if approval.approved:
+            self._approved[step.id] = (gate_hash, dict(forms))
             return None
-        if approval.method == "missing":
+        if approval.method in {"missing", "stale"}:
             raise _Stop(
                 "awaiting_approval",
-                f"step '{step.id}' needs approval and there is no terminal to ask: "
-                f"rerun with --approve {step.id} or --yes",
+                approval.reason
+                or f"step '{step.id}' needs approval and there is no terminal to ask: "
+                f"rerun with --approve {step.id}@{short(gate_hash)} or --yes",
             )
         self.progress.note(f"{step.id}: approval refused by {approval.by}; not run")
         return StepResult(step.id, "skipped", reason=f"approval refused by {approval.by}")
 
-    def _describe(self, step: Step, hosts: Sequence[str]) -> str:
-        """The rendered action, for the approval prompt."""
-        try:
-            if step.runs_on_hosts:
-                groups = self._render_hosts(step, hosts)
-                parts = [f"{_action_text(t)}  [on {', '.join(t.hosts)}]" for t in groups]
-                return "\n".join(parts)
-            spec = self._render_local(step)
-            return _local_text(step, spec)
-        except TemplateError as exc:
-            return f"(cannot render: {exc})"
+    def _gate_view(self, step: Step, hosts: Sequence[str]) -> tuple[list[tuple[str, Any]], str]:
+        """What the approver approves: each host's rendering (masked) and the text shown for it."""
+        if step.runs_on_hosts:
+            tasks = self._render_hosts(step, hosts)
+            forms = [(host, self._form(task)) for task in tasks for host in task.hosts]
+            text = "\n".join(f"{self.mask(_action_text(t))}  [on {', '.join(t.hosts)}]" for t in tasks)
+            return forms, text
+        spec = self._render_local(step)
+        return [(CONTROL_NODE, self.mask({"action": step.action, "spec": _jsonable(spec)}))], self.mask(
+            _local_text(step, spec)
+        )
+
+    def _form(self, task: HostTask) -> Any:
+        rendered: dict[str, Any] = {"env": dict(task.env), "chdir": task.chdir}
+        if task.action == "shell":
+            rendered["shell"] = str(task.spec)
+        elif task.action == "command":
+            rendered["command"] = list(task.spec)
+        else:
+            rendered.update(module=str(task.spec), args=_jsonable(dict(task.args)))
+        return self.mask(host_form(task.action, rendered, task.become, task.timeout))
+
+    def _unapproved(self, step: Step, tasks: Sequence[HostTask]) -> str | None:
+        """Why these tasks are not what was approved for ``step``, or None (also when it needs no approval)."""
+        if step.id not in self._approved:
+            return None
+        approved_hash, approved = self._approved[step.id]
+        for task in tasks:
+            form = self._form(task)
+            for host in task.hosts:
+                if approved.get(host) != form:
+                    return (
+                        f"refused: what would run on {host} is not what was approved ({short(approved_hash)}): "
+                        "the rendering changed since the approval"
+                    )
+        return None
+
 
     # -- attempts, until, retries ---------------------------------------------------------------------------
 
@@ -430,6 +468,14 @@ class Orchestrator:
         for batch in _batches(alive, target.serial if target and step.mutating else None):
             self._check_stop()
             tasks = self._render_hosts(step, batch)
+            refused = self._unapproved(step, tasks)
+            if refused is not None:  # nothing runs that was not approved, exactly as shown
+                self.journal.event(
+                    "approval", phase=step.phase, step=step.id, approved=False, method="binding", by="irx",
+                    plan_hash=self.plan_hash, approval_hash=self._approved[step.id][0], hosts=list(batch),
+                    reason=refused,
+                )  # fmt: skip
+                raise _Stop("awaiting_approval", f"step '{step.id}': {refused}; approve what it would run now")
             try:
                 outcome = self.hosts_runner().run(tasks)
             except IrxError:

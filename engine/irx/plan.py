@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from irx import templating
+from irx.approval import short
 from irx.errors import ExitCode, InventoryError, IrxError, TemplateError
 from irx.inventory import Inventory, Vault, vaulted_values
 from irx.model import PHASES, Playbook, Step, Target
@@ -154,6 +155,7 @@ def build_plan(
         "steps": steps,
     }
     body = redactor.redact(body)
+    _approval_hashes(playbook, body["steps"])
     return Plan(
         body=body,
         hash=plan_hash(body),
@@ -166,6 +168,22 @@ def build_plan(
         targets={name: hosts for name, (_, hosts) in targets.items()},
         secrets=secrets,
     )
+
+
+def _approval_hashes(playbook: Playbook, steps: list[dict[str, Any]]) -> None:
+    """The approval hash of each gated host step whose rendering is known before the run (no run-time
+    values): the hash its gate will show, which ``--approve STEP@HASH`` may carry (irx.approval)."""
+    from irx.approval import digest, host_form
+
+    for step, entry in zip(playbook.steps, steps, strict=True):
+        if not (step.approval_required and step.runs_on_hosts and entry["renderings"]) or _step_refs(step).runtime:
+            continue  # (a when: decided at run time does not change what the step would run)
+        forms = [
+            (host, host_form(step.action, group["action"], step.become, step.timeout))
+            for group in entry["renderings"]
+            for host in group["hosts"]
+        ]
+        entry["approval"]["hash"] = digest(forms)
 
 
 def _inline_secret_warnings(playbook: Playbook, supplied: Mapping[str, Supplied]) -> list[str]:
@@ -247,6 +265,10 @@ def _target_section(target: Target, hosts: tuple[str, ...], all_hosts: tuple[str
     return section
 
 
+def _is_set(value: Any) -> bool:
+    return value is not None and (not isinstance(value, str) or bool(value.strip()))
+
+
 class _AnyHint(Mapping[str, str]):
     """The same hint for every missing name (``host.*`` in a step on the control node)."""
 
@@ -291,7 +313,9 @@ class _Planner:
 
     def _params(self, values: Mapping[str, Any], hints: Mapping[str, str], shown: bool) -> Namespace:
         if shown and self.secret_names:
-            values = {k: (REDACTED if k in self.secret_names else v) for k, v in values.items()}
+            # An empty secret is no secret (the Redactor leaves it too): shown as it is, so that what the plan
+            # shows, and its approval hashes, are what a run's gate shows and hashes.
+            values = {k: (REDACTED if k in self.secret_names and _is_set(v) else v) for k, v in values.items()}
         return Namespace("params", values, hints)
 
     def control_context(self, *, shown: bool, where: str = "") -> dict[str, Any]:
@@ -841,6 +865,8 @@ class _Text:
             lines.append(indent + controls)
         if step["approval"]["reason"]:
             lines.append(indent + "no approval: " + step["approval"]["reason"])
+        if step["approval"].get("hash"):
+            lines.append(indent + f"approve with --approve {step['id']}@{short(step['approval']['hash'])}")
         return lines
 
 
@@ -894,6 +920,8 @@ class _Markdown:
         flags = ["**mutating**" if step["mutating"] else "read-only"]
         if step["approval"]["required"]:
             flags.append("**approval required**")
+            if step["approval"].get("hash"):
+                flags.append(f"`--approve {step['id']}@{short(step['approval']['hash'])}`")
         elif step["approval"]["reason"]:
             flags.append(f"no approval: {_md(step['approval']['reason'])}")
         out.append(f"- Runs on: {where} · " + " · ".join(flags))

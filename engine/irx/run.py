@@ -101,14 +101,23 @@ def _early_sessions(
     return sessions
 
 
-def _check_approve_ids(playbook: Playbook, approve: Sequence[str]) -> None:
+def _check_approve_ids(playbook: Playbook, approve: Sequence[str]) -> dict[str, str | None]:
+    """``--approve STEP[@HASH]`` per gated step: a step that needs no approval, or a malformed hash, is a
+    usage error before anything starts."""
+    from irx.approval import parse_approve
+
+    try:
+        wanted = parse_approve(approve)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     gated = {s.id for s in playbook.steps if s.approval_required}
-    for step_id in approve:
+    for step_id in wanted:
         if step_id not in gated:
             known = ", ".join(sorted(gated)) or "none"
             raise UsageError(
                 f"--approve {step_id}: no step of {playbook.name} with that id needs approval (those that do: {known})"
             )
+    return wanted
 
 
 @dataclass
@@ -323,20 +332,33 @@ def _data_text(result: StepResult) -> str:
 
 
 def _approver(options: RunOptions, operator: str, progress: _Progress) -> Any:
+    from irx.approval import matches, parse_approve, short
+
     interactive = options.interactive
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    wanted = parse_approve(options.approve)  # checked before the run started (_check_approve_ids)
 
-    def approve(step: Step, hosts: Sequence[str], summary: str) -> Approval:
+    def approve(step: Step, hosts: Sequence[str], summary: str, gate_hash: str) -> Approval:
         if options.yes:
             return Approval(True, "yes-flag", operator)
-        if step.id in options.approve:
-            return Approval(True, "approve-flag", operator)
+        if step.id in wanted:
+            given = wanted[step.id]
+            if given is None or matches(gate_hash, given):
+                return Approval(True, "approve-flag", operator)
+            return Approval(
+                False,
+                "stale",
+                operator,
+                f"--approve {step.id}@{given} does not match what {step.id} would run now "
+                f"({step.id}@{short(gate_hash)}): review it and approve that",
+            )
         if not interactive:
             return Approval(False, "missing", operator)
         progress.note(f"approval needed for {step.id} ({step.title}):")
         for line in summary.splitlines():
             click.echo(f"      {progress.redact(line)}", err=False)
+        click.echo(f"      approval hash {step.id}@{short(gate_hash)}", err=False)
         answer = click.confirm(f"      run {step.id}?", default=False)
         return Approval(answer, "tty" if answer else "refused", operator)
 
@@ -531,6 +553,7 @@ def _execute(
             approver=_approver(options, operator, progress),
             dry_run=options.dry_run,
             plan_hash=prepared.plan_hash,
+            mask=redactor.redact,
             unreachable=unreachable,
             notify=comms.step,
             on_phase=comms.phase,

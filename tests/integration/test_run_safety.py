@@ -50,7 +50,10 @@ def test_approval_missing_without_a_terminal_stops_at_the_gate(irx_cli, state: P
     )
 
     assert ran.rc == 4, ran.output
-    assert "step 'fix' needs approval and there is no terminal to ask: rerun with --approve fix or --yes" in ran.stderr
+    assert re.search(
+        r"step 'fix' needs approval and there is no terminal to ask: rerun with --approve fix@[0-9a-f]{12} or --yes",
+        ran.stderr,
+    )
     assert "WAITING FOR APPROVAL in " in ran.stdout
     # The channel hears that the run waits, not that remediation failed.
     sent = messages.read_text()
@@ -88,6 +91,77 @@ def test_approval_by_flag_runs_the_gated_step(
     assert {h: r["status"] for h, r in host_results(journal, "fix").items()} == dict.fromkeys(TWO_HOSTS, "ok")
     assert canaries(state) == sorted(f"canary-{HOSTNAMES[h]}" for h in TWO_HOSTS)
     assert journal.events[-1]["status"] == "verified"
+
+
+def test_the_hash_irx_plan_shows_is_the_one_the_gate_checks(irx_cli, state: Path, timeline_validator) -> None:
+    from conftest import RUN_PLAYBOOKS
+
+    hosts = ",".join(TWO_HOSTS)
+    plan = irx_cli.irx(
+        "plan", "run-gated", "-p", str(RUN_PLAYBOOKS), "-i", str(irx_cli.inventory), "-l", hosts,
+        "-e", f"state_dir={state}", "--format", "json",
+    )  # fmt: skip
+    assert plan.rc == 0, plan.output
+    (fix,) = [s for s in json.loads(plan.stdout)["plan"]["steps"] if s["id"] == "fix"]
+    planned = fix["approval"]["hash"]
+    text = irx_cli.irx("plan", "run-gated", "-p", str(RUN_PLAYBOOKS), "-i", str(irx_cli.inventory), "-l", hosts,
+                       "-e", f"state_dir={state}")  # fmt: skip
+    assert f"approve with --approve fix@{planned[7:19]}" in text.stdout
+
+    ran = irx_cli.run("run-gated", "-l", hosts, "-e", f"state_dir={state}", "--approve", f"fix@{planned[7:19]}")
+
+    assert ran.rc == 0, ran.output
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    (approval,) = of_type(journal, "approval")
+    assert (approval["approved"], approval["method"], approval["approval_hash"]) == (True, "approve-flag", planned)
+    assert canaries(state) == sorted(f"canary-{HOSTNAMES[h]}" for h in TWO_HOSTS)
+
+
+def test_an_approval_for_another_rendering_lets_nothing_through(irx_cli, state: Path, timeline_validator) -> None:
+    """The diagnostic's output changes between the approval (taken from the first run's gate) and the
+    next run: the stale hash is a refusal, recorded as one; the new rendering's hash is approved."""
+    hosts = ",".join(TWO_HOSTS)
+    (state / "target").write_text("alpha\n")
+    first = irx_cli.run("run-bound", "-l", hosts, "-e", f"state_dir={state}")
+    assert first.rc == 4, first.output
+    (gate,) = of_type(read_journal(irx_cli.journals()[-1]), "approval")
+    shown = gate["approval_hash"]
+    assert f"--approve fix@{shown[7:19]}" in first.stderr
+    assert "echo alpha >" in gate["summary"]
+
+    (state / "target").write_text("beta\n")  # what fix would write changes
+    stale = irx_cli.run("run-bound", "-l", hosts, "-e", f"state_dir={state}", "--approve", f"fix@{shown[7:19]}")
+
+    assert stale.rc == 4, stale.output
+    assert "WAITING FOR APPROVAL" in stale.stdout
+    journal = read_journal(irx_cli.journals()[-1])
+    check_journal(journal, timeline_validator)
+    (refusal,) = of_type(journal, "approval")
+    assert (refusal["approved"], refusal["method"]) == (False, "stale")
+    assert refusal["approval_hash"] != shown
+    assert refusal["reason"].startswith(f"--approve fix@{shown[7:19]} does not match what fix would run now")
+    assert host_results(journal, "fix") == {}
+    assert canaries(state) == []
+    # A refusal reads as one in the post-mortem and the HTML timeline, with the hash that was refused.
+    report = irx_cli.irx("report", "latest", "--runs-dir", str(irx_cli.runs_dir))
+    assert f"; refused by {refusal['by']} (stale) at " in report.stdout, report.stdout
+    assert f"[{refusal['approval_hash'][7:19]}]: --approve fix@{shown[7:19]} does not match" in report.stdout
+    html = irx_cli.irx("report", "latest", "--runs-dir", str(irx_cli.runs_dir), "--format", "html")
+    assert f"Approval: refused by {refusal['by']} (stale) [{refusal['approval_hash'][7:19]}]" in html.stdout
+
+    fresh = refusal["approval_hash"]
+    ran = irx_cli.run("run-bound", "-l", hosts, "-e", f"state_dir={state}", "--approve", f"fix@{fresh[7:19]}")
+    assert ran.rc == 0, ran.output
+    assert sorted((state / f"canary-{HOSTNAMES[h]}").read_text() for h in TWO_HOSTS) == ["beta\n", "beta\n"]
+
+
+@pytest.mark.parametrize("value", ["fix@", "fix@abc", "fix@zzzzzzzzzzzzzz"])
+def test_a_malformed_approval_hash_is_a_usage_error(irx_cli, state: Path, value: str) -> None:
+    ran = irx_cli.run("run-gated", "-e", f"state_dir={state}", "--approve", value)
+    assert ran.rc == 2, ran.output
+    assert f"--approve {value}: expected STEP or STEP@HASH (at least 12 hex digits of it)" in ran.stderr
+    assert irx_cli.journals() == []
 
 
 def test_approve_flag_for_a_step_without_a_gate_is_refused_before_anything_runs(irx_cli, state: Path) -> None:

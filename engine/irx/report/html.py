@@ -427,9 +427,14 @@ def _step_event(event: Mapping[str, Any]) -> str:
     if kind == "decision":
         return f'<p class="note decision">Decision: {_e(event.get("decision", ""))} — {_e(event.get("reason", ""))}</p>'
     if kind == "approval":
-        verdict = "approved" if event.get("approved") is True else "not approved"
+        verdict = "approved" if event.get("approved") is True else "refused"
         who = f" by {event['by']}" if event.get("by") else ""
-        return f'<p class="note approval">Approval: {_e(verdict + who)} ({_e(event.get("method", ""))})</p>'
+        bound = f" [{str(event['approval_hash'])[7:19]}]" if event.get("approval_hash") else ""
+        why = f": {event['reason']}" if event.get("method") in {"stale", "binding"} and event.get("reason") else ""
+        return (
+            f'<p class="note approval" data-approved="{str(event.get("approved") is True).lower()}">Approval: '
+            f'{_e(verdict + who)} ({_e(event.get("method", ""))}){_e(bound + why)}</p>'
+        )
     if kind == "error":
         return f'<p class="note error">Error: {_e(event.get("message", ""))}</p>'
     status = str(event.get("status", "unknown"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from irx.approval import short
 from irx.report.model import Report, Step, clock, driving_steps, format_duration, format_target
 from irx.verdict import VERIFICATION_FAILED, outcome_text
 
@@ -183,12 +184,15 @@ def _step_line(report: Report, step: Step) -> str:
     if step.duration is not None:
         line += f" in {format_duration(step.duration)}"
     for approval in report.approvals_for(step.id):
+        bound = f" [{short(approval.approval_hash)}]" if approval.approval_hash else ""
         if approval.approved:
-            line += f"; approved by {approval.by} ({approval.method}) at {clock(approval.ts)}"
+            line += f"; approved by {approval.by} ({approval.method}) at {clock(approval.ts)}{bound}"
         elif approval.method == "missing":
-            line += "; approval never given"
+            line += f"; approval never given{bound}"
         else:
-            line += f"; refused{' by ' + approval.by if approval.by else ''} at {clock(approval.ts)}"
+            why = f": {approval.reason}" if approval.method in {"stale", "binding"} and approval.reason else ""
+            line += f"; refused{' by ' + approval.by if approval.by else ''} ({approval.method}) at "
+            line += f"{clock(approval.ts)}{bound}{why}"
     failed = step.hosts_with("failed", "unreachable", "timed_out")
     if failed:
         line += f"; failed on {', '.join(failed)}"

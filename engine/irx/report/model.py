@@ -125,6 +125,7 @@ class Approval:
     reason: str | None = None
     hosts: tuple[str, ...] = ()
     summary: str | None = None
+    approval_hash: str | None = None  # what exactly was approved or refused (irx.approval)
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,7 @@ def _approval(event: Mapping[str, Any]) -> Approval:
         reason=_str(event.get("reason")),
         hosts=_strs(event.get("hosts")),
         summary=_str(event.get("summary")),
+        approval_hash=_str(event.get("approval_hash")),
     )
 
 
