@@ -412,3 +412,20 @@ def test_a_secret_too_short_to_mask_is_refused_but_empty_is_none() -> None:
     ] == "abcd"
     with pytest.raises(ParamError, match=r"^param s \(from -e\): the value is a secret of fewer than 4 characters"):
         resolve(book, {"s": Supplied("x", "-e", text=True, strict=True)}, [], inventory({}), {})
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("postgresql://app:hunter2pw@db/app", "'postgresql://app:******@db/app'"),
+        ("host=db password=hunter2pw", "'host=db password=******'"),
+        ("redis://:hunter2pw@cache:6379", "'redis://:******@cache:6379'"),
+    ],
+)
+def test_a_refused_value_is_quoted_without_the_password_it_holds(value: str, shown: str) -> None:
+    """A DSN refused for carrying a password must not print that password in the error."""
+    book = playbook({"dsn": {"type": "string", "pattern": "[^@=]*"}})
+    with pytest.raises(ParamError) as raised:
+        resolve(book, {"dsn": Supplied(value, "-e", text=True, strict=True)}, [], inventory({}), {})
+    assert str(raised.value) == f"param dsn (from -e): {shown} does not match the pattern [^@=]*"
+    assert "hunter2pw" not in str(raised.value)

@@ -17,8 +17,9 @@ import re
 from collections.abc import Iterator, Set
 from dataclasses import dataclass
 
-# Builtins in bash and dash: their arguments never become another process's argv.
-SAFE_BUILTINS = frozenset({"printf", "echo", "test", "[", "[[", "unset", "export", "local", "read", "set", "case", ":"})
+# Builtins in bash and dash: their arguments never become another process's argv. Not ``set``: ``set --
+# "$SECRET"`` keeps it in "$@", which a later command line expands.
+SAFE_BUILTINS = frozenset({"printf", "echo", "test", "[", "[[", "unset", "export", "local", "read", "case", ":"})
 _KEYWORDS = frozenset({"if", "then", "elif", "else", "do", "while", "until", "!", "{", "time", "exec"})
 _HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
 _REFERENCE = re.compile(r"\$(?:\{#?([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A-Za-z0-9_]*))")

@@ -147,10 +147,13 @@ def _inline_json(item: str, index: int) -> dict[str, Any]:
 
 
 def _show(param: Param, value: Any) -> str:
-    """A value as an error may quote it: never a secret, never long."""
+    """A value as an error may quote it: never a secret (nor a URL's password: a DSN refused for holding
+    one), never long."""
     if param.secret:
         return "the value"
-    text = repr(value)
+    from irx.redact import Redactor, credentials_in
+
+    text = Redactor(credentials_in(value) if isinstance(value, str) else ()).redact_text(repr(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -56,6 +56,11 @@ def secret_forms(secret: str) -> set[str]:
     return forms
 
 
+def credentials_in(text: str) -> set[str]:
+    """The passwords a DSN-like text carries (``scheme://user:PASSWORD@host``, ``password=PASSWORD``)."""
+    return _dsn_passwords(text)
+
+
 def _dsn_passwords(text: str) -> set[str]:
     passwords: set[str] = set()
     if "://" in text:
