@@ -118,6 +118,14 @@ def _read_vars_file(name: str) -> dict[str, Any]:
         raise UsageError(f"-e @{name}: not UTF-8 text") from None
     except OSError as exc:
         raise UsageError(f"-e @{name}: cannot read: {exc.strerror}") from None
+    if path.suffix.lower() == ".json":  # JSON's own parser: YAML splits a \ud83d\udd25 escape pair in two halves
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"-e @{name}: not valid JSON: line {exc.lineno}: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"-e @{name}: must hold a mapping of param names to values")
+        return data
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -246,7 +254,13 @@ def check(param: Param, value: Any) -> None:
                     f"the value is a secret of fewer than {MIN_SECRET_CHARS} characters: irx masks every occurrence "
                     "of a secret in what it writes, and one that short would mask ordinary words too"
                 )
-            size = len(item.encode("utf-8", errors="surrogatepass"))
+            try:
+                size = len(item.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"{_show(param, item)} is not valid Unicode text (a byte that is not UTF-8, or half of a "
+                    "\\uD83D-style escape pair)"
+                ) from None
             if size > MAX_VALUE_BYTES:
                 raise ValueError(f"is {size} bytes long; a param value may be at most {MAX_VALUE_BYTES} bytes (64 KiB)")
     if param.choices is not None:

@@ -454,7 +454,13 @@ class _Communications:
         """The last message: resolved only for a verified real run; a dry run says what it would do, a gate
         that nobody answered says it is waiting (irx.verdict)."""
         kind = "resolved" if outcome.status == "verified" or outcome.verdict == WOULD_RESOLVE else "failed"
-        self._send(kind, outcome.outcome_text.lower(), reason=outcome.reason, headline=outcome.outcome_text)
+        if outcome.dry_run:
+            status = outcome.headline.lower()  # dry run: would resolve | verification failed | failed
+        elif outcome.status == "awaiting_approval":
+            status = "waiting for approval"
+        else:
+            status = {"verified": "resolved"}.get(outcome.status, outcome.status.replace("_", " "))
+        self._send(kind, status, reason=outcome.reason, headline=outcome.outcome_text)
 
 
 def _notify_channels(inv: Any, hosts: Sequence[str], environ: Mapping[str, str]) -> list[Any]:

@@ -50,6 +50,10 @@ def check_expectations(spec: Mapping[str, Any], status: int, body: str, document
     return None
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def run_http(spec: Mapping[str, Any], client: Any = None) -> HostResult:
     """Perform the (already rendered) request; a network error or unmet expectation is a failed result."""
     import httpx
@@ -78,6 +82,15 @@ def run_http(spec: Mapping[str, Any], client: Any = None) -> HostResult:
     except httpx.HTTPError as exc:
         return HostResult(
             CONTROL_NODE, "failed", msg=f"{method} {spec['url']}: {exc}", duration=time.monotonic() - started
+        )
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError, ValueError, TypeError) as exc:
+        # A request that cannot even be built (a URL idna refuses, a control character, a header that is not
+        # ASCII) is this step's failure, not irx's: the run goes on under its on_failure.
+        return HostResult(
+            CONTROL_NODE,
+            "failed",
+            msg=f"{method} {spec['url']!r}: cannot make this request: {_one_line(exc)}",
+            duration=time.monotonic() - started,
         )
     finally:
         if owned:
