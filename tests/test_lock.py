@@ -195,7 +195,6 @@ def test_an_unusable_lock_dir_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_default_lock_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert default_lock_dir() == Path(".irx/locks")
     monkeypatch.setenv("IRX_LOCK_DIR", str(tmp_path))
     assert default_lock_dir() == tmp_path
 
@@ -229,3 +228,83 @@ def test_lock_events_for_the_timeline_match_its_schema(
     assert events[0]["holder"]["operator"] == "alice@laptop"
     for event in events:
         Draft202012Validator(schema).validate(event)
+
+
+# --- host locks: one mutating run per host, whatever the playbook ---------------------------------------------
+
+HOST_HOLDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from irx.lock import HostLocks
+
+    locks = HostLocks.acquire(Path(sys.argv[1]), "redis-cache-failure", {"db2": "10.0.0.2", "cache1": "10.0.0.9"},
+                              "20261122T110944Z-0ther0", "bob@oncall-2")
+    print("locked", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def host_locks(lock_dir: Path, hosts: dict[str, str], playbook: str = "db-pool-exhausted", *, force: bool = False):
+    from irx.lock import HostLocks
+
+    return HostLocks.acquire(lock_dir, playbook, hosts, "20261122T111000Z-m1ne00", "alice@laptop", force)
+
+
+def test_another_playbook_or_limit_on_a_held_host_is_refused_naming_the_host(lock_dir: Path) -> None:
+    with host_locks(lock_dir, {"db1": "10.0.0.1", "db2": "10.0.0.2"}, "db-pool-exhausted"):
+        # another playbook, another host set that shares db2 (another --limit): refused, naming db2's holder
+        with pytest.raises(LockHeld) as caught:
+            host_locks(lock_dir, {"db2": "10.0.0.2", "db3": "10.0.0.3"}, "slow-responses")
+        assert str(caught.value) == (
+            "host db2 is already being changed by playbook db-pool-exhausted, run by alice@laptop "
+            f"(run 20261122T111000Z-m1ne00, pid {os.getpid()}, since {caught.value.holder.started}); "
+            "use --force to override"
+        )
+        # all or none: db3 was not left locked by the refused run
+        with host_locks(lock_dir, {"db3": "10.0.0.3"}, "slow-responses"):
+            pass
+        # the same machine under another inventory name is the same host
+        with pytest.raises(LockHeld, match="host db-primary is already being changed"):
+            host_locks(lock_dir, {"db-primary": "10.0.0.1"}, "slow-responses")
+
+
+def test_a_host_lock_across_processes_dies_with_its_holder_and_force_takes_it_over(lock_dir: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOST_HOLDER, str(lock_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(LockHeld, match=r"host db2 .* playbook redis-cache-failure, run by bob@oncall-2"):
+            host_locks(lock_dir, {"db2": "10.0.0.2"})
+        with host_locks(lock_dir, {"db2": "10.0.0.2", "db1": "10.0.0.1"}, force=True) as forced:
+            assert forced.forced
+            fields = {f["host"]: f for f in forced.event_fields()}
+            assert fields["db2"]["action"] == "forced"
+            assert fields["db2"]["previous"]["run_id"] == "20261122T110944Z-0ther0"
+            assert fields["db1"]["action"] == "acquired"
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.stdout.close()
+    # killed (-9): the kernel dropped its flock on cache1; the record it left says who it was
+    with host_locks(lock_dir, {"cache1": "10.0.0.9"}) as taken:
+        (fields,) = taken.event_fields()
+        assert fields["stale"]["operator"] == "bob@oncall-2"
+
+
+def test_the_default_lock_dir_does_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IRX_LOCK_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    here = default_lock_dir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert default_lock_dir() == here == tmp_path / "state" / "irx" / "locks"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert default_lock_dir() == Path.home() / ".local" / "state" / "irx" / "locks"

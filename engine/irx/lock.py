@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 from irx.errors import ExitCode, IrxError, UsageError
 from irx.timeline import utc_timestamp
 
-DEFAULT_LOCK_DIR = Path(".irx/locks")
+DEFAULT_LOCK_DIR = Path(".irx/locks")  # the old, per-directory place (kept for lock_path's callers)
 
 
 class LockHeld(IrxError):
@@ -42,13 +42,17 @@ class LockHeld(IrxError):
 
     exit_code = ExitCode.USAGE
 
-    def __init__(self, holder: LockHolder) -> None:
+    def __init__(self, holder: LockHolder, host: str | None = None) -> None:
+        if host is None:
+            what = f"playbook {holder.playbook} on {_count(len(holder.hosts), 'host')} is already being run by"
+        else:
+            what = f"host {host} is already being changed by playbook {holder.playbook}, run by"
         super().__init__(
-            f"playbook {holder.playbook} on {_count(len(holder.hosts), 'host')} is already being run by "
-            f"{holder.operator} (run {holder.run_id}, pid {holder.pid}, since {holder.started}); "
+            f"{what} {holder.operator} (run {holder.run_id}, pid {holder.pid}, since {holder.started}); "
             "use --force to override"
         )
         self.holder = holder
+        self.host = host
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,13 @@ class LockHolder:
 
 
 def default_lock_dir() -> Path:
-    """``$IRX_LOCK_DIR`` if set, else ``.irx/locks`` (relative to the working directory)."""
+    """``$IRX_LOCK_DIR`` if set, else ``$XDG_STATE_HOME/irx/locks`` (``~/.local/state/irx/locks``): the same
+    for every directory irx is started from, so a run from another checkout meets the same locks."""
     configured = os.environ.get("IRX_LOCK_DIR", "")
-    return Path(configured).expanduser() if configured else DEFAULT_LOCK_DIR
+    if configured:
+        return Path(configured).expanduser()
+    state = os.environ.get("XDG_STATE_HOME", "") or str(Path.home() / ".local" / "state")
+    return Path(state).expanduser() / "irx" / "locks"
 
 
 def lock_key(playbook: str, hosts: Iterable[str]) -> str:
@@ -249,3 +257,69 @@ def _same_file(fd: int, path: Path) -> bool:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def host_lock_path(lock_dir: Path, identity: str) -> Path:
+    """The lock file of one target host, named by what identifies the machine (irx.run: address and port,
+    or ``local``), so the same host reached under two inventory names shares one lock."""
+    digest = hashlib.sha256(json.dumps({"host": identity}).encode("utf-8")).hexdigest()
+    return Path(lock_dir) / "hosts" / f"{digest}.lock"
+
+
+class HostLocks:
+    """One lock per target host a mutating run may change, whatever the playbook or ``--limit``: a second
+    run that would change any of them is refused naming that host's holder. Taken in a fixed order (no
+    two runs wait on each other), all or none; ``force`` takes over every held one, recorded per host."""
+
+    def __init__(self, locks: list[tuple[str, RunLock]]) -> None:
+        self.locks = locks  # (host name, its lock)
+
+    @classmethod
+    def acquire(
+        cls,
+        lock_dir: Path,
+        playbook: str,
+        hosts: Mapping[str, str],  # inventory name -> machine identity
+        run_id: str,
+        operator: str,
+        force: bool = False,
+    ) -> HostLocks:
+        names = tuple(sorted(hosts))
+        holder = LockHolder(run_id, operator, os.getpid(), utc_timestamp(), playbook, names)
+        taken: list[tuple[str, RunLock]] = []
+        by_identity: dict[str, str] = {}
+        for name in names:
+            by_identity.setdefault(hosts[name], name)
+        try:
+            for identity in sorted(by_identity):
+                path = host_lock_path(lock_dir, identity)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    taken.append((by_identity[identity], RunLock._acquire(path, holder, force)))
+                except LockHeld as exc:
+                    raise LockHeld(exc.holder, host=by_identity[identity]) from None
+                except OSError as exc:
+                    raise UsageError(f"cannot take the host lock {path}: {exc.strerror or exc}") from None
+        except BaseException:
+            for _, lock in taken:
+                lock.release()
+            raise
+        return cls(taken)
+
+    @property
+    def forced(self) -> bool:
+        return any(lock.forced for _, lock in self.locks)
+
+    def event_fields(self, *, released: bool = False) -> list[dict[str, Any]]:
+        """One timeline ``lock`` event per host."""
+        return [{"host": host, **lock.event_fields(released=released)} for host, lock in self.locks]
+
+    def release(self) -> None:
+        for _, lock in self.locks:
+            lock.release()
+
+    def __enter__(self) -> HostLocks:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

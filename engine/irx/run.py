@@ -480,7 +480,7 @@ def _execute(
 ) -> int:
     from irx import __version__
     from irx.executors.preflight import preflight, ssh_target
-    from irx.lock import RunLock, default_lock_dir
+    from irx.lock import HostLocks, default_lock_dir
     from irx.notify import Notifier, secret_values
     from irx.timeline import Journal, current_operator, default_runs_dir, new_run_id, utc_timestamp
 
@@ -498,8 +498,9 @@ def _execute(
     lock = None
     runs_dir = options.runs_dir or default_runs_dir()
     try:
-        if not options.dry_run:
-            lock = RunLock.acquire(default_lock_dir(), playbook.name, everyone, run_id, operator, force=options.force)
+        changed = _hosts_changed(playbook, prepared, inv)
+        if not options.dry_run and changed:  # a dry run, or a playbook that changes nothing, takes no lock
+            lock = HostLocks.acquire(default_lock_dir(), playbook.name, changed, run_id, operator, options.force)
         journal = Journal.create(runs_dir, run_id, redactor)
     except BaseException:
         sessions.close()
@@ -537,7 +538,8 @@ def _execute(
             forced_lock=bool(lock is not None and lock.forced),
         )
         if lock is not None:
-            journal.event("lock", **lock.event_fields())
+            for fields in lock.event_fields():
+                journal.event("lock", **fields)
         progress.header(
             f"irx {mode} {playbook.name} [{playbook.severity}] on {inv.name} ({len(everyone)} host(s))  run {run_id}\n"
             f"plan {prepared.plan_hash}  journal {journal.path}"
@@ -597,6 +599,30 @@ def _execute(
     with contextlib.suppress(OSError):  # nobody left to read it: the journal has it all
         _summary(outcome, options, run_id, journal.path, duration, progress, redactor)
     return int(outcome.exit_code)
+
+
+def _hosts_changed(playbook: Playbook, prepared: _Prepared, inv: Any) -> dict[str, str]:
+    """The hosts a run may change (those of its mutating host steps), each with what identifies the machine
+    for its lock: the local machine, or the address (and port) Ansible connects to."""
+    changed: dict[str, str] = {}
+    for step in playbook.steps:
+        if step.mutating and step.runs_on_hosts and step.on:
+            for host in prepared.targets.get(step.on, []):
+                changed[host] = _machine(host, inv)
+    return changed
+
+
+def _machine(host: str, inv: Any) -> str:
+    hostvars = inv.host_vars(host)
+
+    def var(name: str) -> Any:
+        return inv.value(host, name) if name in hostvars else None
+
+    if str(var("ansible_connection") or "") == "local":
+        return "local"
+    address = str(var("ansible_host") or host)
+    port = var("ansible_port")
+    return f"{address}:{port}" if port not in (None, "") else address
 
 
 def _shown_params(playbook: Playbook, params: Any) -> dict[str, Any]:

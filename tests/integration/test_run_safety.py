@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from journal_checks import check_journal, host_results, of_type
 
-from irx.lock import RunLock, lock_path
+from irx.lock import HostLocks
 from irx.timeline import read_journal
 
 pytestmark = pytest.mark.integration
@@ -241,13 +241,22 @@ def test_concurrent_run_is_refused_naming_the_holder_and_force_is_recorded(
 
         assert second.rc == 2, second.output
         holder = re.search(
-            r"irx: error: playbook run-unreachable on 2 hosts is already being run by (\S+) "
+            r"irx: error: host (\S+) is already being changed by playbook run-unreachable, run by (\S+) "
             r"\(run (\S+), pid (\d+), since (\S+)\); use --force to override",
             second.stderr,
         )
         assert holder is not None, second.output
-        assert (holder[2], int(holder[3])) == (first_id, first.pid)
+        assert holder[1] in TWO_HOSTS
+        assert (holder[3], int(holder[4])) == (first_id, first.pid)
         assert len(irx_cli.journals()) == 1  # refused before its journal: nothing ran
+        # Another playbook that would change one of the same hosts is refused too; so is another --limit.
+        other = irx_cli.run("run-gated", "-l", "web1", "-e", f"state_dir={state}", "--yes")
+        assert other.rc == 2, other.output
+        assert "host web1 is already being changed by playbook run-unreachable" in other.stderr
+        # A dry run, which changes nothing, is not held up.
+        dry = irx_cli.run("run-gated", "-l", "web1", "-e", f"state_dir={state}", "--dry-run")
+        assert dry.rc == 0, dry.output
+        assert len(irx_cli.journals()) == 2
 
         # --force runs (the first is still holding the lock at its gate) and says so.
         forced_gate = tmp_path / "forced-gate"
@@ -259,24 +268,30 @@ def test_concurrent_run_is_refused_naming_the_holder_and_force_is_recorded(
         gate.touch()
         out, err = first.communicate(timeout=120)
     assert first.returncode == 0, f"{out}\n{err}"
-    first_path, forced_path = sorted(irx_cli.journals(), key=lambda p: p.parent.name != first_id)
-    forced_journal, first_journal = read_journal(forced_path), read_journal(first_path)
+    runs = {read_journal(p).events[0]["run_id"]: p for p in irx_cli.journals()}
+    first_journal = read_journal(runs.pop(first_id))
+    (forced_journal,) = [j for j in map(read_journal, runs.values()) if j.events[0]["mode"] == "run"]
     check_journal(forced_journal, timeline_validator)
     check_journal(first_journal, timeline_validator)
-    assert holder[1] == first_journal.events[0]["operator"]
+    assert holder[2] == first_journal.events[0]["operator"]
     assert first_journal.events[0]["forced_lock"] is False
-    assert [e["action"] for e in of_type(first_journal, "lock")] == ["acquired"]
+    # run-unreachable changes the test hosts (its mutating step's target), not localhost: one lock each.
+    changed = {e["host"]: e["action"] for e in of_type(first_journal, "lock")}
+    assert changed == dict.fromkeys(changed, "acquired")
+    assert "web1" in changed
     assert forced_journal.events[0]["forced_lock"] is True
-    (lock,) = of_type(forced_journal, "lock")
-    assert lock["action"] == "forced"
-    assert lock["holder"]["run_id"] == forced_journal.events[0]["run_id"]
-    assert (lock["previous"]["run_id"], lock["previous"]["pid"]) == (first_id, first.pid)
+    locks = {e["host"]: e for e in of_type(forced_journal, "lock")}
+    assert set(locks) == set(changed)
+    for lock in locks.values():
+        assert lock["action"] == "forced"
+        assert lock["holder"]["run_id"] == forced_journal.events[0]["run_id"]
+        assert (lock["previous"]["run_id"], lock["previous"]["pid"]) == (first_id, first.pid)
     assert forced_journal.events[-1]["status"] == "verified"
-    # Both runs are over: the lock is free again, and nobody is recorded as holding it.
-    hosts = list(TWO_HOSTS)
-    assert lock_path(tmp_path / "locks", "run-unreachable", hosts).read_text() == ""
-    with RunLock.acquire(tmp_path / "locks", "run-unreachable", hosts, "check", "test@here") as lock_now:
-        assert (lock_now.forced, lock_now.stale) == (False, None)
+    # Both runs are over: every host lock is free again, and nobody is recorded as holding it.
+    for lock in locks.values():
+        assert Path(lock["path"]).read_text() == ""
+    with HostLocks.acquire(tmp_path / "locks", "check", {"web1": "any"}, "check", "test@here") as lock_now:
+        assert not lock_now.forced
 
 
 # --- secrets -----------------------------------------------------------------------------------------------------
