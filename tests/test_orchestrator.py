@@ -542,6 +542,7 @@ verify:
         ("int", " 42\n", 42),
         ("float", "0.5", 0.5),
         ("csv", "idle,3\nactive,1\n", [["idle", "3"], ["active", "1"]]),
+        ("csv", 'a,b\rc,d\n"e\rf",g\n', [["a", "b"], ["c", "d"], ["e\rf", "g"]]),  # a \r is data, no crash
         ("{format: csv, columns: [state, n]}", "idle,3\n", [{"state": "idle", "n": "3"}]),
         ("{format: regex, pattern: 'nginx/(?P<v>[0-9.]+)'}", "nginx version: nginx/1.22.1", [{"v": "1.22.1"}]),
     ],

@@ -64,7 +64,10 @@ def _preview(text: str) -> str:
 
 
 def _parse_csv(spec: ParseSpec, text: str) -> list[dict[str, str]] | list[list[str]]:
-    rows = [row for row in csv.reader(io.StringIO(text.strip()), delimiter=spec.delimiter) if row]
+    try:  # newline="": the csv module's own line handling, so a \r inside a quoted field is data
+        rows = [row for row in csv.reader(io.StringIO(text.strip(), newline=""), delimiter=spec.delimiter) if row]
+    except csv.Error as exc:
+        raise ParseError(f"output is not CSV: {exc}: {_preview(text.strip())}") from None
     if spec.columns:
         names = list(spec.columns)
         return [dict(zip(names, row + [""] * (len(names) - len(row)), strict=False)) for row in rows]
