@@ -185,8 +185,13 @@ def schema() -> None:
 @click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V|@FILE", help="Param values (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Run the read-only steps for real; show which mutating steps would run.")
 @click.option("-y", "--yes", is_flag=True, help="Approve every approval gate (no prompt).")
-@click.option("--approve", multiple=True, metavar="STEP_ID", help="Approve this step's gate (repeatable).")
-@click.option("--force", is_flag=True, help="Run even if another run holds the lock for this playbook and hosts.")
+@click.option(
+    "--approve",
+    multiple=True,
+    metavar="STEP[@HASH]",
+    help="Approve this step's gate (repeatable); with @HASH (from irx plan or the gate), only that exact rendering.",
+)
+@click.option("--force", is_flag=True, help="Run even if another run holds the lock of a host this run would change.")
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
