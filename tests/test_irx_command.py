@@ -171,3 +171,16 @@ def test_inherited_shell_hooks_are_dropped_but_a_steps_own_env_is_kept(tmp_path:
 def test_what_cannot_start_says_why(tmp_path: Path, args: dict[str, Any], msg: str, rc: int | None) -> None:
     result = run_module(tmp_path, **args)
     assert (result["failed"], result["msg"], result["rc"]) == (True, msg, rc)
+
+
+def test_a_cut_the_module_made_is_kept_in_the_host_result(tmp_path: Path) -> None:
+    """Multi-byte output cut on the host at the byte cap is shorter in characters than irx's own cap: the
+    module's flag, not a length, says it was cut."""
+    from irx.executors.ansible import host_result
+
+    script = "head -c 3000 /dev/zero | tr '\\0' '\\351' | iconv -f latin1 -t utf-8"  # 3000 x é
+    res = run_module(tmp_path, script=script, output_cap=1000)
+    assert res["truncated"] == {"stdout": True, "stderr": False}
+    result = host_result("h1", res, 0.1)
+    assert result.extra["truncated"]["stdout"] is True
+    assert len(result.stdout) <= 500

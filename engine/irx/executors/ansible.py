@@ -259,6 +259,10 @@ def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> Ho
         last = (stderr.strip() or stdout.strip()).splitlines()[:1] or [msg]
         msg = f"rc {res.get('rc')}: {last[0].strip()}"
     extra: dict[str, Any] = {}
+    found = res.get("truncated")
+    cut_on_host: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    stdout_cut = stdout_cut or bool(cut_on_host.get("stdout"))  # irx_command stopped keeping bytes there
+    stderr_cut = stderr_cut or bool(cut_on_host.get("stderr"))
     if stdout_cut or stderr_cut:
         extra["truncated"] = {"stdout": stdout_cut, "stderr": stderr_cut, "cap": OUTPUT_CAP}
     if "stdout" not in res and status == "ok":  # a module's own return values are its data
