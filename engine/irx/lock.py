@@ -30,8 +30,6 @@ from typing import Any
 from irx.errors import ExitCode, IrxError, UsageError
 from irx.timeline import utc_timestamp
 
-DEFAULT_LOCK_DIR = Path(".irx/locks")  # the old, per-directory place (kept for lock_path's callers)
-
 
 class LockHeld(IrxError):
     """Another live run holds the lock for this playbook and host set.

@@ -101,7 +101,7 @@ def _early_sessions(
     return sessions
 
 
-def _check_approve_ids(playbook: Playbook, approve: Sequence[str]) -> dict[str, str | None]:
+def _check_approve_ids(playbook: Playbook, approve: Sequence[str]) -> None:
     """``--approve STEP[@HASH]`` per gated step: a step that needs no approval, or a malformed hash, is a
     usage error before anything starts."""
     from irx.approval import parse_approve
@@ -117,7 +117,6 @@ def _check_approve_ids(playbook: Playbook, approve: Sequence[str]) -> dict[str, 
             raise UsageError(
                 f"--approve {step_id}: no step of {playbook.name} with that id needs approval (those that do: {known})"
             )
-    return wanted
 
 
 @dataclass
