@@ -20,6 +20,7 @@ declare -A WANT=(
   [openssh-client]=/usr/bin/ssh-keygen
   [util-linux]=/usr/bin/unshare
   [python3]=/usr/bin/python3
+  [sudo]=/usr/bin/sudo  # least-privilege tests: a non-root SSH user escalating with sudo (Ansible become)
 )
 # Any PostgreSQL major will do: the test environment discovers /usr/lib/postgresql/*/bin.
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then

@@ -282,6 +282,14 @@ def write_full_run(journal: Journal) -> None:
     )
     journal.event("lock", action="forced", holder=HOLDER, previous={**HOLDER, "operator": "bob@host"})
     journal.event("lock", action="released", holder=HOLDER)
+    journal.event(
+        "lease",
+        host="db1",
+        action="forced",
+        file="/var/lib/irx/lease.json",
+        expires="2026-11-22T11:24:44.123456Z",
+        previous={"run_id": "20261122T110000Z-fedcba", "operator": "bob@cn2", "playbook": "high-cpu", "pid": 42},
+    )
     journal.event("run_finished", status="verified", exit_code=0, duration=12.5, reason="health is 200")
 
 

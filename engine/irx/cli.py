@@ -99,6 +99,17 @@ VAULT_OPTIONS = (
     ),
     click.option("--ask-vault-pass", is_flag=True, help="Ask for the vault password on the terminal."),
 )
+BECOME_OPTIONS = (
+    click.option(
+        "--become-password-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="The sudo password of steps with become: true, in FILE (default: the inventory's "
+        "ansible_become_password, or ANSIBLE_BECOME_PASSWORD_FILE). Never on a command line.",
+    ),
+    click.option(
+        "-K", "--ask-become-pass", is_flag=True, help="Ask for the sudo password of become steps on the terminal."
+    ),
+)
 
 
 def _vault_options(func: Any) -> Any:
@@ -107,15 +118,23 @@ def _vault_options(func: Any) -> Any:
     return func
 
 
-def _vault(password_file: str | None, ask: bool) -> Vault:
-    """The vault settings of a command; --ask-vault-pass needs a terminal."""
+def _vault(
+    password_file: str | None, ask: bool, become_password_file: str | None = None, ask_become: bool = False
+) -> Vault:
+    """The vault (and become) passwords of a command; --ask-vault-pass and --ask-become-pass need a terminal."""
     from irx.inventory import Vault
 
-    if not ask:
-        return Vault(password_file=password_file)
-    if not sys.stdin.isatty():
-        raise click.UsageError("--ask-vault-pass needs a terminal; give --vault-password-file FILE instead")
-    return Vault(password_file=password_file, password=click.prompt("Vault password", hide_input=True, err=True))
+    def asked(flag: str, instead: str, prompt: str) -> str:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"{flag} needs a terminal; give {instead} FILE instead")
+        return str(click.prompt(prompt, hide_input=True, err=True))
+
+    return Vault(
+        password_file=password_file,
+        password=asked("--ask-vault-pass", "--vault-password-file", "Vault password") if ask else None,
+        become_password_file=become_password_file,
+        become_password=asked("--ask-become-pass", "--become-password-file", "BECOME password") if ask_become else None,
+    )
 
 
 @cli.command()
@@ -210,6 +229,8 @@ def schema() -> None:
 @click.option("--forks", type=click.IntRange(1, 500), default=10, show_default=True, help="Parallel hosts.")
 @click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
 @_vault_options
+@BECOME_OPTIONS[0]
+@BECOME_OPTIONS[1]
 def run(
     name: str,
     inventory: str | None,
@@ -226,6 +247,8 @@ def run(
     playbook_dir: Path | None,
     vault_password_file: str | None,
     ask_vault_pass: bool,
+    become_password_file: str | None,
+    ask_become_pass: bool,
 ) -> None:
     """Run an incident playbook: diagnose, mitigate (with approvals), verify, roll back if needed.
 
@@ -247,7 +270,7 @@ def run(
         fmt=fmt,
         forks=forks,
         playbook_dir=playbook_dir,
-        vault=_vault(vault_password_file, ask_vault_pass),
+        vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
     )
     raise SystemExit(run_command(name, options))
 

@@ -169,12 +169,33 @@ def _best_failure(source: str, failures: Sequence[tuple[str, BaseException]]) ->
 
 @dataclass(frozen=True)
 class Vault:
-    """How to open vault-encrypted inventory values: ``--vault-password-file`` or a password asked on the
-    terminal (``--ask-vault-pass``); with neither, Ansible's own settings (``ANSIBLE_VAULT_PASSWORD_FILE``,
-    ``vault_password_file`` and ``vault_identity_list`` in ansible.cfg) apply, as for ansible-playbook."""
+    """The passwords Ansible needs besides the connection's, as the operator gave them.
+
+    Vault-encrypted inventory values: ``--vault-password-file`` or a password asked on the terminal
+    (``--ask-vault-pass``); with neither, Ansible's own settings (``ANSIBLE_VAULT_PASSWORD_FILE``,
+    ``vault_password_file`` and ``vault_identity_list`` in ansible.cfg) apply, as for ansible-playbook.
+    Privilege escalation (``become``): ``--become-password-file`` or ``--ask-become-pass``; with neither,
+    the inventory's ``ansible_become_password`` (vaulted, ideally) or ``ANSIBLE_BECOME_PASSWORD_FILE``.
+    Every one of them is a secret of the run."""
 
     password_file: str | None = None
     password: str | None = field(default=None, repr=False)
+    become_password_file: str | None = None
+    become_password: str | None = field(default=None, repr=False)
+
+    def secrets(self, environ: Mapping[str, str]) -> list[str]:
+        """The passwords given here or in files irx can read (an executable password file is Ansible's to
+        run, not irx's: its output cannot be known in advance)."""
+        found = [p for p in (self.password, self.become_password) if p]
+        for path in (self.password_file, self.become_password_file, environ.get("ANSIBLE_BECOME_PASSWORD_FILE")):
+            if path and not os.access(path, os.X_OK):
+                try:
+                    text = Path(path).read_text(encoding="utf-8", errors="replace").strip()
+                except OSError:
+                    continue
+                if text:
+                    found.append(text)
+        return found
 
 
 class Inventory:

@@ -40,13 +40,15 @@ class LockHeld(IrxError):
 
     exit_code = ExitCode.USAGE
 
-    def __init__(self, holder: LockHolder, host: str | None = None) -> None:
+    def __init__(self, holder: LockHolder, host: str | None = None, until: str = "") -> None:
         if host is None:
             what = f"playbook {holder.playbook} on {_count(len(holder.hosts), 'host')} is already being run by"
         else:
             what = f"host {host} is already being changed by playbook {holder.playbook}, run by"
+        # until: the holder's lease on the host itself (irx.lease), which ends then unless renewed.
+        lease = f"; its lease on the host runs until {until} unless renewed" if until else ""
         super().__init__(
-            f"{what} {holder.operator} (run {holder.run_id}, pid {holder.pid}, since {holder.started}); "
+            f"{what} {holder.operator} (run {holder.run_id}, pid {holder.pid}, since {holder.started}{lease}); "
             "use --force to override"
         )
         self.holder = holder

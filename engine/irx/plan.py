@@ -138,7 +138,7 @@ def build_plan(
         return True, inv.value(host, var)
 
     params = resolve(playbook, supplied, targeted, lookup, environ)
-    secrets = [*params.secret_values(), *_connection_secrets(inv, targeted)]
+    secrets = [*params.secret_values(), *_connection_secrets(inv, targeted, environ)]
     redactor = Redactor(secrets)
     try:
         planner = _Planner(playbook, inv, params, targets, redactor)
@@ -220,13 +220,14 @@ def _union(groups: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _connection_secrets(inv: Inventory, hosts: Sequence[str]) -> list[Any]:
-    """Connection passwords and every vault-encrypted value of the hosts: masked wherever they appear."""
+def _connection_secrets(inv: Inventory, hosts: Sequence[str], environ: Mapping[str, str]) -> list[Any]:
+    """Connection and become passwords, every vault-encrypted value of the hosts, the vault and become
+    passwords the operator gave: masked wherever they appear."""
     found: list[Any] = []
     for host in hosts:
         hostvars = inv.host_vars(host)
         found.extend(hostvars[name] for name in ANSIBLE_SECRET_VARS if name in hostvars)
-    return [*found, *vaulted_values(inv, hosts), *([inv.vault.password] if inv.vault.password else [])]
+    return [*found, *vaulted_values(inv, hosts), *inv.vault.secrets(environ)]
 
 
 def _params_section(playbook: Playbook, params: ParamSet) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import click
 from irx.errors import IrxError, UsageError
 from irx.executors.ansible import MAX_ROUNDS, AnsibleSession, HostTask
 from irx.inventory import Vault
+from irx.lease import LEASE_STEP, HostLeases
 from irx.model import Playbook, Step
 from irx.orchestrator import Approval, Orchestrator, Outcome
 from irx.redact import Redactor
@@ -199,6 +200,9 @@ class _Sessions:
         self.inventory, self.hosts, self.forks, self.vault = inventory, hosts, forks, vault
         self.exposes = exposes  # the run's secrets are learnt after the session starts: asked at each step
         self.progress: _Progress | None = None  # set once the run's output is known
+        # The run's host leases (irx.lease) admit or refuse each batch: a host whose lease was lost is not changed.
+        self.guard: Callable[[Sequence[HostTask]], tuple[list[HostTask], dict[str, HostResult]]] | None = None
+        self._serial = threading.Lock()  # one batch at a time: the lease keepalive shares the session
         self._session: AnsibleSession | None = None
         self._ready = threading.Event()
         self._started = False
@@ -209,7 +213,7 @@ class _Sessions:
         threading.Thread(target=self._start, name="irx-ansible-start", daemon=True).start()
 
     def _host_event(self, step_id: str, host: str, status: str, duration: float) -> None:
-        if self.progress is not None:
+        if self.progress is not None and step_id != LEASE_STEP:
             self.progress.host(step_id, host, status, duration)
 
     def _start(self) -> None:
@@ -230,19 +234,30 @@ class _Sessions:
             self._ready.set()
 
     def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
-        if not self._started:
-            self._started = True
-            self._start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._session is not None
-        if self._session.rounds >= MAX_ROUNDS:
-            self._session.close()
-            self._ready.clear()
-            self._start()
-            return self.run(tasks)
-        return self._session.run(tasks)
+        if self.guard is None:
+            return self.send(tasks)
+        allowed, refused = self.guard(tasks)
+        return {**(self.send(allowed) if allowed else {}), **refused}
+
+    def send(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        """Run a batch as it is (no lease check): the steps' batches after ``run``'s check, and the leases'."""
+        with self._serial:
+            if not self._started:
+                self._started = True
+                self._start()
+            self._ready.wait()
+            if self._error is not None:
+                raise self._error
+            assert self._session is not None
+            if self._session.rounds >= MAX_ROUNDS:
+                self._session.close()
+                self._ready.clear()
+                self._start()
+                self._ready.wait()
+                if self._error is not None:
+                    raise self._error
+                assert self._session is not None
+            return self._session.run(tasks)
 
     def abort(self) -> None:
         if self._session is not None:
@@ -479,7 +494,7 @@ def _execute(
 ) -> int:
     from irx import __version__
     from irx.executors.preflight import preflight, ssh_target
-    from irx.lock import HostLocks, default_lock_dir
+    from irx.lock import HostLocks, LockHeld, default_lock_dir
     from irx.notify import Notifier, secret_values
     from irx.timeline import Journal, current_operator, default_runs_dir, new_run_id, utc_timestamp
 
@@ -495,6 +510,7 @@ def _execute(
     operator = current_operator()
     run_id = new_run_id()
     lock = None
+    leases: HostLeases | None = None
     runs_dir = options.runs_dir or default_runs_dir()
     try:
         changed = _hosts_changed(playbook, prepared, inv)
@@ -550,6 +566,13 @@ def _execute(
         for host, reason in unreachable.items():
             journal.event("host_result", host=host, status="unreachable", msg=f"preflight: {reason}", phase="preflight")
             progress.note(f"✗ {host} unreachable before any step: {reason}")
+        if lock is not None:
+            leases = _take_leases(
+                playbook, prepared, inv, changed, unreachable, run_id, operator, options, sessions, journal
+            )
+            for host, reason in leases.lost.items():
+                unreachable.setdefault(host, reason)
+                progress.note(f"✗ {host} will not be changed: {reason}")
         comms.start()
         orchestrator = Orchestrator(
             playbook=playbook,
@@ -571,9 +594,11 @@ def _execute(
     except IrxError as exc:
         journal.event("error", message=str(exc), where="run")
         outcome = Outcome("failed", str(exc), {}, dry_run=options.dry_run)
-        if isinstance(exc, UsageError):
+        if isinstance(exc, UsageError | LockHeld):  # refused before anything changed: exit 2, as before the journal
             raise
     finally:
+        if leases is not None:
+            leases.release()  # before the session closes: it carries the release to the hosts
         sessions.close()
         final = outcome or Outcome("failed", "irx stopped unexpectedly", {}, dry_run=options.dry_run)
         duration = round(time.monotonic() - started, 3)
@@ -598,6 +623,46 @@ def _execute(
     with contextlib.suppress(OSError):  # nobody left to read it: the journal has it all
         _summary(outcome, options, run_id, journal.path, duration, progress, redactor)
     return int(outcome.exit_code)
+
+
+def _take_leases(
+    playbook: Playbook,
+    prepared: _Prepared,
+    inv: Any,
+    changed: Mapping[str, str],
+    unreachable: Mapping[str, str],
+    run_id: str,
+    operator: str,
+    options: RunOptions,
+    sessions: _Sessions,
+    journal: Any,
+) -> HostLeases:
+    """The lease on every remote host this run may change (irx.lease), taken now, kept alive, checked before
+    each mutating batch. Refused (``LockHeld``) when another live run holds one and there is no --force."""
+    from irx.lease import holder_fields, lease_hosts, lease_ttl
+
+    become_on: dict[str, bool] = {}
+    for step in playbook.steps:
+        if step.mutating and step.runs_on_hosts and step.on and step.become:
+            for host in prepared.targets.get(step.on, []):
+                become_on[host] = True
+    remote = {h: m for h, m in changed.items() if h not in unreachable}
+    longest = max((s.timeout or 0.0 for s in playbook.steps if s.runs_on_hosts), default=0.0)
+    leases = HostLeases(
+        lease_hosts(remote, inv, become_on),
+        run_id,
+        holder_fields(operator, playbook.name),
+        lease_ttl(options.environ, longest),
+        sessions.send,
+        lambda fields: journal.event("lease", **fields),
+    )
+    if not leases.hosts:
+        return leases
+    leases.acquire(options.force)
+    mutating = {s.id for s in playbook.steps if s.mutating}
+    sessions.guard = lambda tasks: leases.admit(tasks, mutating.__contains__)
+    leases.start_keepalive()
+    return leases
 
 
 def _hosts_changed(playbook: Playbook, prepared: _Prepared, inv: Any) -> dict[str, str]:

@@ -55,6 +55,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "notification",
     "error",
     "lock",
+    "lease",
     "run_finished",
 )
 RUN_STATUSES: tuple[str, ...] = (

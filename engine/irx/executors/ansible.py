@@ -14,6 +14,7 @@ the next run's ``sweep_leftovers``.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -284,6 +285,37 @@ def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> Ho
     )
 
 
+# What sudo (through Ansible's become plugin) and a denied command say, and what irx tells the operator.
+_BECOME_FAILURES = (
+    (("missing sudo password", "a password is required", "a terminal is required"),
+     "sudo there needs a password: give --ask-become-pass or --become-password-file, or set "
+     "ansible_become_password (vault-encrypted) for the host"),
+    (("incorrect sudo password", "sorry, try again", "incorrect password"),
+     "sudo there refused the become password"),
+    (("is not in the sudoers file", "is not allowed to run sudo", "not allowed to execute"),
+     "the SSH user may not use sudo there (sudoers)"),
+)  # fmt: skip
+_DENIED = ("permission denied", "operation not permitted", "access denied", "must be root", "are not allowed",
+           "interactive authentication required", "only root can", "requires superuser", "eacces", "eperm")  # fmt: skip
+
+
+def privilege_hint(result: HostResult, become: bool) -> HostResult:
+    """A failure for lack of privilege, said plainly: a become that sudo refused, or a step without become
+    that the host denied (the step may need ``become: true``)."""
+    if result.status != "failed":
+        return result
+    said = f"{result.msg}\n{result.stderr}".lower()
+    if become:
+        for needles, meaning in _BECOME_FAILURES:
+            if any(needle in said for needle in needles):
+                return dataclasses.replace(result, msg=f"become failed: {meaning} ({result.msg})")
+        return result
+    if any(needle in said for needle in _DENIED):
+        hint = "permission denied as the SSH user; if the step needs root, declare become: true"
+        return dataclasses.replace(result, msg=f"{result.msg} ({hint})")
+    return result
+
+
 def _cap(value: Any) -> tuple[str, bool]:
     text = "" if value is None else str(value)
     if len(text) <= OUTPUT_CAP:
@@ -379,18 +411,26 @@ class AnsibleSession:
         )
 
     def _vault_env(self) -> dict[str, str]:
-        """The vault password for ansible-playbook: the operator's file, or the asked password in a 0600 file
-        inside the session's private directory (removed with it), never on a command line."""
-        if self.vault.password is not None:
-            assert self._dir is not None
-            path = self._dir / "vault-password"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(self.vault.password + "\n")
-            return {"ANSIBLE_VAULT_PASSWORD_FILE": str(path)}
-        if self.vault.password_file:
-            return {"ANSIBLE_VAULT_PASSWORD_FILE": os.path.abspath(self.vault.password_file)}
-        return {}
+        """The vault and become passwords for ansible-playbook: the operator's files, or the asked passwords
+        in 0600 files inside the session's private directory (removed with it), never on a command line.
+        Ansible's become plugin hands the become password to sudo on its stdin, not in argv."""
+        env: dict[str, str] = {}
+        given = (
+            ("ANSIBLE_VAULT_PASSWORD_FILE", "vault-password", self.vault.password, self.vault.password_file),
+            ("ANSIBLE_BECOME_PASSWORD_FILE", "become-password", self.vault.become_password,
+             self.vault.become_password_file),
+        )  # fmt: skip
+        for variable, name, password, password_file in given:
+            if password is not None:
+                assert self._dir is not None
+                path = self._dir / name
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(password + "\n")
+                env[variable] = str(path)
+            elif password_file:
+                env[variable] = os.path.abspath(password_file)
+        return env
 
     def close(self) -> None:
         """Tell every host there is nothing more, wait briefly for Ansible to finish, remove the files."""
@@ -530,7 +570,7 @@ class AnsibleSession:
             for host in task.hosts:
                 res = payloads.get(host, {}).get(name)
                 duration = self._durations.get((f"irx:{task.step_id}:{index}", host), 0.0)
-                results[host] = host_result(host, res, duration)
+                results[host] = privilege_hint(host_result(host, res, duration), task.become)
         return results
 
     # -- ansible-runner events: live progress and durations ---------------------------------------------

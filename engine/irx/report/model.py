@@ -204,6 +204,16 @@ class Report:
         return plain
 
 
+# Lease events worth a line in the timeline (irx.lease); acquired/released are routine.
+_LEASE_TEXT = {
+    "forced": "taken over with --force from {who}",
+    "stale": "taken over from {who}, whose lease had expired",
+    "lost": "lost to {who}: that host was not changed after this",
+    "expired": "expired while the host could not be reached",
+    "reacquired": "had lapsed and was taken again",
+    "release_failed": "not released (it expires by itself)",
+}
+
 def load_report(run_dir: Path) -> Report:
     """Read a run directory's journal and build its report (``UsageError`` if it cannot be read)."""
     return build_report(read_journal(run_dir))
@@ -488,6 +498,11 @@ def _timeline_text(report: Report, event: Mapping[str, Any], failing: list[str])
         return f"Notification {note} {status} to {channel}"
     if kind == "error":
         return f"Error: {_one_line(_str(event.get('message')) or '?')}"
+    if kind == "lease" and event.get("action") in _LEASE_TEXT:
+        other = event.get("previous") or event.get("holder")
+        who = f"run {other.get('run_id')} of {other.get('operator')}" if isinstance(other, Mapping) else "another run"
+        where = f" on {event.get('host')}" if _str(event.get("host")) else ""
+        return f"Host lease{where} {_LEASE_TEXT[str(event['action'])].format(who=who)}"
     if kind == "lock" and event.get("action") == "forced":
         previous = event.get("previous")
         held = previous.get("run_id") if isinstance(previous, Mapping) else "another run"

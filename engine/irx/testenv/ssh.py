@@ -16,6 +16,8 @@ import fcntl
 import ipaddress
 import os
 import re
+import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -60,6 +62,11 @@ class SshHosts(_Service):
         connect_timeout: SSH connect timeout written to the inventory and used by :meth:`ssh_argv`.
         session_env: environment variables of every SSH session (sshd ``SetEnv``), e.g. a ``PATH``
             that puts a drill's systemd stand-in first; ``{host}`` in a value becomes the host's name.
+        login: ``"root"``, or ``"user"``: a real unprivileged account (:attr:`user`, made at ``start()``
+            and removed at ``stop()``; the hosts share this machine's users) that the inventory connects as.
+        sudo: for ``login="user"``: ``None`` (no sudo rights), ``"nopasswd"`` (passwordless sudo) or
+            ``"password"`` (sudo asks for :attr:`become_password`). The sudoers entry keeps ``session_env``'s
+            PATH as sudo's ``secure_path`` (without ``{host}``), so a stand-in stays first under sudo too.
 
     Needs root (namespaces, bridge). ``start()`` either brings every host up or tears down all it made.
     """
@@ -78,8 +85,18 @@ class SshHosts(_Service):
         start_timeout: float = 20.0,
         stop_timeout: float = 15.0,
         session_env: Mapping[str, str] | None = None,
+        login: str = "root",
+        sudo: str | None = None,
     ) -> None:
         super().__init__(base_dir, uid)
+        if login not in ("root", "user") or sudo not in (None, "nopasswd", "password"):
+            raise ValueError(f"login must be root or user, sudo None, nopasswd or password: {login!r}, {sudo!r}")
+        if sudo is not None and login == "root":
+            raise ValueError("sudo= is for login='user'")
+        self.login, self.sudo = login, sudo
+        # The account's password, which sudo asks for with sudo="password" (random per instance).
+        self.become_password = f"sudo-{secrets.token_hex(12)}" if sudo == "password" else None
+        self._made_user = False
         self.session_env = dict(session_env or {})
         for key, value in self.session_env.items():
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) or any(c in value for c in '"\n\\'):
@@ -147,6 +164,20 @@ class SshHosts(_Service):
         return self.host(name).address
 
     @property
+    def user(self) -> str:
+        """The account the inventory connects as: ``root``, or ``irxt<uid>u`` with ``login="user"``."""
+        return "root" if self.login == "root" else f"{_names.PREFIX}{self.uid}u"
+
+    @property
+    def user_home(self) -> Path:
+        """The unprivileged account's home (outside base_dir, which may not be traversable by it)."""
+        return _names.RUNTIME_ROOT / f"{_names.marker(self.uid)}-home"
+
+    @property
+    def sudoers_path(self) -> Path:
+        return Path("/etc/sudoers.d") / _names.marker(self.uid)
+
+    @property
     def key_path(self) -> Path:
         """Private key (ed25519, no passphrase) accepted as root on every host."""
         return self.workdir / "id_ed25519"
@@ -198,9 +229,17 @@ class SshHosts(_Service):
             "all": {
                 "children": {
                     self.group: {
-                        "hosts": {h.name: {"ansible_host": h.address} for h in self.hosts.values()},
+                        "hosts": {
+                            # irx_lease_file: the hosts share this machine's filesystem, so each keeps
+                            # its irx lease in its own directory (on a real host the default is right).
+                            h.name: {
+                                "ansible_host": h.address,
+                                "irx_lease_file": str(self._lease_dir(h) / "lease.json"),
+                            }
+                            for h in self.hosts.values()
+                        },
                         "vars": {
-                            "ansible_user": "root",
+                            "ansible_user": self.user,
                             "ansible_ssh_private_key_file": str(self.key_path),
                             "ansible_python_interpreter": "/usr/bin/python3",
                             "ansible_ssh_common_args": common,
@@ -216,6 +255,10 @@ class SshHosts(_Service):
                 }
             }
         }
+
+    def _lease_dir(self, host: SshHost) -> Path:
+        # Writable by the login user without sudo: a run whose mutating steps do not escalate still leases.
+        return self.user_home / "leases" / host.name if self.login == "user" else host.workdir
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -240,9 +283,54 @@ class SshHosts(_Service):
             elif any(self._requested_subnet.overlaps(net) for net in _networks_in_use(self._ip)):
                 raise TestEnvError(f"subnet {self._requested_subnet} is already in use on this machine")
             self._make_network()
+        if self.login == "user":
+            self._make_user()
         self._write_files()
         for name in self.names:
             self.start_sshd(name)
+
+    def _make_user(self) -> None:
+        """The unprivileged account: key login, a home of its own, sudo as asked (checked with visudo)."""
+        user, home = self.user, self.user_home
+        self._made_user = True  # before useradd: a half-made account is still removed
+        useradd = _proc.find_binary("useradd", "/usr/sbin/useradd")
+        _proc.run([useradd, "--home-dir", str(home), "--create-home", "--shell", "/bin/bash", "--user-group",
+                   "--comment", f"irx test operator {self.uid}", user])  # fmt: skip
+        # A usable password ("*" = none, but not locked: sshd without PAM refuses locked accounts' keys too).
+        chpasswd = _proc.find_binary("chpasswd", "/usr/sbin/chpasswd")
+        line = f"{user}:{self.become_password}" if self.become_password else f"{user}:*"
+        _proc.run([chpasswd, *([] if self.become_password else ["-e"])], input_text=line + "\n")
+        dot_ssh = home / ".ssh"
+        dot_ssh.mkdir(mode=0o700, exist_ok=True)
+        (dot_ssh / "authorized_keys").write_text(self.key_path.with_suffix(".pub").read_text())
+        for host in self.hosts.values():
+            self._lease_dir(host).mkdir(parents=True, exist_ok=True)
+        _proc.run(["/bin/chown", "-R", f"{user}:{user}", str(home)])
+        if self.sudo is None:
+            return
+        rule = "NOPASSWD: ALL" if self.sudo == "nopasswd" else "ALL"
+        lines = [f"Defaults:{user} !requiretty, !lecture"]
+        path = self.session_env.get("PATH")
+        if path and "{host}" not in path:
+            lines.append(f'Defaults:{user} secure_path="{path}"')
+        lines.append(f"{user} ALL=(ALL:ALL) {rule}")
+        pending = self.workdir / "sudoers"
+        pending.write_text("\n".join(lines) + "\n")
+        os.chmod(pending, 0o440)
+        _proc.run([_proc.find_binary("visudo", "/usr/sbin/visudo"), "-cq", "-f", str(pending)])
+        shutil.copyfile(pending, self.sudoers_path)
+        os.chmod(self.sudoers_path, 0o440)
+
+    def _remove_user(self) -> list[str]:
+        errors: list[str] = []
+        self.sudoers_path.unlink(missing_ok=True)
+        userdel = _proc.find_binary("userdel", "/usr/sbin/userdel")
+        result = _proc.run([userdel, "--remove", "--force", self.user], check=False)
+        if result.returncode not in (0, 6):  # 6: no such user
+            errors.append(f"userdel {self.user}: {result.stderr.strip()}")
+        shutil.rmtree(self.user_home, ignore_errors=True)
+        self._made_user = False
+        return errors
 
     def _make_keys(self) -> None:
         keygen = _proc.find_binary("ssh-keygen", "/usr/bin/ssh-keygen")
@@ -309,7 +397,8 @@ class SshHosts(_Service):
             f"ListenAddress {host.address}",
             f"HostKey {host.workdir / 'ssh_host_ed25519_key'}",
             f"PidFile {host.workdir / 'sshd.pid'}",
-            f"AuthorizedKeysFile {host.workdir / 'authorized_keys'}",
+            # root's key here; the unprivileged account's in its own ~/.ssh (sshd reads it as that user).
+            f"AuthorizedKeysFile {host.workdir / 'authorized_keys'} .ssh/authorized_keys",
             # No PAM and no ownership checks: the files live in a test tree, not in /root.
             "UsePAM no",
             "StrictModes no",
@@ -385,6 +474,8 @@ class SshHosts(_Service):
             except TestEnvError as exc:
                 errors.append(str(exc))
         self._sshd.clear()
+        if self._made_user:
+            errors += self._remove_user()
         errors += teardown_network(self._ip, self._made_netns, self._made_links)
         if errors:
             raise TestEnvError("teardown incomplete:\n" + "\n".join(errors))

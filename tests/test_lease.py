@@ -1,0 +1,301 @@
+"""Host leases: the ``irx_lease`` module as a real process, and ``irx.lease.HostLeases`` driving it.
+
+The module runs as Ansible runs it unpipelined (``python MODULE ARGS_FILE``), against real files here, so
+these tests exercise the real record, flock and clock logic. ``HostLeases`` is given a runner that runs
+that same module for each "host" (one lease file per host in tmp_path): no Ansible, the real answers. The
+integration tests (tests/integration/test_host_leases.py) take leases on SSH namespace hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from irx.errors import UsageError
+from irx.executors.ansible import MODULE_DIR, HostTask, host_result
+from irx.lease import LEASE_STEP, HostLeases, LeaseHost, lease_hosts, lease_ttl
+from irx.lock import LockHeld
+from irx.redact import Redactor
+from irx.results import HostResult
+from irx.timeline import Journal, read_journal
+
+MODULE = MODULE_DIR / "irx_lease.py"
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "timeline.schema.json").read_text())
+
+
+def lease_module(
+    path: Path, action: str, run_id: str, *, ttl: float = 60, force: bool = False, **holder: Any
+) -> dict[str, Any]:
+    args = {"action": action, "path": str(path), "run_id": run_id, "ttl": ttl, "force": force,
+            "holder": {"operator": f"op-{run_id}@cn", "playbook": "pb", "pid": 1, **holder}}  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as args_file:  # not beside the lease: its dir may not exist
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, args_file)
+        args_file.flush()
+        proc = subprocess.run(
+            [sys.executable, str(MODULE), args_file.name], capture_output=True, text=True, timeout=60, check=False
+        )
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def test_a_live_lease_is_held_and_only_force_takes_it(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "lib" / "irx" / "lease.json"  # the directory is made
+    first = lease_module(path, "acquire", "run-a")
+    assert (first["outcome"], first["changed"]) == ("acquired", True)
+    record = json.loads(path.read_text())
+    assert record["run_id"] == "run-a"
+    assert record["operator"] == "op-run-a@cn"
+    assert record["expires_at"] - time.time() == pytest.approx(60, abs=5)
+
+    second = lease_module(path, "acquire", "run-b")
+    assert second["outcome"] == "held"
+    assert second["current"]["run_id"] == "run-a"
+    assert json.loads(path.read_text())["run_id"] == "run-a"  # untouched
+
+    forced = lease_module(path, "acquire", "run-b", force=True)
+    assert forced["outcome"] == "forced"
+    assert forced["current"]["run_id"] == "run-a"  # whom it displaced
+    assert json.loads(path.read_text())["run_id"] == "run-b"
+
+    lost = lease_module(path, "renew", "run-a")
+    assert lost["outcome"] == "lost"
+    assert lost["current"]["run_id"] == "run-b"
+    not_ours = lease_module(path, "release", "run-a")
+    assert (not_ours["outcome"], not_ours["changed"]) == ("not_ours", False)
+    assert json.loads(path.read_text())["run_id"] == "run-b"
+    released = lease_module(path, "release", "run-b")
+    assert released["outcome"] == "released"
+    assert path.read_text() == ""
+
+
+def test_an_expired_lease_is_taken_and_a_renewal_extends_it(tmp_path: Path) -> None:
+    path = tmp_path / "lease.json"
+    lease_module(path, "acquire", "dead-run", ttl=1)  # a run that died without releasing
+    time.sleep(1.2)
+    stale = lease_module(path, "acquire", "run-b", ttl=30)
+    assert stale["outcome"] == "stale"
+    assert stale["current"]["run_id"] == "dead-run"
+    before = json.loads(path.read_text())
+    time.sleep(0.05)
+    renewed = lease_module(path, "renew", "run-b", ttl=30)
+    assert renewed["outcome"] == "renewed"
+    after = json.loads(path.read_text())
+    assert after["expires_at"] > before["expires_at"]
+    assert after["since"] == before["since"]  # the same lease, renewed
+    lease_module(path, "release", "run-b")
+    again = lease_module(path, "renew", "run-b", ttl=30)  # released meanwhile, nobody else holds it
+    assert again["outcome"] == "reacquired"
+
+
+def test_of_many_simultaneous_acquirers_exactly_one_wins(tmp_path: Path) -> None:
+    path = tmp_path / "lease.json"
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(lambda i: lease_module(path, "acquire", f"run-{i}")["outcome"], range(12)))
+    assert sorted(outcomes) == ["acquired"] + ["held"] * 11
+
+
+def test_a_planted_symlink_is_never_followed_and_a_relative_path_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("keep me")
+    link = tmp_path / "lease.json"
+    link.symlink_to(target)
+    result = lease_module(link, "acquire", "run-a")
+    assert result.get("failed") is True
+    assert "cannot open the lease file" in result["msg"]
+    assert target.read_text() == "keep me"
+    relative = lease_module(Path("lease.json"), "acquire", "run-a")
+    assert relative.get("failed") is True
+    assert "absolute path" in relative["msg"]
+
+
+# --- HostLeases, driving the real module ---------------------------------------------------------------------
+
+
+class ModuleRunner:
+    """Runs each lease task's real module on the host's file; ``down`` hosts answer unreachable."""
+
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+        self.batches: list[list[str]] = []
+
+    def __call__(self, tasks: Sequence[HostTask]) -> Mapping[str, HostResult]:
+        self.batches.append([f"{t.args['action']}:{h}" for t in tasks for h in t.hosts])
+        results: dict[str, HostResult] = {}
+        for task in tasks:
+            assert task.step_id == LEASE_STEP
+            assert task.spec == "irx_lease"
+            for host in task.hosts:
+                if host in self.down:
+                    results[host] = HostResult(host, "unreachable", msg="ssh: connect timed out")
+                    continue
+                args = dict(task.args)
+                holder = args.pop("holder")
+                res = lease_module(Path(args.pop("path")), args.pop("action"), args.pop("run_id"), **args, **holder)
+                results[host] = host_result(host, res, 0.01)
+        return results
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def leases_for(tmp_path: Path, run_id: str, runner: ModuleRunner, journal: Journal, clock: Clock | None = None,
+               ttl: float = 60) -> HostLeases:  # fmt: skip
+    hosts = [LeaseHost(name, str(tmp_path / name / "lease.json"), become=False) for name in ("web1", "db1")]
+    return HostLeases(
+        hosts,
+        run_id,
+        {"operator": f"{run_id}@cn", "playbook": "pb", "control_node": "cn", "pid": 7},
+        ttl,
+        runner,
+        lambda fields: journal.event("lease", **fields),
+        **({"clock": clock} if clock else {}),
+    )
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal.create(tmp_path / "runs", "20261202T100000Z-abcdef", Redactor())
+
+
+def valid_events(journal: Journal) -> list[dict[str, Any]]:
+    journal.close()
+    events = read_journal(journal.path).events
+    validator = Draft202012Validator(SCHEMA)
+    for event in events:
+        assert list(validator.iter_errors(event)) == [], event
+    return events
+
+
+def test_a_second_run_is_refused_naming_the_holder_and_the_first_runs_on(tmp_path: Path, journal: Journal) -> None:
+    for name in ("web1", "db1"):
+        (tmp_path / name).mkdir()
+    runner = ModuleRunner()
+    first = leases_for(tmp_path, "run-a", runner, journal)
+    assert first.acquire(force=False) == []
+    second = leases_for(tmp_path, "run-b", runner, journal)
+    with pytest.raises(LockHeld) as refused:
+        second.acquire(force=False)
+    message = str(refused.value)
+    assert message.startswith(
+        "host web1 is already being changed by playbook pb, run by run-a@cn (run run-a, pid 7, since "
+    )
+    assert "its lease on the host runs until " in message
+    assert message.endswith("use --force to override")
+    assert json.loads((tmp_path / "db1" / "lease.json").read_text())["run_id"] == "run-a"  # nothing taken
+
+    forced = leases_for(tmp_path, "run-b", runner, journal)
+    forced.acquire(force=True)
+    first.renew()  # the keepalive: web1 and db1 are now run-b's
+    assert set(first.lost) == {"web1", "db1"}
+    task = HostTask("restart", ["web1", "db1"], "shell", "true")
+    allowed, refused_now = first.admit([task], lambda step: step == "restart")
+    assert allowed == []
+    assert refused_now["web1"].msg == "not changed: its lease was taken by run run-b of run-b@cn"
+    read_only = HostTask("probe", ["web1"], "shell", "true")
+    assert first.admit([read_only], lambda step: step == "restart") == ([read_only], {})
+    first.release()
+    assert json.loads((tmp_path / "web1" / "lease.json").read_text())["run_id"] == "run-b"
+    forced.release()
+    assert (tmp_path / "web1" / "lease.json").read_text() == ""
+
+    events = valid_events(journal)
+    actions = [(e["host"], e["action"]) for e in events if "host" in e]
+    assert actions == [
+        ("web1", "acquired"), ("db1", "acquired"),
+        ("web1", "forced"), ("db1", "forced"),
+        ("web1", "lost"), ("db1", "lost"),
+        ("web1", "released"), ("db1", "released"),
+    ]  # fmt: skip
+    assert events[2]["previous"]["run_id"] == "run-a"
+    assert events[4]["holder"]["run_id"] == "run-b"
+
+
+def test_a_lease_near_its_end_is_renewed_before_a_mutating_batch(tmp_path: Path, journal: Journal) -> None:
+    runner, clock = ModuleRunner(), Clock()
+    leases = leases_for(tmp_path, "run-a", runner, journal, clock)
+    leases.acquire(force=False)
+    task = HostTask("restart", ["web1", "db1"], "shell", "true")
+    assert leases.admit([task], lambda step: True) == ([task], {})
+    assert len(runner.batches) == 1  # fresh: no renewal
+    clock.now += 50  # 10 of 60 s left: under the margin
+    assert leases.admit([task], lambda step: True) == ([task], {})
+    assert sorted(runner.batches[-1]) == ["renew:db1", "renew:web1"]
+
+
+def test_an_unreachable_host_loses_its_lease_only_once_it_ran_out(tmp_path: Path, journal: Journal) -> None:
+    runner, clock = ModuleRunner(), Clock()
+    leases = leases_for(tmp_path, "run-a", runner, journal, clock)
+    runner.down.add("db1")
+    assert leases.acquire(force=False) == ["db1"]  # never taken: db1 is not changed by this run
+    assert "db1" in leases.lost
+    runner.down = {"web1"}
+    clock.now += 30
+    leases.renew()
+    assert "web1" not in leases.lost  # still inside its ttl
+    clock.now += 31
+    leases.renew()
+    assert leases.lost["web1"].startswith("its lease ran out while it could not be renewed")
+    events = valid_events(journal)
+    assert [e["action"] for e in events if e.get("host") == "web1"] == ["acquired", "expired"]
+
+
+def test_the_keepalive_renews_while_the_run_waits(tmp_path: Path, journal: Journal) -> None:
+    runner = ModuleRunner()
+    leases = leases_for(tmp_path, "run-a", runner, journal, ttl=3)
+    leases.acquire(force=False)
+
+    def expires() -> float:
+        return float(json.loads((tmp_path / "web1" / "lease.json").read_text() or "{}").get("expires_at", 0))
+
+    first = expires()
+    leases.start_keepalive()  # every ttl/3 = 1 s
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and expires() <= first:
+        time.sleep(0.1)
+    assert expires() > first
+    leases.release()
+    assert not any(t.name == "irx-lease" for t in threading.enumerate())
+    assert (tmp_path / "web1" / "lease.json").read_text() == ""
+
+
+def test_ttl_and_lease_files_are_checked(tmp_path: Path) -> None:
+    assert lease_ttl({}, 0) == 900
+    assert lease_ttl({"IRX_LEASE_TTL": "30"}, 0) == 30
+    assert lease_ttl({"IRX_LEASE_TTL": "30"}, 120) == 300  # twice the longest step, plus a minute
+    for bad in ("soon", "0", "nan", "-5"):
+        with pytest.raises(UsageError, match="IRX_LEASE_TTL"):
+            lease_ttl({"IRX_LEASE_TTL": bad}, 0)
+
+    class Inv:
+        def __init__(self, value: Any) -> None:
+            self.vars = {} if value is None else {"irx_lease_file": value}
+
+        def host_vars(self, host: str) -> dict[str, Any]:
+            return self.vars
+
+        def value(self, host: str, name: str) -> Any:
+            return self.vars[name]
+
+    (lease,) = lease_hosts({"web1": "10.0.0.1", "me": "local"}, Inv(None), {"web1": True})
+    assert lease == LeaseHost("web1", "/var/lib/irx/lease.json", become=True)
+    assert lease_hosts({"web1": "10.0.0.1"}, Inv("/srv/irx/lease"), {})[0].path == "/srv/irx/lease"
+    with pytest.raises(UsageError, match="irx_lease_file must be an absolute path"):
+        lease_hosts({"web1": "10.0.0.1"}, Inv("lease.json"), {})
+    assert os.path.isabs(lease.path)
