@@ -124,9 +124,12 @@ class HostLeases:
 
     def renew(self, names: Sequence[str] | None = None) -> None:
         """Renew the leases of ``names`` (default: every host this run still holds)."""
-        wanted = [n for n in (names if names is not None else list(self.hosts)) if n not in self._lost]
-        if not wanted:
-            return
+        with self._guard:  # the keepalive and a mutating batch may both renew: one at a time, once each
+            wanted = [n for n in (names if names is not None else list(self.hosts)) if n not in self._lost]
+            if wanted:
+                self._renew(wanted)
+
+    def _renew(self, wanted: list[str]) -> None:
         for name, (result, outcome, data) in self._send("renew", wanted).items():
             if outcome in ("renewed", "reacquired"):
                 if outcome == "reacquired":
