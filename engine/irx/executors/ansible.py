@@ -245,7 +245,8 @@ def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> Ho
     if not res:
         return HostResult(host, "failed", msg="no result from Ansible", duration=duration)
     stdout, stdout_cut = _cap(res.get("stdout"))
-    stderr, stderr_cut = _cap(res.get("stderr"))
+    # A module that died before answering (or a become that failed) leaves its words in module_stderr.
+    stderr, stderr_cut = _cap(res.get("stderr") if res.get("stderr") is not None else res.get("module_stderr"))
     if res.get("unreachable"):
         status = "unreachable"
     elif res.get("timedout") or res.get("timed_out"):  # Ansible's task timeout | irx_command's own
@@ -304,11 +305,13 @@ def privilege_hint(result: HostResult, become: bool) -> HostResult:
     that the host denied (the step may need ``become: true``)."""
     if result.status != "failed":
         return result
-    said = f"{result.msg}\n{result.stderr}".lower()
+    lines = [line.strip() for line in f"{result.msg}\n{result.stderr}".splitlines() if line.strip()]
+    said = "\n".join(lines).lower()
     if become:
         for needles, meaning in _BECOME_FAILURES:
-            if any(needle in said for needle in needles):
-                return dataclasses.replace(result, msg=f"become failed: {meaning} ({result.msg})")
+            for line in lines:  # quote the line that says it (sudo's other warnings are noise here)
+                if any(needle in line.lower() for needle in needles):
+                    return dataclasses.replace(result, msg=f"become failed: {meaning} ({line})")
         return result
     if any(needle in said for needle in _DENIED):
         hint = "permission denied as the SSH user; if the step needs root, declare become: true"

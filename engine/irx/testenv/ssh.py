@@ -65,8 +65,9 @@ class SshHosts(_Service):
         login: ``"root"``, or ``"user"``: a real unprivileged account (:attr:`user`, made at ``start()``
             and removed at ``stop()``; the hosts share this machine's users) that the inventory connects as.
         sudo: for ``login="user"``: ``None`` (no sudo rights), ``"nopasswd"`` (passwordless sudo) or
-            ``"password"`` (sudo asks for :attr:`become_password`). The sudoers entry keeps ``session_env``'s
-            PATH as sudo's ``secure_path`` (without ``{host}``), so a stand-in stays first under sudo too.
+            ``"password"`` (sudo asks for the account's password, :attr:`become_password`). The sudoers
+            entry keeps ``session_env``'s PATH as sudo's ``secure_path`` (without ``{host}``), so a
+            stand-in stays first under sudo too.
 
     Needs root (namespaces, bridge). ``start()`` either brings every host up or tears down all it made.
     """
@@ -94,8 +95,8 @@ class SshHosts(_Service):
         if sudo is not None and login == "root":
             raise ValueError("sudo= is for login='user'")
         self.login, self.sudo = login, sudo
-        # The account's password, which sudo asks for with sudo="password" (random per instance).
-        self.become_password = f"sudo-{secrets.token_hex(12)}" if sudo == "password" else None
+        # The account's password (random per instance), which sudo asks for with sudo="password".
+        self.become_password = f"sudo-{secrets.token_hex(12)}" if login == "user" else None
         self._made_user = False
         self.session_env = dict(session_env or {})
         for key, value in self.session_env.items():
@@ -296,10 +297,9 @@ class SshHosts(_Service):
         useradd = _proc.find_binary("useradd", "/usr/sbin/useradd")
         _proc.run([useradd, "--home-dir", str(home), "--create-home", "--shell", "/bin/bash", "--user-group",
                    "--comment", f"irx test operator {self.uid}", user])  # fmt: skip
-        # A usable password ("*" = none, but not locked: sshd without PAM refuses locked accounts' keys too).
+        # A password, so the account is not locked (sshd without PAM refuses a locked account's keys too).
         chpasswd = _proc.find_binary("chpasswd", "/usr/sbin/chpasswd")
-        line = f"{user}:{self.become_password}" if self.become_password else f"{user}:*"
-        _proc.run([chpasswd, *([] if self.become_password else ["-e"])], input_text=line + "\n")
+        _proc.run([chpasswd], input_text=f"{user}:{self.become_password}\n")
         dot_ssh = home / ".ssh"
         dot_ssh.mkdir(mode=0o700, exist_ok=True)
         (dot_ssh / "authorized_keys").write_text(self.key_path.with_suffix(".pub").read_text())
