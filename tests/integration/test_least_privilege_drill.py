@@ -121,12 +121,13 @@ def ssh_as_user(hosts: SshHosts, name: str, command: str) -> subprocess.Complete
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
-    """The hosts (non-root login, sudo with a password), PostgreSQL on their bridge with scram for TCP, the
-    roles, and the pool exhausted by the leaking application with its query stuck past long_running_seconds."""
+@pytest.fixture(scope="module", params=["password", "nopasswd"])
+def drill(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
+    """The hosts (non-root login, sudo with a password or without), PostgreSQL on their bridge with scram for
+    TCP, the roles, and the pool exhausted by the leaking application with its query stuck past
+    long_running_seconds."""
     base = tmp_path_factory.mktemp("least-privilege")
-    with SshHosts((DB, APP), base_dir=base, login="user", sudo="password") as hosts:
+    with SshHosts((DB, APP), base_dir=base, login="user", sudo=request.param) as hosts:
         assert hosts.become_password
         pg = PostgresServer(max_connections=MAX_CONNECTIONS, base_dir=base)
         pg.host = hosts.bridge_address  # as test_secret_canary's pg_on_bridge: listen where the hosts reach
@@ -199,10 +200,14 @@ def test_the_ssh_account_is_unprivileged_and_its_sudo_wants_a_password(drill: Dr
         assert who.returncode == 0, who.stderr
         assert who.stdout.split() == [str(uid), hosts.user, name]
         sudo = ssh_as_user(hosts, name, "sudo -n true")
-        assert sudo.returncode != 0
-        assert "a password is required" in sudo.stderr, sudo.stderr
-    # The account's sudo rule is the one SshHosts wrote: every command, with a password.
-    assert f"{hosts.user} ALL=(ALL:ALL) ALL" in hosts.sudoers_path.read_text()
+        if hosts.sudo == "nopasswd":
+            assert sudo.returncode == 0, sudo.stderr
+        else:
+            assert sudo.returncode != 0
+            assert "a password is required" in sudo.stderr, sudo.stderr
+    # The account's sudo rule is the one SshHosts wrote: every command, with a password or without.
+    rule = "NOPASSWD: ALL" if hosts.sudo == "nopasswd" else "ALL"
+    assert f"{hosts.user} ALL=(ALL:ALL) {rule}\n" in hosts.sudoers_path.read_text()
 
 
 def test_pool_fixed_as_a_sudo_user_and_the_become_password_never_shows(
@@ -228,7 +233,35 @@ def test_pool_fixed_as_a_sudo_user_and_the_become_password_never_shows(
         "-e", f"long_running_seconds={LONG_RUNNING_SECONDS}", "-e", "check_health=false", "--yes",
     )  # fmt: skip
 
+    with_password = hosts.sudo == "password"
     # Negative control: without the become password sudo on lpapp refuses, the run stops before any step.
+    # (Passwordless sudo: the same run must go through, so the refused run is the password variant's.)
+    denied = denied_run(irx_cli, argv, env, tmp_path, timeline_validator, drill) if with_password else None
+
+    # The run, watched.
+    watched = Watched()
+    started = time.time()
+    given = ("--become-password-file", str(password_file)) if with_password else ()
+    with ArgvSampler(become_forms + dba_forms, processes=watched) as sampler:
+        ran = irx_cli.irx(*argv, *given, env=env, timeout=600)
+    run_checks(
+        drill,
+        ran,
+        denied,
+        irx_cli,
+        tmp_path,
+        timeline_validator,
+        watched,
+        sampler,
+        started,
+        password_file,
+        become_forms,
+        dba_forms,
+    )
+
+
+def denied_run(irx_cli: Any, argv: tuple[str, ...], env: dict[str, str], tmp_path: Path, timeline_validator: Any,
+               drill: Drill) -> Any:  # fmt: skip
     denied_runs = tmp_path / "runs-denied"
     denied = irx_cli.irx(*argv, env={**env, "IRX_RUNS_DIR": str(denied_runs)}, timeout=300)
     assert denied.rc == 2, denied.output
@@ -244,12 +277,13 @@ def test_pool_fixed_as_a_sudo_user_and_the_become_password_never_shows(
     assert denied_leases == [(DB, "acquired"), (DB, "released")], denied_leases
     refused = app_connect_error(drill.app_dsn)
     assert pool_full(refused), refused
+    return denied
 
-    # The run, watched.
-    watched = Watched()
-    started = time.time()
-    with ArgvSampler(become_forms + dba_forms, processes=watched) as sampler:
-        ran = irx_cli.irx(*argv, "--become-password-file", str(password_file), env=env, timeout=600)
+
+def run_checks(drill: Drill, ran: Any, denied: Any, irx_cli: Any, tmp_path: Path, timeline_validator: Any,
+                  watched: Any, sampler: Any, started: float, password_file: Path, become_forms: list[bytes],
+                  dba_forms: list[bytes]) -> None:  # fmt: skip
+    hosts, pg = drill.hosts, drill.pg
     assert ran.rc == 0, ran.output
     assert json.loads(ran.stdout)["status"] == "verified", ran.stdout[-4000:]
     journal_paths = irx_cli.journals()
@@ -290,14 +324,17 @@ def test_pool_fixed_as_a_sudo_user_and_the_become_password_never_shows(
     assert sudo_on[db_ns] == 0
 
     # Nothing holds the passwords: no argv while it ran, no output, no file but the operator's own.
+    said = ran.stdout + ran.stderr + (denied.stdout + denied.stderr if denied is not None else "")
     for form in become_forms + dba_forms:
-        assert form.decode() not in ran.stdout + ran.stderr + denied.stdout + denied.stderr
+        assert form.decode() not in said
     roots = [*left_behind_roots(tmp_path, hosts, pg, started), hosts.user_home]
     scanned, found = search_files(roots, become_forms)
     scanned_dba, found_dba = search_files(roots, dba_forms)
     print(
         f"\nleast privilege drill: {sampler.samples} argv samples ({sampler.reads} cmdline reads) over "
-        f"{ran.seconds:.1f}s run (refused run {denied.seconds:.1f}s), {len(sampler.processes)} processes seen "
+        f"{ran.seconds:.1f}s run as {hosts.user} (sudo {hosts.sudo}"
+        f"{f'; refused run {denied.seconds:.1f}s' if denied is not None else ''}), "
+        f"{len(sampler.processes)} processes seen "
         f"({sampler.seen('psql')} psql, {len(psql_on_db)} on {DB} as uid {uid}; {sudo_on[app_ns]} sudo on {APP}, "
         f"{sampler.seen('ssh')} ssh, {sampler.seen('sshd')} sshd), {len(sampler.sightings)} sightings; "
         f"{scanned} files scanned, {len(found)} holding the become password (the operator's file), "

@@ -19,6 +19,7 @@ from irx.testenv import (
     SshHosts,
     TestEnvError,
     leftovers,
+    remove_leftovers,
 )
 
 pytestmark = pytest.mark.integration
@@ -188,6 +189,28 @@ def test_faults_then_teardown_leaves_nothing(tmp_path: Path) -> None:
             assert ok.stdout.strip() == name, ok.stderr
         assert leftovers(hosts.uid) != []
     assert leftovers(hosts.uid) == []
+
+
+def test_an_unprivileged_account_logs_in_escalates_as_told_and_goes_with_the_hosts(tmp_path: Path) -> None:
+    hosts = SshHosts(["alpha"], base_dir=tmp_path, login="user", sudo="nopasswd")
+    with hosts:
+        ssh = [*hosts.ssh_argv("alpha")[:-1], f"{hosts.user}@{hosts.address('alpha')}"]
+        who = subprocess.run([*ssh, "id -un; sudo -n id -u"], capture_output=True, text=True, timeout=30)
+        assert who.stdout.split() == [hosts.user, "0"], who.stderr
+        assert hosts.inventory()["all"]["children"]["testhosts"]["vars"]["ansible_user"] == hosts.user
+        kinds = {item.kind for item in leftovers(hosts.uid)}
+        assert {"user", "sudoers", "dir"} <= kinds
+    assert leftovers(hosts.uid) == []
+    # A session killed before its teardown: the sweep removes the account and its sudo rights too.
+    crashed = SshHosts(["beta"], base_dir=tmp_path / "crashed", login="user", sudo="password")
+    crashed.start()
+    assert crashed.sudoers_path.exists()
+    removed = {item.kind for item in remove_leftovers(crashed.uid)}
+    assert {"user", "sudoers", "netns", "process"} <= removed
+    assert not crashed.sudoers_path.exists()
+    assert leftovers(crashed.uid) == []
+    with pytest.raises(ValueError, match="sudo= is for login='user'"):
+        SshHosts(["x"], base_dir=tmp_path, sudo="nopasswd")
 
 
 class _SshdFailsOnSecondHost(SshHosts):

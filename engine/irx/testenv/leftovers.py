@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
 import shutil
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ _SERVER_NAMES = frozenset({"postgres", "redis-server", "nginx", "sshd"})
 
 @dataclass(frozen=True)
 class Leftover:
-    """One thing a test environment left: a live process, a network namespace, a network link, or a
-    directory outside the caller's ``base_dir`` (a PostgreSQL cluster)."""
+    """One thing a test environment left: a live process, a network namespace, a network link, a
+    directory outside the caller's ``base_dir`` (a PostgreSQL cluster, an account's home), an account of
+    SshHosts(login="user"), or its sudoers entry."""
 
-    kind: Literal["process", "netns", "link", "dir"]
+    kind: Literal["process", "netns", "link", "dir", "user", "sudoers"]
     name: str
     detail: str = ""
 
@@ -91,11 +93,17 @@ def leftovers(uid: str | None = None) -> list[Leftover]:
     netns = [ns for ns in list_netns(ip) if ns_re.match(ns)]
     links = [link for link in list_links(ip) if link_re.match(link)]
     dirs = sorted(str(p) for p in _names.RUNTIME_ROOT.glob(f"{_names.PREFIX}-*") if path_re.search(str(p)))
+    tag = uid if uid is not None else "[0-9a-f]{6}"
+    user_re = re.compile(rf"^{_names.PREFIX}{tag}u$")
+    users = sorted(entry.pw_name for entry in pwd.getpwall() if user_re.match(entry.pw_name))
+    sudoers = sorted(str(p) for p in Path("/etc/sudoers.d").glob(f"{_names.PREFIX}-*") if path_re.search(str(p)))
     return [
         *_processes(path_re, netns),
         *(Leftover("netns", ns) for ns in netns),
         *(Leftover("link", link) for link in links),
         *(Leftover("dir", path) for path in dirs),
+        *(Leftover("sudoers", path) for path in sudoers),
+        *(Leftover("user", name) for name in users),
     ]
 
 
@@ -117,6 +125,13 @@ def remove_leftovers(uid: str | None = None) -> list[Leftover]:
     for item in found:
         if item.kind == "dir":
             shutil.rmtree(item.name, ignore_errors=True)
+        elif item.kind == "sudoers":  # first: an account's sudo rights never outlive a crashed session
+            Path(item.name).unlink(missing_ok=True)
+    for item in found:
+        if item.kind == "user":
+            done = _proc.run([_proc.find_binary("userdel", "/usr/sbin/userdel"), "--force", item.name], check=False)
+            if done.returncode not in (0, 6):
+                errors.append(f"userdel {item.name}: {done.stderr.strip()}")
     if errors:
         raise _proc.TestEnvError("could not remove every leftover:\n" + "\n".join(errors))
     return found
