@@ -106,6 +106,20 @@ def test_of_many_simultaneous_acquirers_exactly_one_wins(tmp_path: Path) -> None
     assert sorted(outcomes) == ["acquired"] + ["held"] * 11
 
 
+@pytest.mark.parametrize("content", ["root:x:0:0:root:/root:/bin/bash\n", "[1, 2]", '{"no": "run id"}', "\x00\xff"])
+def test_a_lease_path_that_names_another_file_never_overwrites_it(tmp_path: Path, content: str) -> None:
+    other = tmp_path / "passwd"  # irx_lease_file is an inventory value: data, never a way to clobber a file
+    other.write_text(content, errors="surrogateescape")
+    before = other.read_bytes()
+    for action, force in (("acquire", False), ("acquire", True), ("renew", False), ("release", False)):
+        result = lease_module(other, action, "run-a", force=force)
+        assert result.get("failed") is True, result
+        assert "refusing to overwrite it (check irx_lease_file)" in result["msg"]
+    assert other.read_bytes() == before
+    device = lease_module(Path("/dev/null"), "acquire", "run-a")
+    assert "is not a regular file" in device["msg"]
+
+
 def test_a_planted_symlink_is_never_followed_and_a_relative_path_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     target.write_text("keep me")

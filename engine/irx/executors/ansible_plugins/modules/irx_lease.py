@@ -28,6 +28,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -41,15 +42,23 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: UP017 (hosts may run Python < 3.11)
 
 
+class NotALease(Exception):
+    """The file at the lease path holds something else: it is never overwritten."""
+
+
 def _read(fd: int) -> dict[str, Any] | None:
-    raw = os.pread(fd, _RECORD_MAX, 0)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise NotALease("is not a regular file")
+    raw = os.pread(fd, _RECORD_MAX + 1, 0)
     if not raw.strip():
         return None
     try:
-        data = json.loads(raw.decode("utf-8", errors="replace"))
+        data = json.loads(raw.decode("utf-8"))
     except ValueError:
-        return {"run_id": "unknown", "unreadable": True, "expires_at": 0}
-    return data if isinstance(data, dict) else {"run_id": "unknown", "unreadable": True, "expires_at": 0}
+        data = None
+    if len(raw) > _RECORD_MAX or not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
+        raise NotALease("holds something that is not an irx lease record")
+    return data
 
 
 def _write(fd: int, record: dict[str, Any] | None) -> None:
@@ -133,6 +142,8 @@ def main() -> None:
         else:
             outcome = "forced" if other_alive else "acquired" if ours or current is None else "stale"
         module.exit_json(changed=True, outcome=outcome, lease=record, **result)
+    except NotALease as exc:  # irx_lease_file pointed at another file: refuse, never clobber it
+        module.fail_json(msg=f"the lease file {path} {exc}: refusing to overwrite it (check irx_lease_file)", path=path)
     except OSError as exc:
         module.fail_json(msg=f"lease file {path}: {exc.strerror or exc}", path=path)
     finally:
