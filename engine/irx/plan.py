@@ -717,6 +717,12 @@ def _controls_text(step: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def action_line(action: Mapping[str, Any] | None, limit: int = 300) -> str:
+    """A rendered action in one line (a journal's plan summary): its lines joined, cut at ``limit``."""
+    text = " / ".join(line.strip() for line in _action_lines(action or {}) if line.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _action_lines(action: Mapping[str, Any]) -> list[str]:
     """An action as the lines an engineer reads: ``$ command``, ``GET url``, ``module k=v``."""
     lines: list[str] = []

@@ -127,6 +127,7 @@ class _Prepared:
     params: Any  # irx.params.ParamSet
     secrets: list[Any]
     warnings: list[str]
+    steps: list[dict[str, Any]]  # run_started's plan: every step, with what it will do (a report's "never reached")
 
 
 def _prepare(
@@ -137,7 +138,35 @@ def _prepare(
 
     plan = build_plan(playbook, inv, supplied, environ, targets)
     targets = {name: list(hosts) for name, hosts in plan.targets.items()}
-    return _Prepared(plan.hash, targets, plan.params, list(plan.secrets), list(plan.warnings))
+    return _Prepared(
+        plan.hash, targets, plan.params, list(plan.secrets), list(plan.warnings), _plan_items(plan.body, targets)
+    )
+
+
+def _plan_items(body: Mapping[str, Any], targets: Mapping[str, list[str]]) -> list[dict[str, Any]]:
+    """The plan as run_started records it (schemas/timeline.schema.json, run_started.plan)."""
+    from irx.plan import action_line
+
+    items: list[dict[str, Any]] = []
+    for step in body.get("steps", []):
+        renderings = step.get("renderings") or []
+        hosts = list(dict.fromkeys(h for r in renderings for h in r.get("hosts") or []))
+        item: dict[str, Any] = {
+            "id": step["id"],
+            "phase": step["phase"],
+            "action": step["action"],
+            "title": step.get("name") or step["id"],
+            "mutating": bool(step.get("mutating")),
+            "approval_required": bool((step.get("approval") or {}).get("required")),
+        }
+        target = (step.get("target") or {}).get("name")  # none: it runs on the control node
+        if target:
+            item["target"] = target
+            item["hosts"] = hosts or list(targets.get(target, []))
+        if renderings:
+            item["summary"] = action_line(renderings[0].get("action"))
+        items.append(item)
+    return items
 
 
 class _HostVars(Mapping[str, Any]):
@@ -549,8 +578,17 @@ def _execute(
             plan_hash=prepared.plan_hash,
             params=_shown_params(playbook, prepared.params),
             hosts=everyone,
+            targets=prepared.targets,
             irx_version=__version__,
             forced_lock=bool(lock is not None and lock.forced),
+            pid=os.getpid(),
+            summary=playbook.summary,
+            symptoms=list(playbook.symptoms),
+            tags=list(playbook.tags),
+            plan=prepared.steps,
+            yes=options.yes,
+            approve=list(options.approve),
+            **({"limit": options.limit} if options.limit else {}),
         )
         if lock is not None:
             for fields in lock.event_fields():

@@ -13,6 +13,8 @@ from journal_checks import check_journal, of_type
 from jsonschema import Draft202012Validator
 from test_notify_delivery import Receiver
 
+from irx.timeline import parse_timestamp as parse_ts
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,3 +96,41 @@ def test_rolled_back_run_notifies_in_order_and_reports(irx_cli, webhook: Receive
     runs = json.loads(history.stdout)
     rows = runs if isinstance(runs, list) else runs.get("runs", [])
     assert [r["status"] for r in rows] == ["rolled_back"]
+
+
+def test_a_real_runs_report_has_its_summary_symptoms_limit_and_what_was_never_reached(
+    irx_cli, tmp_path: Path, timeline_validator
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    ran = irx_cli.run("run-report", "-l", "localhost,web1", "-e", f"state_dir={state}")
+    assert ran.rc == 4, ran.output  # stopped at gated_fix: nobody could approve
+    journal = irx_cli.journal()
+    check_journal(journal, timeline_validator)
+    started = journal.events[0]
+    assert [item["id"] for item in started["plan"]] == ["probe", "announce", "change", "gated_fix", "checked"]
+    (change,) = [item for item in started["plan"] if item["id"] == "change"]
+    assert change["mutating"] is True
+    assert change["hosts"] == ["localhost", "web1"]
+    assert change["summary"] == f"$ sleep 1 && touch {state}/changed-$(hostname)"
+
+    out = tmp_path / "report.json"
+    done = irx_cli.irx("report", "latest", "--format", "json", "-o", str(out), "--runs-dir", str(irx_cli.runs_dir))
+    assert done.rc == 0, done.output
+    report = json.loads(out.read_text())
+    assert report["summary"] == "The queue on every test host is stuck; a marker file stands for the fix."
+    assert report["symptoms"] == ["Queue depth keeps growing", 'Workers log "connection reset"']
+    assert report["limit"] == "localhost,web1"
+    assert report["not_reached"] == ["checked"]
+    # Time to mitigation ends when `change` (the first step that changed something) finished, not at the message.
+    finished = {e["step"]: e["ts"] for e in of_type(journal, "step_finished")}
+    start, end = parse_ts(started["ts"]), parse_ts(finished["change"])
+    (mitigation,) = [m for m in report["metrics"] if m["key"] == "mitigation"]
+    assert mitigation["seconds"] == pytest.approx((end - start).total_seconds(), abs=0.01)
+    assert mitigation["seconds"] > (parse_ts(finished["announce"]) - start).total_seconds() + 0.9  # the sleep 1
+
+    draft = irx_cli.irx("report", "latest", "--runs-dir", str(irx_cli.runs_dir))
+    assert draft.rc == 0, draft.output
+    assert "The queue on every test host is stuck" in draft.stdout
+    assert "Queue depth keeps growing" in draft.stdout
+    assert "Steps never reached: checked" in draft.stdout

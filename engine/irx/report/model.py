@@ -537,11 +537,20 @@ def _metrics(report: Report, events: list[dict[str, Any]]) -> list[Metric]:
         (_ts(e.get("ts")) for e in events if e.get("type") == "host_result" and e.get("phase") == "diagnose"),
         None,
     )
+    # Mitigated: the first mitigation that changed something (a mutating step, not a message), done.
+    changing = {
+        e.get("step")
+        for e in events
+        if e.get("type") == "step_started" and e.get("mutating") is True and e.get("action") != "notify"
+    }
     mitigated = next(
         (
             _ts(e.get("ts"))
             for e in events
-            if e.get("type") == "step_finished" and e.get("phase") == "mitigate" and e.get("status") == "ok"
+            if e.get("type") == "step_finished"
+            and e.get("phase") == "mitigate"
+            and e.get("status") == "ok"
+            and e.get("step") in changing
         ),
         None,
     )
