@@ -36,6 +36,7 @@ from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 from irx.errors import IrxError, UsageError
+from irx.events import Event
 from irx.redact import Redactor
 
 FORMAT_VERSION = 1
@@ -211,6 +212,10 @@ class Journal:
         for directory in (run_dir, run_dir.parent):
             _fsync_directory(directory)
         return cls(run_dir, run_id, fd, redactor, output_cap)
+
+    def record(self, event: Event) -> dict[str, Any]:
+        """Record a typed event (irx.events): the way the run writes its journal."""
+        return self.event(event.type, **event.fields())
 
     def event(self, type: str, /, **fields: Any) -> dict[str, Any]:
         """Record one event and return it as written (redacted, capped); on disk when this returns.
