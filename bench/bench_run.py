@@ -1,7 +1,7 @@
 """irx run vs a hand-written ansible-playbook: same 6 host tasks, same 3 SSH hosts, same run.
 
 The playbook: 3 diagnose steps, 2 mitigate steps (one guarded by a `when` on a parsed diagnostic), 1
-verify step, on three real sshd hosts in network namespaces (irx.testenv.SshHosts). The reference is the
+verify step, on three real sshd hosts in network namespaces (irx_testenv.SshHosts). The reference is the
 ansible-playbook an engineer would write for the same job (register + when). Both use Ansible's default
 SSH settings (ControlMaster=auto, ControlPersist) with a fresh control-path directory per run, pipelining
 on. Runs are interleaved; the table reports min and median wall time, the ratio irx/ansible-playbook, and
@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 from bench_validate import update_results
 
-from irx.testenv import SshHosts
+from irx_testenv import SshHosts
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

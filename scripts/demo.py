@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from irx.testenv import NginxServer, PostgresServer
+from irx_testenv import NginxServer, PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 PG_PORT, HEALTH_PORT = 54329, 8089  # the defaults of playbooks/db-pool-exhausted.yaml

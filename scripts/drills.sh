@@ -30,8 +30,8 @@ interrupted() {
   echo "drills: interrupted during $current; tearing it down" >&2
   molecule destroy -s "$current" >>"$logs/$current.log" 2>&1
   uid=$(printf %s "$current" | sha1sum | cut -c1-6)  # as molecule/_shared/vars.yml derives it
-  if python -m irx.testenv status --uid "$uid" >&2; then echo "drills: teardown complete, nothing left behind" >&2
-  else echo "drills: LEFT BEHIND (see above); python -m irx.testenv down removes it" >&2; fi
+  if python -m irx_testenv status --uid "$uid" >&2; then echo "drills: teardown complete, nothing left behind" >&2
+  else echo "drills: LEFT BEHIND (see above); python -m irx_testenv down removes it" >&2; fi
   exit 130
 }
 trap interrupted INT TERM

@@ -16,7 +16,7 @@ fi
 if [ "${1:-}" = --freeze ]; then
   {
     grep -E '^(#|pip==|setuptools==|wheel==)' constraints.txt  # the installer and build backend pins stay
-    "$VENV"/bin/python -m pip freeze --exclude-editable | grep -v -i '^irx[= ]'
+    "$VENV"/bin/python -m pip freeze --exclude-editable | grep -v -i -E '^irx(-testenv)?[= ]'
   } > constraints.txt.new
   mv constraints.txt.new constraints.txt
   echo "constraints.txt: $(grep -vc '^#' constraints.txt) pins from $VENV"
@@ -26,15 +26,16 @@ if [ ! -x "$VENV"/bin/python ]; then
   "$PY" -m venv "$VENV"
 fi
 stamp=$VENV/.irx-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ testenv/pyproject.toml -nt "$stamp" ] \
+    || [ constraints.txt -nt "$stamp" ]; then
   pip=("$VENV"/bin/python -m pip install -q --disable-pip-version-check)
   if [ "$VENV" = .venv-latest ]; then
     "${pip[@]}" -U pip
-    "${pip[@]}" -U --upgrade-strategy eager -e '.[test]'
+    "${pip[@]}" -U --upgrade-strategy eager -e '.[test]' -e ./testenv
   else
     export PIP_CONSTRAINT=$PWD/constraints.txt
     "${pip[@]}" pip
-    "${pip[@]}" -e '.[test]'
+    "${pip[@]}" -e '.[test]' -e ./testenv  # the test harness: its own package, not in irx's wheel
   fi
   touch "$stamp"
 fi

@@ -13,7 +13,7 @@ bash scripts/setup.sh
 IRX_VENV=$PWD/.venv
 if [ "${IRX_DEPS:-pinned}" = latest ]; then IRX_VENV=$PWD/.venv-latest; fi
 export IRX_VENV PATH="$IRX_VENV/bin:$PATH"
-ruff check engine tests bench molecule
+ruff check engine testenv tests bench molecule
 mypy
 set +e
 pytest "$@"

@@ -1,4 +1,4 @@
-"""The drills' systemd stand-in (irx.testenv.servicectl) against real processes: what the shipped
+"""The drills' systemd stand-in (irx_testenv.servicectl) against real processes: what the shipped
 playbooks and ansible.builtin.systemd read from systemctl and journalctl."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from irx.testenv import _proc
-from irx.testenv.servicectl import install
+from irx_testenv import _proc
+from irx_testenv.servicectl import install
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_errors_are_systemctl_shaped(root: Path) -> None:
 
 def test_without_a_drill_root_it_says_what_it_is(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "IRX_DRILL_ROOT"}
-    proc = subprocess.run([sys.executable, "-m", "irx.testenv.servicectl", "systemctl", "is-active", "x"],
+    proc = subprocess.run([sys.executable, "-m", "irx_testenv.servicectl", "systemctl", "is-active", "x"],
                           capture_output=True, text=True, env=env, timeout=60, check=False)  # fmt: skip
     assert proc.returncode == 1
     assert "stand-in for systemd" in proc.stderr

@@ -1,4 +1,4 @@
-"""Session-wide real services for integration tests (see irx.testenv and shared TESTENV.md).
+"""Session-wide real services for integration tests (see irx_testenv and shared TESTENV.md).
 
 Each fixture starts its service once per test session and stops it at the end. A missing binary or a
 service that does not come up raises ``TestEnvError``, so the tests that need it error out loudly: CI must
@@ -21,8 +21,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from irx.testenv import NginxServer, PostgresServer, RedisServer, SshHosts
 from irx.timeline import JournalRead, read_journal
+from irx_testenv import NginxServer, PostgresServer, RedisServer, SshHosts
 
 VENV_BIN = Path(sys.executable).parent
 

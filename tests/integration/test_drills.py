@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from irx.testenv import leftovers
+from irx_testenv import leftovers
 
 pytestmark = pytest.mark.integration
 

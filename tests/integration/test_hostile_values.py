@@ -44,8 +44,8 @@ from irx.loader import load_playbook
 from irx.model import Param, Playbook
 from irx.params import MAX_VALUE_BYTES, Supplied, check, convert
 from irx.plan import FORMATS, build_plan, render
-from irx.testenv import SshHosts
 from irx.timeline import read_journal
+from irx_testenv import SshHosts
 
 pytestmark = pytest.mark.integration
 

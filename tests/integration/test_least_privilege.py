@@ -21,8 +21,8 @@ import yaml
 from journal_checks import check_journal, host_results, of_type
 from test_secret_canary import ArgvSampler, needles, search_files
 
-from irx.testenv import SshHosts
 from irx.timeline import read_journal
+from irx_testenv import SshHosts
 
 pytestmark = pytest.mark.integration
 

@@ -37,8 +37,8 @@ from journal_checks import check_journal, host_results, of_type
 from psycopg import sql
 from test_secret_canary import ArgvSampler, admin, left_behind_roots, needles, new_canary, search_files
 
-from irx.testenv import PostgresServer, SshHosts
 from irx.timeline import read_journal
+from irx_testenv import PostgresServer, SshHosts
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from journal_checks import check_journal, host_results, of_type
 
-from irx.testenv import SshHosts
 from irx.timeline import JournalRead, parse_timestamp
+from irx_testenv import SshHosts
 
 pytestmark = pytest.mark.integration
 

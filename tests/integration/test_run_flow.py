@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from journal_checks import check_journal, host_results, of_type
 
-from irx.testenv import NginxServer, PostgresServer
+from irx_testenv import NginxServer, PostgresServer
 
 pytestmark = pytest.mark.integration
 

@@ -34,8 +34,8 @@ import yaml
 from journal_checks import check_journal, host_results, of_type
 from psycopg import sql
 
-from irx.testenv import PostgresServer, SshHosts
 from irx.timeline import read_journal
+from irx_testenv import PostgresServer, SshHosts
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from irx.testenv import (
+from irx_testenv import (
     NginxServer,
     PostgresServer,
     RedisServer,

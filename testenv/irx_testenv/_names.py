@@ -1,7 +1,7 @@
 """Names of everything a test environment creates, all derived from one short unique id.
 
 Every directory, namespace and network link carries ``irxt`` plus the id, so two test sessions on one
-machine never collide and :func:`irx.testenv.leftovers` can find exactly what was left behind.
+machine never collide and :func:`irx_testenv.leftovers` can find exactly what was left behind.
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
-from irx.testenv import _names, _proc
-from irx.testenv._proc import TestEnvError
-from irx.testenv._service import _Service
+from irx_testenv import _names, _proc
+from irx_testenv._proc import TestEnvError
+from irx_testenv._service import _Service
 
 # The one range these hosts may use: nothing outside it is ever addressed.
 ALLOWED_RANGE = ipaddress.IPv4Network("10.200.0.0/16")

@@ -6,9 +6,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from irx.testenv import _proc
-from irx.testenv._proc import TestEnvError
-from irx.testenv._service import _ProcessService
+from irx_testenv import _proc
+from irx_testenv._proc import TestEnvError
+from irx_testenv._service import _ProcessService
 
 
 class RedisServer(_ProcessService):

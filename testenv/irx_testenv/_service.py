@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from irx.testenv import _names, _proc
+from irx_testenv import _names, _proc
 
 _LIVE: set[_Service] = set()
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from irx.testenv import _names, _proc
-from irx.testenv.ssh import list_links, list_netns, teardown_network
+from irx_testenv import _names, _proc
+from irx_testenv.ssh import list_links, list_netns, teardown_network
 
 # cwd is searched only for these, so a shell that merely sits in a test directory is not "left over".
 _SERVER_NAMES = frozenset({"postgres", "redis-server", "nginx", "sshd"})

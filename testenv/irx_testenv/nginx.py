@@ -8,9 +8,9 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from irx.testenv import _proc
-from irx.testenv._proc import TestEnvError
-from irx.testenv._service import _ProcessService
+from irx_testenv import _proc
+from irx_testenv._proc import TestEnvError
+from irx_testenv._service import _ProcessService
 
 HEALTH_BODY = '{"status":"ok"}'
 

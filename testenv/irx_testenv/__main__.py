@@ -1,9 +1,9 @@
-"""``python -m irx.testenv``: bring a test service up by hand, or list and remove leftovers.
+"""``python -m irx_testenv``: bring a test service up by hand, or list and remove leftovers.
 
-    python -m irx.testenv up pg|redis|nginx|ssh [--base-dir D] [--port P] [--uid U]
+    python -m irx_testenv up pg|redis|nginx|ssh [--base-dir D] [--port P] [--uid U]
                              [--hosts a,b,c] [--subnet NET] [--group G] [--env K=V ...]
-    python -m irx.testenv status [--uid UID]     # exit 1 when anything is left over
-    python -m irx.testenv down [--uid UID]       # remove leftovers of crashed runs
+    python -m irx_testenv status [--uid UID]     # exit 1 when anything is left over
+    python -m irx_testenv down [--uid UID]       # remove leftovers of crashed runs
 
 ``up`` stays in the foreground, prints the service's connection details as JSON, and stops the service
 on Ctrl-C or SIGTERM.
@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from irx.testenv import (
+from irx_testenv import (
     NginxServer,
     PostgresServer,
     RedisServer,
@@ -29,7 +29,7 @@ from irx.testenv import (
     leftovers,
     remove_leftovers,
 )
-from irx.testenv._service import _Service
+from irx_testenv._service import _Service
 
 _DESCRIPTION = "Start irx's real test services by hand, or list and remove what crashed runs left."
 
@@ -78,7 +78,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 leftovers found or an error)."""
-    parser = argparse.ArgumentParser(prog="python -m irx.testenv", description=_DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="python -m irx_testenv", description=_DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start one service in the foreground until Ctrl-C")
     up.add_argument("kind", choices=["pg", "redis", "nginx", "ssh"])

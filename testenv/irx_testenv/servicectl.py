@@ -19,7 +19,7 @@ application); only the service manager is a stand-in, and it keeps systemd's obs
   which is what ``ansible.builtin.systemd`` reads.
 
 ``journalctl --since`` is accepted and ignored: a drill's journal is only as old as the drill.
-``python -m irx.testenv.servicectl install ROOT`` writes ``ROOT/bin/{systemctl,journalctl}``;
+``python -m irx_testenv.servicectl install ROOT`` writes ``ROOT/bin/{systemctl,journalctl}``;
 ``stop-all`` (an extension) stops every unit, for teardown.
 """
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irx.testenv import _proc
+from irx_testenv import _proc
 
 ROOT_ENV = "IRX_DRILL_ROOT"
 _SUFFIX = ".service"
@@ -358,7 +358,7 @@ def journalctl(args: Sequence[str]) -> int:
     return 0
 
 
-_SHIM = '#!/bin/sh\n{env}={root} exec {python} -m irx.testenv.servicectl {tool} "$@"\n'
+_SHIM = '#!/bin/sh\n{env}={root} exec {python} -m irx_testenv.servicectl {tool} "$@"\n'
 
 
 def install(root: Path) -> None:
@@ -374,7 +374,7 @@ def install(root: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in ("systemctl", "journalctl", "install"):
-        print("usage: python -m irx.testenv.servicectl systemctl|journalctl ARGS... | install ROOT", file=sys.stderr)
+        print("usage: python -m irx_testenv.servicectl systemctl|journalctl ARGS... | install ROOT", file=sys.stderr)
         return 2
     try:
         if args[0] == "install":

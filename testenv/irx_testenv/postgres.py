@@ -10,9 +10,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from irx.testenv import _names, _proc
-from irx.testenv._proc import TestEnvError
-from irx.testenv._service import _ProcessService
+from irx_testenv import _names, _proc
+from irx_testenv._proc import TestEnvError
+from irx_testenv._service import _ProcessService
 
 _IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _SERVICE_USER = "postgres"

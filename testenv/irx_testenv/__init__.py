@@ -12,18 +12,18 @@ Typical use::
         psycopg.connect(pg.dsn)
         ansible_runner.run(inventory=str(hosts.inventory_path), ...)
 
-The system packages come from ``scripts/install-system-deps.sh``; ``python -m irx.testenv`` lists or
+The system packages come from ``scripts/install-system-deps.sh``; ``python -m irx_testenv`` lists or
 removes leftovers of crashed runs.
 """
 
 from __future__ import annotations
 
-from irx.testenv._proc import TestEnvError, free_port
-from irx.testenv.leftovers import Leftover, leftovers, remove_leftovers
-from irx.testenv.nginx import NginxServer
-from irx.testenv.postgres import PostgresServer
-from irx.testenv.redis import RedisServer
-from irx.testenv.ssh import SshHost, SshHosts
+from irx_testenv._proc import TestEnvError, free_port
+from irx_testenv.leftovers import Leftover, leftovers, remove_leftovers
+from irx_testenv.nginx import NginxServer
+from irx_testenv.postgres import PostgresServer
+from irx_testenv.redis import RedisServer
+from irx_testenv.ssh import SshHost, SshHosts
 
 __all__ = [
     "Leftover",
