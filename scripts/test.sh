@@ -14,6 +14,7 @@ IRX_VENV=$PWD/.venv
 if [ "${IRX_DEPS:-pinned}" = latest ]; then IRX_VENV=$PWD/.venv-latest; fi
 export IRX_VENV PATH="$IRX_VENV/bin:$PATH"
 ruff check engine testenv tests bench molecule
+ruff format --check engine testenv tests bench molecule
 mypy
 set +e
 pytest "$@"

@@ -407,9 +407,10 @@ def test_a_nul_character_is_a_param_error_from_every_source() -> None:
 def test_a_secret_too_short_to_mask_is_refused_but_empty_is_none() -> None:
     book = playbook({"s": {"type": "string", "secret": True, "default": ""}})
     assert resolve(book, {}, [], inventory({}), {}).for_run()["s"] == ""
-    assert resolve(book, {"s": Supplied("abcd", "-e", text=True, strict=True)}, [], inventory({}), {}).for_run()[
-        "s"
-    ] == "abcd"
+    assert (
+        resolve(book, {"s": Supplied("abcd", "-e", text=True, strict=True)}, [], inventory({}), {}).for_run()["s"]
+        == "abcd"
+    )
     with pytest.raises(ParamError, match=r"^param s \(from -e\): the value is a secret of fewer than 4 characters"):
         resolve(book, {"s": Supplied("x", "-e", text=True, strict=True)}, [], inventory({}), {})
 

@@ -89,8 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--hosts", default="web1,web2,db1", help="comma-separated SSH host names")
     up.add_argument("--subnet", help="inside 10.200.0.0/16 (default: a free /24)")
     up.add_argument("--group", default="testhosts", help="inventory group of the SSH hosts")
-    up.add_argument("--env", action="append", default=[], metavar="K=V",
-                    help="environment of SSH sessions ({host}: the host's name); repeatable")
+    up.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="environment of SSH sessions ({host}: the host's name); repeatable",
+    )
     up.add_argument("--uid", help="six hex digits in every name (default: random)")
     for name, text in (("status", "list leftovers"), ("down", "remove leftovers")):
         cmd = sub.add_parser(name, help=text)

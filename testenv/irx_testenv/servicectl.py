@@ -46,8 +46,19 @@ _SUFFIX = ".service"
 # systemctl's documented exit codes: 3 "not running" (is-active, status), 4 "no such unit", 1 other.
 _EXIT_INACTIVE, _EXIT_NO_UNIT = 3, 4
 _UNIT_VERBS = frozenset(
-    {"show", "is-active", "is-enabled", "status", "start", "stop", "restart", "try-restart", "reload",
-     "reload-or-restart", "kill"}
+    {
+        "show",
+        "is-active",
+        "is-enabled",
+        "status",
+        "start",
+        "stop",
+        "restart",
+        "try-restart",
+        "reload",
+        "reload-or-restart",
+        "kill",
+    }
 )
 
 
@@ -205,8 +216,13 @@ def _memory_bytes(pid: int) -> int:
 
 def properties(unit: Unit | None, name: str) -> dict[str, str]:
     if unit is None:
-        return {"Id": f"{_bare(name)}{_SUFFIX}", "LoadState": "not-found", "ActiveState": "inactive",
-                "SubState": "dead", "MainPID": "0"}
+        return {
+            "Id": f"{_bare(name)}{_SUFFIX}",
+            "LoadState": "not-found",
+            "ActiveState": "inactive",
+            "SubState": "dead",
+            "MainPID": "0",
+        }
     state = unit.active_state()
     pid = unit.main_pid()
     return {
@@ -232,10 +248,31 @@ def _split_flags(args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     items = list(args)
     while items:
         item = items.pop(0)
-        if item in ("-p", "--property", "-s", "--signal", "-n", "--lines", "-o", "--output", "-u", "--unit",
-                    "--since", "--until", "--state", "-t", "--type"):
-            key = {"-p": "--property", "-s": "--signal", "-n": "--lines", "-o": "--output", "-u": "--unit",
-                   "-t": "--type"}.get(item, item)
+        if item in (
+            "-p",
+            "--property",
+            "-s",
+            "--signal",
+            "-n",
+            "--lines",
+            "-o",
+            "--output",
+            "-u",
+            "--unit",
+            "--since",
+            "--until",
+            "--state",
+            "-t",
+            "--type",
+        ):
+            key = {
+                "-p": "--property",
+                "-s": "--signal",
+                "-n": "--lines",
+                "-o": "--output",
+                "-u": "--unit",
+                "-t": "--type",
+            }.get(item, item)
             value = items.pop(0) if items else ""
             flags[key] = f"{flags[key]},{value}" if key in flags and key in ("--property", "--unit") else value
         elif item.startswith("--") and "=" in item:
@@ -303,8 +340,10 @@ def systemctl(args: Sequence[str]) -> int:
                 code = code or _EXIT_NO_UNIT
                 continue
             props = properties(unit, name)
-            print(f"* {props['Id']} - {props['Description']}\n     Active: {props['ActiveState']} "
-                  f"({props['SubState']})\n   Main PID: {props['MainPID']}")
+            print(
+                f"* {props['Id']} - {props['Description']}\n     Active: {props['ActiveState']} "
+                f"({props['SubState']})\n   Main PID: {props['MainPID']}"
+            )
             code = code or (0 if props["ActiveState"] == "active" else _EXIT_INACTIVE)
         else:
             assert unit is not None
@@ -317,9 +356,7 @@ def _act(unit: Unit, command: str, flags: dict[str, str]) -> None:
         start(unit)
     elif command == "stop":
         stop(unit)
-    elif command in ("restart", "try-restart", "reload-or-restart") and (
-        command == "restart" or unit.main_pid()
-    ):
+    elif command in ("restart", "try-restart", "reload-or-restart") and (command == "restart" or unit.main_pid()):
         stop(unit)
         start(unit)
     elif command == "reload":

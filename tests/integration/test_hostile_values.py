@@ -657,6 +657,8 @@ def test_cli_plan_matches_the_in_process_plan_for_every_value(
 
 
 SPEED_PARAM = re.compile(r"(seconds|minutes|hours|samples)$")
+
+
 def fast_values(playbook: Playbook) -> dict[str, Any]:
     """Durations and sample counts at their minimum: the runs wait for nothing they need not."""
     fast: dict[str, Any] = {}

@@ -148,7 +148,7 @@ def test_a_dry_run_whose_verification_fails_says_so_everywhere(irx_cli, tmp_path
     assert "verification (or a step before it) failed, so a real run would roll back" in markdown.stdout
     html = irx_cli.irx("report", "latest", "--runs-dir", str(irx_cli.runs_dir), "--format", "html")
     assert html.rc == 0, html.output
-    assert '<dt>Outcome</dt><dd>DRY RUN: VERIFICATION FAILED</dd>' in html.stdout
+    assert "<dt>Outcome</dt><dd>DRY RUN: VERIFICATION FAILED</dd>" in html.stdout
     for text in (ran.stdout, markdown.stdout, html.stdout, json.dumps(journal.events, ensure_ascii=False)):
         assert "RESOLVED" not in text
 

@@ -433,7 +433,7 @@ def _step_event(event: Mapping[str, Any]) -> str:
         why = f": {event['reason']}" if event.get("method") in {"stale", "binding"} and event.get("reason") else ""
         return (
             f'<p class="note approval" data-approved="{str(event.get("approved") is True).lower()}">Approval: '
-            f'{_e(verdict + who)} ({_e(event.get("method", ""))}){_e(bound + why)}</p>'
+            f"{_e(verdict + who)} ({_e(event.get('method', ''))}){_e(bound + why)}</p>"
         )
     if kind == "error":
         return f'<p class="note error">Error: {_e(event.get("message", ""))}</p>'

@@ -214,6 +214,7 @@ _LEASE_TEXT = {
     "release_failed": "not released (it expires by itself)",
 }
 
+
 def load_report(run_dir: Path) -> Report:
     """Read a run directory's journal and build its report (``UsageError`` if it cannot be read)."""
     return build_report(read_journal(run_dir))

@@ -47,8 +47,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         failed, n = self.release.fails_next()
         if failed:
-            print(f"ERROR release {self.release.version}: request {n} GET {self.path} failed: "
-                  f"KeyError 'customer_id' in orders.load_cart", flush=True)
+            print(
+                f"ERROR release {self.release.version}: request {n} GET {self.path} failed: "
+                f"KeyError 'customer_id' in orders.load_cart",
+                flush=True,
+            )
             status, body = 500, b'{"error": "internal server error"}'
         else:
             status, body = 200, json.dumps({"status": "ok", "release": self.release.version}).encode()
@@ -73,8 +76,11 @@ def main() -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"error-app: release {release.version} ({release.path}, {release.error_percent}% of requests fail) "
-          f"listening on {args.host}:{args.port} (pid {os.getpid()})", flush=True)
+    print(
+        f"error-app: release {release.version} ({release.path}, {release.error_percent}% of requests fail) "
+        f"listening on {args.host}:{args.port} (pid {os.getpid()})",
+        flush=True,
+    )
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -20,8 +20,16 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 
-def client(addr: str, rate: float, host: str, port: int, paths: list[str], counts: Counter, lock: threading.Lock,
-           stop: threading.Event) -> None:
+def client(
+    addr: str,
+    rate: float,
+    host: str,
+    port: int,
+    paths: list[str],
+    counts: Counter,
+    lock: threading.Lock,
+    stop: threading.Event,
+) -> None:
     interval = 1.0 / rate
     due = time.monotonic()
     for path in itertools.cycle(paths):
@@ -66,8 +74,11 @@ def main() -> int:
     for spec in args.client:
         addr, _, rate = spec.partition("=")
         clients[addr] = Counter()
-        threads.append(threading.Thread(target=client, daemon=True,
-                                        args=(addr, float(rate or 1), host, port, paths, clients[addr], lock, stop)))
+        threads.append(
+            threading.Thread(
+                target=client, daemon=True, args=(addr, float(rate or 1), host, port, paths, clients[addr], lock, stop)
+            )
+        )
     print(f"site-traffic: {len(clients)} clients -> {args.url} {' '.join(paths)}", flush=True)
     for thread in threads:
         thread.start()
