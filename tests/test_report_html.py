@@ -180,7 +180,7 @@ def test_header_shows_the_run() -> None:
     assert fields["run_id"] == f"Run id{RUN_ID}"
     assert fields["operator"] == "Operatoralice@laptop"
     assert fields["started"] == "Started2026-11-22 11:09:44 UTC"
-    assert fields["duration"] == "Duration1 min 40 s"
+    assert fields["duration"] == "Duration1m 40s"
 
 
 def test_each_step_has_expandable_output_per_host() -> None:

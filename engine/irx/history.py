@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from irx import humanize
 from irx.errors import ExitCode, UsageError
-from irx.report.model import format_duration
 from irx.timeline import RunSummary, default_runs_dir, list_runs
 
 COLUMNS = ("RUN ID", "PLAYBOOK", "INVENTORY", "MODE", "STATUS", "OPERATOR", "STARTED", "DURATION")
@@ -52,4 +52,4 @@ def _row(run: RunSummary) -> tuple[str, ...]:
 
 
 def _duration(seconds: float | None) -> str:
-    return "-" if seconds is None else format_duration(seconds)
+    return humanize.duration(seconds, missing="-")

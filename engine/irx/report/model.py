@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from irx import humanize
 from irx.timeline import JournalRead, parse_timestamp, read_journal
 
 REPORT_VERSION = 1
@@ -419,7 +420,7 @@ def driving_steps(report: Report) -> list[Step]:
 
 
 def _hosts_text(hosts: list[str] | tuple[str, ...]) -> str:
-    return ", ".join(hosts) if hosts else "the control node"
+    return humanize.hosts(hosts, shown=len(hosts))  # the report names every host
 
 
 def _timeline(report: Report, events: list[dict[str, Any]], journal: JournalRead) -> list[TimelineEntry]:
@@ -581,15 +582,8 @@ def _metrics(report: Report, events: list[dict[str, Any]]) -> list[Metric]:
 
 
 def format_duration(seconds: float | None) -> str:
-    """``4.2s``, ``3m 05s``, ``2h 01m 00s``; ``—`` for None."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+    """A duration in the report (irx.humanize.duration): ``4.2s``, ``1m 05s``, ``4h``; ``—`` for None."""
+    return humanize.duration(seconds)
 
 
 def format_target(severity: str | None, kind: str) -> str:

@@ -1,0 +1,30 @@
+"""Numbers and lists as people write them: one place for every duration and host list irx shows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def duration(seconds: float | None, missing: str = "—") -> str:
+    """``4.2s``, ``1m 05s``, ``15m``, ``2h 03m``, ``4h``, ``1d 02h``: the two largest units, a zero second
+    unit left out; under a minute, tenths of a second. ``missing`` for None."""
+    if seconds is None:
+        return missing
+    if round(seconds, 1) < 60:  # 59.96 reads as a minute, not as 60.0s
+        return f"{max(seconds, 0.0):.1f}s"
+    whole = round(seconds)
+    for big, small, size, unit in (("d", "h", 86400, 3600), ("h", "m", 3600, 60), ("m", "s", 60, 1)):
+        if whole >= size:
+            count, rest = divmod(whole, size)
+            part = rest // unit
+            return f"{count}{big}" if part == 0 else f"{count}{big} {part:02d}{small}"
+    return f"{whole}s"  # unreachable: whole >= 60
+
+
+def hosts(names: Sequence[str], shown: int = 4, none: str = "the control node") -> str:
+    """``web1, web2``; past ``shown`` names, ``web1, web2, web3 and 7 more``; ``none`` for no host."""
+    if not names:
+        return none
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[: shown - 1])} and {len(names) - shown + 1} more"
