@@ -14,6 +14,10 @@ the next run's ``sweep_leftovers``.
 
 from __future__ import annotations
 
+# Imported before any thread can fork (ansible-runner forks Ansible from a background thread while the
+# main thread goes on importing): a module that registers fork handlers, imported in the middle of a fork,
+# has its after-fork handler run without its before-fork one ("RuntimeError: release unlocked lock").
+import concurrent.futures.thread  # noqa: F401
 import dataclasses
 import fcntl
 import json

@@ -95,6 +95,9 @@ def main() -> None:
             "holder": {"type": "dict", "default": {}},
             "ttl": {"type": "float", "default": 900.0},
             "force": {"type": "bool", "default": False},
+            # A run irx knows is dead (its process on this same control node is gone): its lease is taken
+            # as expired, only if it still is the one recorded (compare and swap, under the flock).
+            "dead_run_id": {"type": "str", "default": ""},
         },
         supports_check_mode=False,
     )
@@ -118,7 +121,8 @@ def main() -> None:
         now = time.time()
         current = _read(fd)
         ours = current is not None and current.get("run_id") == p["run_id"]
-        other_alive = not ours and _alive(current, now)
+        dead = bool(p["dead_run_id"]) and current is not None and current.get("run_id") == p["dead_run_id"]
+        other_alive = not ours and not dead and _alive(current, now)
         result: dict[str, Any] = {"path": path, "now": _iso(now), "current": current}
         action = p["action"]
         if action == "release":
