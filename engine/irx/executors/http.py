@@ -19,11 +19,22 @@ def _json_path(document: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         if isinstance(current, Mapping) and part in current:
             current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+        elif isinstance(current, list) and part.isdecimal() and part.isascii() and int(part) < len(current):
             current = current[int(part)]
         else:
             raise KeyError(dotted)
     return current
+
+
+def _same(got: Any, wanted: Any) -> bool:
+    """JSON equality: true is not 1 and false is not 0 (Python's == says they are), at any depth."""
+    if isinstance(got, bool) or isinstance(wanted, bool):
+        return isinstance(got, bool) and isinstance(wanted, bool) and got == wanted
+    if isinstance(got, Mapping) and isinstance(wanted, Mapping):
+        return got.keys() == wanted.keys() and all(_same(got[k], wanted[k]) for k in got)
+    if isinstance(got, list) and isinstance(wanted, list):
+        return len(got) == len(wanted) and all(_same(a, b) for a, b in zip(got, wanted, strict=True))
+    return bool(got == wanted)
 
 
 def check_expectations(spec: Mapping[str, Any], status: int, body: str, document: Any) -> str | None:
@@ -42,7 +53,7 @@ def check_expectations(spec: Mapping[str, Any], status: int, body: str, document
             got = _json_path(document, dotted)
         except KeyError:
             return f"JSON field {dotted} is missing"
-        if got != value:
+        if not _same(got, value):
             return f"JSON field {dotted} is {got!r}, expected {value!r}"
     pattern = expect.get("body")
     if pattern and not re.search(pattern, body):
@@ -99,7 +110,7 @@ def run_http(spec: Mapping[str, Any], client: Any = None) -> HostResult:
     body = response.text[:BODY_CAP]
     try:
         document = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python can parse: not JSON to irx
         document = None
     problem = check_expectations(spec, response.status_code, body, document)
     return HostResult(
