@@ -100,6 +100,15 @@ class HostLeases:
         """Take every host's lease, or raise ``LockHeld`` naming the first holder (then releasing what this
         run took). Returns the hosts that could not be reached: they are lost for this run."""
         answers = self._send("acquire", list(self.hosts), force=force)
+        # A lease of a run on this very control node whose process is gone cannot be renewed by anyone:
+        # it is taken now (recorded as stale) instead of making the operator wait for it to expire.
+        dead = {
+            name: str(data["current"]["run_id"])
+            for name, (_, outcome, data) in answers.items()
+            if outcome == "held" and _dead_here(data.get("current") or {})
+        }
+        if dead:
+            answers.update(self._send("acquire", list(dead), force=force, dead=dead))
         held: list[tuple[str, dict[str, Any]]] = []
         unusable: dict[str, list[str]] = {}  # why -> hosts
         unreachable: list[str] = []
@@ -211,7 +220,9 @@ class HostLeases:
 
     # -- plumbing ---------------------------------------------------------------------------------------------
 
-    def _send(self, action: str, names: Sequence[str], force: bool = False) -> dict[str, _Answer]:
+    def _send(
+        self, action: str, names: Sequence[str], force: bool = False, dead: Mapping[str, str] | None = None
+    ) -> dict[str, _Answer]:
         tasks = [
             HostTask(
                 LEASE_STEP,
@@ -225,6 +236,7 @@ class HostLeases:
                     "holder": {**self.holder, "host": name},
                     "ttl": self.ttl,
                     "force": force,
+                    "dead_run_id": (dead or {}).get(name, ""),
                 },
                 become=self.hosts[name].become,
             )
@@ -300,11 +312,35 @@ def lease_hosts(
     return hosts
 
 
+def node_name() -> str:
+    """The name this control node records in its leases: ``IRX_NODE_NAME``, else the host name."""
+    return os.environ.get("IRX_NODE_NAME", "").strip() or os.uname().nodename
+
+
+def _dead_here(record: Mapping[str, Any]) -> bool:
+    """Whether a lease record names a run of this control node whose process no longer exists."""
+    if record.get("control_node") != node_name():
+        return False
+    try:
+        pid = int(record.get("pid") or 0)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 def holder_fields(operator: str, playbook: str) -> dict[str, Any]:
     """Who holds a lease, as written on the host (the run id is added by the module)."""
     return {
         "operator": operator,
         "playbook": playbook,
-        "control_node": os.uname().nodename,
+        "control_node": node_name(),
         "pid": os.getpid(),
     }

@@ -29,7 +29,8 @@ def other_operator(irx_cli: Any, tmp_path: Path) -> Any:
     for sub in ("home", "t", "locks"):
         (root / sub).mkdir(parents=True)
     env = {**irx_cli.env, "HOME": str(root / "home"), "TMPDIR": str(root / "t"),
-           "IRX_LOCK_DIR": str(root / "locks"), "IRX_RUNS_DIR": str(root / "runs")}  # fmt: skip
+           "IRX_LOCK_DIR": str(root / "locks"), "IRX_RUNS_DIR": str(root / "runs"),
+           "IRX_NODE_NAME": "operator-b-node"}  # fmt: skip
     return replace(irx_cli, env=env, runs_dir=root / "runs", cwd=root)
 
 
@@ -187,3 +188,25 @@ def test_lease_settings_are_checked_before_anything_runs(irx_cli: Any, tmp_path:
     assert ran.rc == 2, ran.output
     assert "IRX_LEASE_TTL='soon': give the lease's lifetime in seconds" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_on_the_same_control_node_a_dead_runs_lease_is_taken_at_once(
+    irx_cli: Any, tmp_path: Path, timeline_validator: Any
+) -> None:
+    state, gate = tmp_path / "state", tmp_path / "gate"
+    state.mkdir()
+    args = ("-l", HOSTS, "-e", f"state_dir={state}", "-e", f"gate={gate}")
+    holder = irx_cli.start("run-lease", *args, start_new_session=True)
+    try:
+        taken = irx_cli.wait_for_event(holder, lambda e: e["type"] == "lease" and e["action"] == "acquired")
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.communicate(timeout=30)
+    assert json.loads(lease_file(irx_cli.inventory, "web1").read_text())["run_id"] == taken["run_id"]
+    gate.touch()
+    after = irx_cli.run("run-lease", *args)  # the lease runs 15 minutes more, but its holder is gone
+    assert after.rc == 0, after.output
+    journal = read_journal(sorted(irx_cli.journals())[-1])
+    check_journal(journal, timeline_validator)
+    (stale,) = of_type(journal, "lease", action="stale")
+    assert (stale["previous"]["run_id"], stale["previous"]["pid"]) == (taken["run_id"], holder.pid)
