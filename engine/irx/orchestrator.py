@@ -375,7 +375,6 @@ class Orchestrator:
                     )
         return None
 
-
     # -- attempts, until, retries ---------------------------------------------------------------------------
 
     def _attempts(self, step: Step, hosts: Sequence[str]) -> StepResult:
