@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from journal_checks import check_journal, host_results, of_type
-from test_secret_canary import ArgvSampler, needles, search_files
+from test_secret_canary import ArgvSampler, left_behind_roots, needles, search_files
 
 from irx.timeline import read_journal
 from irx_testenv import SshHosts
@@ -29,21 +29,6 @@ pytestmark = pytest.mark.integration
 VENV_BIN = Path(sys.executable).parent
 PLAYBOOKS = str(Path(__file__).parent / "playbooks")
 NAMES = ("lp1", "lp2")
-
-
-def left_behind(tmp_path: Path, hosts: SshHosts, since: float) -> list[Path]:
-    """What runs may leave: the test's tree, the hosts' and the account's, root's ~/.ansible, irx's and
-    Ansible's temp dirs, and every file /tmp got since the runs began."""
-    tmp = Path("/tmp")
-    roots = [tmp_path, hosts.workdir, hosts.user_home, Path("/root/.ansible")]
-    roots += sorted(tmp.glob("irx-*")) + sorted(tmp.glob(".irx-*")) + sorted(tmp.glob("ansible*"))
-    for entry in tmp.iterdir():
-        try:
-            if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime >= since:
-                roots.append(entry)
-        except OSError:
-            continue
-    return roots
 
 
 def hosts_for(tmp_path_factory: pytest.TempPathFactory, sudo: str | None) -> Iterator[SshHosts]:
@@ -155,7 +140,7 @@ def test_with_a_become_password_from_a_file_the_terminal_or_the_vault_and_never_
         assert_escalated_only_where_declared(hosts, state, journal)
         assert [e["action"] for e in of_type(journal, "lease")] == ["acquired"] * 2 + ["released"] * 2
 
-    scanned, found = search_files(left_behind(tmp_path, hosts, started), forms)
+    scanned, found = search_files(left_behind_roots(tmp_path, hosts, None, started), forms)
     print(
         f"\nbecome password: 4 runs as {hosts.user}; {sampler.samples} argv samples, {len(sampler.processes)} "
         f"processes ({sampler.seen('sudo')} sudo, {sampler.seen('sshd')} sshd), {len(sampler.sightings)} "

@@ -327,7 +327,7 @@ def run_checks(drill: Drill, ran: Any, denied: Any, irx_cli: Any, tmp_path: Path
     said = ran.stdout + ran.stderr + (denied.stdout + denied.stderr if denied is not None else "")
     for form in become_forms + dba_forms:
         assert form.decode() not in said
-    roots = [*left_behind_roots(tmp_path, hosts, pg, started), hosts.user_home]
+    roots = left_behind_roots(tmp_path, hosts, pg, started)
     scanned, found = search_files(roots, become_forms)
     scanned_dba, found_dba = search_files(roots, dba_forms)
     print(

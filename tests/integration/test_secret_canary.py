@@ -163,13 +163,15 @@ def search_files(roots: Iterable[Path], forms: list[bytes]) -> tuple[int, list[s
     return scanned, found
 
 
-def left_behind_roots(tmp_path: Path, ssh_hosts: SshHosts, pg: PostgresServer, since: float) -> list[Path]:
+def left_behind_roots(tmp_path: Path, ssh_hosts: SshHosts, pg: PostgresServer | None, since: float) -> list[Path]:
     """Everything a run may leave: the test's tree (runs dir, TMPDIR, HOME with ~/.ansible, ANSIBLE_LOCAL_TEMP
-    and ANSIBLE_REMOTE_TEMP, locks), the hosts' tree (sshd configs and logs), the server's log, the remote
-    user's ~/.ansible (root's: the hosts are this machine), /tmp/irx-* and /tmp/ansible* leftovers, and
-    every file /tmp got during the run."""
+    and ANSIBLE_REMOTE_TEMP, locks), the hosts' tree (sshd configs and logs), the server's log (if any), the
+    remote user's ~/.ansible (root's: the hosts are this machine; an unprivileged login's home too),
+    /tmp/irx-* and /tmp/ansible* leftovers, and every file /tmp got during the run."""
     tmp = Path("/tmp")
-    roots = [tmp_path, ssh_hosts.workdir, pg.log_path, Path("/root/.ansible")]
+    roots = [tmp_path, ssh_hosts.workdir, Path("/root/.ansible")]
+    roots += [pg.log_path] if pg is not None else []
+    roots += [ssh_hosts.user_home] if ssh_hosts.login == "user" else []
     roots += sorted(tmp.glob("irx-*")) + sorted(tmp.glob(".irx-*")) + sorted(tmp.glob("ansible*"))
     for entry in tmp.iterdir():
         try:
