@@ -1,0 +1,125 @@
+"""Alert routes: which alert group starts which playbook, where, with which params, in which mode.
+
+A routes file (schemas/routes.schema.json) is trusted configuration; the notifications it is matched
+against are not. So a route decides everything that becomes code or a target: the playbook, the
+inventory, the mode, the pre-approved steps. An alert contributes only values: param values (which the
+run checks against the param's type and pattern like any ``-e`` value) and, where the route says so, one
+host name for ``--limit`` that must be exactly a host of the inventory (no pattern can ride in on a label).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from irx.alerts import AlertError, Matcher, Notification, matches_all, parse_matcher
+
+Mode = Literal["diagnose", "dry-run", "run"]
+DEFAULT_MAX_CONCURRENT = 4
+# What a label may hold to be used as a --limit: a host name, nothing an Ansible pattern gives meaning to
+# (",", ":", "&", "!", "*", "~", "[", "]" and spaces are all pattern syntax).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value comes from: a literal in the routes file, or a label / annotation of the alert group."""
+
+    kind: Literal["literal", "label", "annotation"]
+    name: str = ""
+    value: Any = None
+
+    def read(self, note: Notification) -> Any:
+        if self.kind == "literal":
+            return self.value
+        table = note.common_labels if self.kind == "label" else note.common_annotations
+        if self.name not in table:
+            raise AlertError(f"the alert group has no common {self.kind} {self.name!r}, which the route needs")
+        return table[self.name]
+
+    def __str__(self) -> str:
+        return repr(self.value) if self.kind == "literal" else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    matchers: tuple[Matcher, ...]
+    playbook: str
+    inventory: str | None = None
+    limit: Source | None = None
+    params: Mapping[str, Source] = field(default_factory=dict)
+    mode: Mode = "diagnose"
+    approve: tuple[str, ...] = ()
+    line: int = 0
+
+    def matches(self, note: Notification) -> bool:
+        return matches_all(self.matchers, note.common_labels)
+
+    def params_for(self, note: Notification) -> dict[str, Any]:
+        """The param values this alert group gives the playbook (AlertError when a label is missing)."""
+        return {name: source.read(note) for name, source in self.params.items()}
+
+    def limit_for(self, note: Notification, hosts: Sequence[str]) -> str | None:
+        """The run's ``--limit``: the route's fixed pattern, or one host named by a label (checked)."""
+        if self.limit is None:
+            return None
+        if self.limit.kind == "literal":
+            return str(self.limit.value)
+        value = str(self.limit.read(note))
+        host = re.sub(r":[0-9]{1,5}\Z", "", value)  # Prometheus' instance label is host:port
+        if not _HOST_NAME.fullmatch(host):
+            raise AlertError(f"{self.limit} is {value[:80]!r}, which is not a host name; the route needs one")
+        if host not in hosts:
+            raise AlertError(f"{self.limit} names {host!r}, which is not a host of the route's inventory")
+        return host
+
+
+@dataclass(frozen=True)
+class Routes:
+    routes: tuple[Route, ...]
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+
+    def route_for(self, note: Notification) -> Route | None:
+        """The first route whose matchers all match the group's common labels, or None."""
+        return next((route for route in self.routes if route.matches(note)), None)
+
+
+def build_routes(data: Mapping[str, Any], lines: Sequence[int] = ()) -> tuple[Routes, list[tuple[int, str]]]:
+    """Routes from schema-valid ``data``, plus (route index, message) for each matcher that does not parse.
+
+    ``lines`` gives each route's line in the file, for the model and for messages.
+    """
+    problems: list[tuple[int, str]] = []
+    routes = []
+    for index, item in enumerate(data["routes"]):
+        matchers = []
+        for text in item["match"]:
+            try:
+                matchers.append(parse_matcher(text))
+            except ValueError as exc:
+                problems.append((index, str(exc)))
+        routes.append(
+            Route(
+                name=item["name"],
+                matchers=tuple(matchers),
+                playbook=item["playbook"],
+                inventory=item.get("inventory"),
+                limit=_source(item["limit"]) if "limit" in item else None,
+                params={name: _source(value) for name, value in item.get("params", {}).items()},
+                mode=item.get("mode", "diagnose"),
+                approve=tuple(item.get("approve", ())),
+                line=lines[index] if index < len(lines) else 0,
+            )
+        )
+    return Routes(tuple(routes), data.get("max_concurrent", DEFAULT_MAX_CONCURRENT)), problems
+
+
+def _source(value: Any) -> Source:
+    if isinstance(value, Mapping):
+        if "label" in value:
+            return Source("label", name=str(value["label"]))
+        return Source("annotation", name=str(value["annotation"]))
+    return Source("literal", value=value)
