@@ -316,6 +316,74 @@ def history(fmt: str, runs_dir: Path | None) -> None:
     raise SystemExit(history_command(fmt=fmt, runs_dir=runs_dir))
 
 
+@cli.command()
+@click.option(
+    "--routes",
+    "routes",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The routes file: which alerts start which playbook, where and how (schemas/routes.schema.json).",
+)
+@click.option(
+    "--token-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bearer tokens Alertmanager may send, one per line, in a file only you can read (chmod 600).",
+)
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=9095, show_default=True, help="Port to listen on.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS private key.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".irx/serve"),
+    show_default=True,
+    help="Where the incident book and the runs' logs live.",
+)
+@RUNS_DIR_OPTION
+@click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
+@click.option(
+    "--stop-runs",
+    is_flag=True,
+    help="On shutdown, interrupt running incidents (they record it) instead of letting them finish.",
+)
+def serve(
+    routes: Path,
+    token_file: Path,
+    bind: str,
+    port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    state_dir: Path,
+    runs_dir: Path | None,
+    playbook_dir: Path | None,
+    stop_runs: bool,
+) -> None:
+    """Receive Alertmanager's webhook (POST /alerts/alertmanager) and start the routed playbooks.
+
+    One incident per alert group: repeats and the resolution are recorded on it, at most the routes'
+    max_concurrent runs at once, the rest queued. Each run is an ordinary irx run with its own journal.
+    SIGTERM / Ctrl-C stop accepting alerts; running incidents continue unless --stop-runs.
+    """
+    from irx.commands.serve import ServeOptions
+    from irx.commands.serve import main as serve_main
+
+    options = ServeOptions(
+        routes=routes,
+        token_file=token_file,
+        bind=bind,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        state_dir=state_dir,
+        runs_dir=runs_dir,
+        playbook_dir=playbook_dir,
+        stop_runs=stop_runs,
+    )
+    raise SystemExit(serve_main(options))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI, map errors to one line and an exit code."""
     try:

@@ -46,7 +46,10 @@ class Incident:
     resolved_at: float | None = None
     fingerprints: tuple[str, ...] = ()
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # from the route, read at the first firing
+    limit: str | None = None
     run_id: str | None = None
+    pid: int | None = None
     outcome: str | None = None
     reason: str | None = None
 
@@ -70,8 +73,21 @@ class IncidentBook:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def receive(self, note: Notification, route: str | None, now: float) -> tuple[Incident, Received]:
-        """Record ``note`` on its group's open incident, or open one (queued; refused when no route)."""
+    def receive(
+        self,
+        note: Notification,
+        route: str | None,
+        now: float,
+        *,
+        params: dict[str, Any] | None = None,
+        limit: str | None = None,
+        refused: str | None = None,
+    ) -> tuple[Incident, Received]:
+        """Record ``note`` on its group's open incident, or open one.
+
+        A new incident is queued, or refused (with the reason) when no route matches, when the route could
+        not use the alert (``refused``: a missing label, a limit that is no host), or when it already resolved.
+        """
         digest = hashlib.sha256(f"{note.receiver}\0{note.group_key}".encode()).hexdigest()[:16]
         with self._locked():
             group = self.root / digest
@@ -96,17 +112,17 @@ class IncidentBook:
                 group_key=note.group_key,
                 receiver=note.receiver,
                 route=route,
-                state="queued" if route and note.status == "firing" else "refused",
+                state="queued" if route and note.status == "firing" and not refused else "refused",
                 opened=now,
                 updated=now,
                 status=note.status,
                 resolved_at=now if note.status == "resolved" else None,
                 fingerprints=note.fingerprints,
                 labels=dict(note.common_labels),
-                reason=None if route else "no route matches the alert group's labels",
+                params=dict(params or {}),
+                limit=limit,
+                reason=_refusal(route, note, refused),
             )
-            if incident.state == "refused" and route:
-                incident = dataclasses.replace(incident, reason="the group resolved before irx saw it firing")
             self._write(group, incident)
             return incident, "new"
 
@@ -159,6 +175,16 @@ class IncidentBook:
     @staticmethod
     def _write(group: Path, incident: Incident) -> None:
         _atomic(group / f"{_parts(incident.id)[1]}.json", dataclasses.asdict(incident))
+
+
+def _refusal(route: str | None, note: Notification, refused: str | None) -> str | None:
+    if route is None:
+        return "no route matches the alert group's labels"
+    if refused:
+        return refused
+    if note.status == "resolved":
+        return "the group resolved before irx saw it firing"
+    return None
 
 
 def _parts(incident_id: str) -> tuple[str, str]:

@@ -9,12 +9,19 @@ host name for ``--limit`` that must be exactly a host of the inventory (no patte
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from irx.alerts import AlertError, Matcher, Notification, matches_all, parse_matcher
+from irx.errors import IrxError, UsageError
+from irx.model import Playbook
 
 Mode = Literal["diagnose", "dry-run", "run"]
 DEFAULT_MAX_CONCURRENT = 4
@@ -123,3 +130,90 @@ def _source(value: Any) -> Source:
             return Source("label", name=str(value["label"]))
         return Source("annotation", name=str(value["annotation"]))
     return Source("literal", value=value)
+
+
+def load_routes(path: Path) -> Routes:
+    """The routes in ``path``, or ``UsageError`` with every problem as ``path:line:col: message``."""
+    from jsonschema import Draft202012Validator
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the routes file: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise UsageError(f"{where}: not YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}:1:1: a routes file is a mapping (apiVersion: irx/v1, kind: Routes, routes: [...])")
+    problems = []
+    schema = json.loads(resources.files("irx").joinpath("schemas/routes.schema.json").read_text(encoding="utf-8"))
+    for error in sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(map(str, e.path))):
+        line, col = _position(root, list(error.absolute_path))
+        at = "/".join(map(str, error.absolute_path)) or "(top)"
+        problems.append((line, col, f"{at}: {error.message}"))
+    if not problems:
+        lines = [_position(root, ["routes", i])[0] for i in range(len(data["routes"]))]
+        routes, bad = build_routes(data, lines)
+        problems += [(lines[i], 1, f"routes/{i}/match: {message}") for i, message in bad]
+        names = [r.name for r in routes.routes]
+        problems += [
+            (r.line, 1, f"routes/{i}/name: {r.name!r} is the name of an earlier route")
+            for i, r in enumerate(routes.routes)
+            if r.name in names[:i]
+        ]
+        problems += [
+            (r.line, 1, f"routes/{i}/approve: pre-approving steps needs mode: run (this route is {r.mode})")
+            for i, r in enumerate(routes.routes)
+            if r.approve and r.mode != "run"
+        ]
+    if problems:
+        shown = "; ".join(f"{path}:{line}:{col}: {message}" for line, col, message in sorted(problems)[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise UsageError(shown + more)
+    return routes
+
+
+def _position(node: Any, path: list[Any]) -> tuple[int, int]:
+    """Line and column (1-based) of the value at ``path`` in a composed YAML tree, or its nearest parent's."""
+    for part in path:
+        children = None
+        if isinstance(node, yaml.MappingNode):
+            children = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            children = node.value[part]
+        if children is None:
+            break
+        node = children
+    mark = getattr(node, "start_mark", None)
+    return (mark.line + 1, mark.column + 1) if mark else (1, 1)
+
+
+def check_playbooks(routes: Routes, path: Path, load: Callable[[str], Playbook]) -> list[str]:
+    """What the routes ask of their playbooks that the playbooks do not have, as ``path:line:col: message``.
+
+    ``load`` returns the playbook of a name (raising ``IrxError`` when there is none or it is invalid).
+    """
+    problems = []
+    for index, route in enumerate(routes.routes):
+        where = f"{path}:{route.line or 1}:1: routes/{index}"
+        try:
+            playbook = load(route.playbook)
+        except IrxError as exc:
+            problems.append(f"{where}/playbook: {exc}")
+            continue
+        problems += [
+            f"{where}/params/{name}: playbook {playbook.name} has no param {name!r}"
+            for name in route.params
+            if name not in playbook.params
+        ]
+        gated = {step.id for step in playbook.steps if step.approval_required}
+        problems += [
+            f"{where}/approve: {step!r} is not a step of {playbook.name} with an approval gate"
+            + (f" (gated steps: {', '.join(sorted(gated))})" if gated else "")
+            for step in route.approve
+            if step not in gated
+        ]
+    return problems

@@ -1,0 +1,157 @@
+"""``irx serve``: receive Alertmanager's webhook and start the routed playbooks (see irx.serve)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import stat
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from irx.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from irx.model import Playbook
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    routes: Path
+    token_file: Path
+    bind: str = "127.0.0.1"
+    port: int = 9095
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    state_dir: Path = Path(".irx/serve")
+    runs_dir: Path | None = None
+    playbook_dir: Path | None = None
+    stop_runs: bool = False
+
+
+def read_tokens(path: Path) -> tuple[str, ...]:
+    """The bearer tokens in ``path``, one per line (# comments), from a file only its owner can read."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the token file: {exc.strerror or exc}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UsageError(f"{path}: the token file is readable by others; chmod 600 {path}")
+    tokens = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    if not tokens:
+        raise UsageError(f"{path}: the token file holds no token (one per line)")
+    short = [t for t in tokens if len(t) < 16]
+    if short:
+        raise UsageError(f"{path}: a token is shorter than 16 characters; use e.g. `openssl rand -hex 32`")
+    return tokens
+
+
+def main(options: ServeOptions) -> int:
+    import uvicorn
+
+    from irx.incidents import IncidentBook
+    from irx.routes import check_playbooks, load_routes
+    from irx.serve.app import Settings, create_app, token_digest
+    from irx.serve.dispatch import Dispatcher, Launch
+    from irx.timeline import default_runs_dir
+
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    tokens = read_tokens(options.token_file)
+    routes = load_routes(options.routes)
+    problems = check_playbooks(routes, options.routes, functools.partial(_playbook, options.playbook_dir))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(problems[0] + more)
+    book = IncidentBook(options.state_dir / "incidents")
+    launch = Launch(
+        command=(sys.executable, "-m", "irx"),
+        runs_dir=(options.runs_dir or default_runs_dir()).resolve(),
+        work_dir=(options.state_dir / "runs").resolve(),
+        playbook_dir=options.playbook_dir.resolve() if options.playbook_dir else None,
+    )
+    dispatcher = Dispatcher(book, routes, launch)
+    settings = Settings(routes, book, tuple(token_digest(t) for t in tokens), hosts_of=_hosts_of)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        task = asyncio.create_task(dispatcher.run())
+        announce = asyncio.create_task(_announce_when_listening(server, options, len(routes.routes), launch))
+        yield
+        announce.cancel()
+        await dispatcher.stop(options.stop_runs)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="irx serve: %(asctime)s %(message)s")
+    config = uvicorn.Config(
+        create_app(settings, dispatcher.wake, lifespan),
+        host=options.bind,
+        port=options.port,
+        ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+        ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+        access_log=False,
+        log_config=None,  # uvicorn's own messages in irx serve's one log format
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    stopped: list[int] = []
+    # uvicorn shuts down gracefully on SIGTERM / SIGINT, then raises the signal again for the handler it found:
+    # SIGTERM (a service manager stopping irx serve) is then a clean stop, exit 0; Ctrl-C stays 130.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot start (the port is taken, a bad certificate)
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not server.started:
+        raise UsageError(f"irx serve could not listen on {options.bind}:{options.port} (see the message above)")
+    return ExitCode.OK
+
+
+async def _announce_when_listening(server: Any, options: ServeOptions, routes: int, launch: Any) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    scheme = "https" if options.tls_cert else "http"
+    logging.getLogger("irx.serve").info(
+        "listening on %s://%s:%d/alerts/alertmanager, %d route(s), runs in %s",
+        scheme,
+        options.bind,
+        options.port,
+        routes,
+        launch.runs_dir,
+    )
+
+
+def _playbook(playbook_dir: Path | None, name: str) -> Playbook:
+    from irx.library import find_playbook
+    from irx.loader import load_playbook
+
+    return load_playbook(find_playbook(name, playbook_dir))
+
+
+_HOSTS_TTL = 60.0
+_hosts_cache: dict[str | None, tuple[float, tuple[str, ...]]] = {}
+
+
+def _hosts_of(inventory: str | None) -> Sequence[str]:
+    """The hosts of an inventory, read again after a minute (an edited inventory is seen without a restart)."""
+    from irx.inventory import load_inventory
+
+    cached = _hosts_cache.get(inventory)
+    if cached is None or time.monotonic() - cached[0] > _HOSTS_TTL:
+        cached = (time.monotonic(), load_inventory(inventory).hosts("all"))
+        _hosts_cache[inventory] = cached
+    return cached[1]
