@@ -51,7 +51,9 @@ def run_argv(route: Route, incident: Incident, launch: Launch, params_file: Path
         argv.append(f"--limit={incident.limit}")
     if params_file is not None:
         argv.append(f"--extra-vars=@{params_file}")
-    if route.mode == "dry-run":
+    if route.mode in ("diagnose", "dry-run"):
+        # diagnose is read-only by definition: irx run's --dry-run runs the read-only steps for real and
+        # never a mutating one (it also shows what the mitigations would run).
         argv.append("--dry-run")
     argv += [f"--approve={step}" for step in route.approve]
     return argv

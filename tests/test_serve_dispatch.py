@@ -1,0 +1,33 @@
+"""How an incident becomes an ``irx run`` command line (pure: no process is started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from irx.incidents import Incident
+from irx.routes import Mode, Route
+from irx.serve.dispatch import Launch, run_argv
+
+LAUNCH = Launch(command=("irx",), runs_dir=Path("/runs"), work_dir=Path("/state"), environ={})
+
+
+def incident(limit: str | None = None) -> Incident:
+    return Incident("0123456789abcdef-0001", "{}:{}", "irx", "r", "running", 1.0, 1.0, limit=limit)
+
+
+@pytest.mark.parametrize("mode", ["diagnose", "dry-run"])
+def test_diagnose_and_dry_run_never_run_a_mutating_step(mode: Mode) -> None:
+    argv = run_argv(Route("r", (), "db-pool-exhausted", mode=mode), incident(), LAUNCH, None)
+    assert "--dry-run" in argv
+    assert not any(a.startswith("--approve") for a in argv)
+
+
+def test_run_mode_pre_approves_only_the_named_steps_and_every_value_is_one_argument() -> None:
+    route = Route("r", (), "db-pool-exhausted", inventory="prod", mode="run", approve=("kill_idle",))
+    argv = run_argv(route, incident(limit="-rf db1"), LAUNCH, Path("/state/p.json"))
+    assert argv == [
+        "irx", "run", "db-pool-exhausted", "--runs-dir=/runs", "--quiet", "--format=json", "--inventory=prod",
+        "--limit=-rf db1", "--extra-vars=@/state/p.json", "--approve=kill_idle",
+    ]  # fmt: skip
