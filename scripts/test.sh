@@ -15,7 +15,7 @@ if [ "${IRX_DEPS:-pinned}" = latest ]; then IRX_VENV=$PWD/.venv-latest; fi
 export IRX_VENV PATH="$IRX_VENV/bin:$PATH"
 ruff check engine testenv tests bench molecule
 ruff format --check engine testenv tests bench molecule
-mypy
+mypy  # strict, over the package, testenv and the tests: [tool.mypy] in pyproject.toml
 set +e
 pytest "$@"
 rc=$?

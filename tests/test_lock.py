@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from irx.errors import ExitCode
-from irx.lock import LockHeld, LockHolder, RunLock, default_lock_dir, lock_key, lock_path
+from irx.lock import HostLocks, LockHeld, LockHolder, RunLock, default_lock_dir, lock_key, lock_path
 
 HOSTS = ["db2", "db1", "db3"]
 
@@ -246,9 +246,9 @@ HOST_HOLDER = textwrap.dedent(
 )
 
 
-def host_locks(lock_dir: Path, hosts: dict[str, str], playbook: str = "db-pool-exhausted", *, force: bool = False):
-    from irx.lock import HostLocks
-
+def host_locks(
+    lock_dir: Path, hosts: dict[str, str], playbook: str = "db-pool-exhausted", *, force: bool = False
+) -> HostLocks:
     return HostLocks.acquire(lock_dir, playbook, hosts, "20261122T111000Z-m1ne00", "alice@laptop", force)
 
 

@@ -34,7 +34,7 @@ class MemoryRunner:
         out: dict[str, HostResult] = {}
         for task in tasks:
             self.calls.append((task.step_id, tuple(task.hosts), task.spec))
-            script = self.scripts.get(task.step_id, lambda t, h: HostResult(h, "ok", rc=0, stdout=""))
+            script: Script = self.scripts.get(task.step_id, lambda t, h: HostResult(h, "ok", rc=0, stdout=""))
             for host in task.hosts:
                 out[host] = script(task, host)
         return out
@@ -47,7 +47,7 @@ class ListJournal:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def event(self, type: str, **fields: Any) -> dict[str, Any]:
+    def event(self, type: str, /, **fields: Any) -> dict[str, Any]:
         self.events.append({"type": type, **fields})
         return self.events[-1]
 

@@ -14,13 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from irx.errors import ParamError, UsageError
-from irx.model import Param, build_playbook
-from irx.params import Supplied, check, convert, parse_extra_vars, resolve
+from irx.model import Param, Playbook, build_playbook
+from irx.params import InventoryLookup, Supplied, check, convert, parse_extra_vars, resolve
 
 SECRET = "s3cr3t-Pa55'word"
 
 
-def playbook(params: Mapping[str, Any]) -> Any:
+def playbook(params: Mapping[str, Any]) -> Playbook:
     data = {
         "apiVersion": "irx/v1",
         "kind": "Playbook",
@@ -36,7 +36,7 @@ def param(**spec: Any) -> Param:
     return playbook({"p": spec}).params["p"]
 
 
-def inventory(values: Mapping[str, Mapping[str, Any]]) -> Any:
+def inventory(values: Mapping[str, Mapping[str, Any]]) -> InventoryLookup:
     """An inventory lookup over {host: {var: value}}."""
 
     def lookup(host: str, var: str) -> tuple[bool, Any]:

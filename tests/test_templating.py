@@ -104,7 +104,7 @@ def test_numbers_and_booleans_are_written_bare() -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))))
+@given(value=st.text(alphabet=st.characters(exclude_characters="\x00", exclude_categories=["Cs"])))
 def test_any_text_survives_the_shell_unchanged(value: str, tmp_path: Path) -> None:
     done = run_sh(render("printf '%s' {{ params.v }}", context(v=value), shell=True), tmp_path)
     assert done.stdout == value

@@ -20,12 +20,18 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from irx.ansible_display import Captured, ansible_reason, capture_display
 from irx.errors import InventoryError
+from irx.vault import Vault as Vault
+from irx.vault import open_vault, opened
+from irx.vault import vaulted_values as vaulted_values
+
+# Vault and vaulted_values live in irx.vault and are re-exported (``as``): cli, plan, run, the executors and
+# the tests import them from here.
 
 DEFAULT_INVENTORY = "local"
 INVENTORY_SUFFIXES: tuple[str, ...] = (".yml", ".yaml", ".ini")
@@ -74,69 +80,7 @@ def display_name(spec: str | None) -> str:
     return DEFAULT_INVENTORY if spec is None else spec
 
 
-# --- capturing what Ansible would print -----------------------------------------------------------------
-
-
-@dataclass
-class _Captured:
-    failures: list[tuple[str, BaseException]] = field(default_factory=list)  # (plugin, exception)
-    warnings: list[str] = field(default_factory=list)
-
-
-_PLUGIN_IN_MSG = re.compile(r"with '?([\w.]+)'? plugin")
-
-
-@contextlib.contextmanager
-def _capture_display() -> Iterator[_Captured]:
-    """Collect Ansible's warnings instead of letting it print them, for the duration of the block.
-
-    The Display singleton's ``warning``/``error_as_warning``/``deprecated`` are shadowed on the instance
-    and restored afterwards; a failed source's reasons arrive here as ``error_as_warning`` calls.
-    """
-    from ansible.utils.display import Display
-
-    display = Display()
-    captured = _Captured()
-
-    def warning(msg: str, *args: Any, **kwargs: Any) -> None:
-        captured.warnings.append(_one_line(str(msg)))
-
-    def error_as_warning(msg: str | None, exception: BaseException, *args: Any, **kwargs: Any) -> None:
-        match = _PLUGIN_IN_MSG.search(msg or "")
-        captured.failures.append((match.group(1) if match else "", exception))
-
-    def deprecated(*args: Any, **kwargs: Any) -> None:
-        return None
-
-    names = ("warning", "error_as_warning", "deprecated")
-    saved = {name: display.__dict__[name] for name in names if name in display.__dict__}
-    display.warning = warning
-    display.error_as_warning = error_as_warning
-    display.deprecated = deprecated
-    try:
-        yield captured
-    finally:
-        for name in names:
-            if name in saved:
-                setattr(display, name, saved[name])
-            else:
-                display.__dict__.pop(name, None)
-
-
-_TAGGED_TYPE = re.compile(r"<class '(?:[\w.]*\._AnsibleTagged)?([\w.]+)'>")
-
-
-def _one_line(text: str) -> str:
-    """``text`` on one line, with ansible-core's internal type names made readable."""
-    return _TAGGED_TYPE.sub(lambda m: m.group(1).rsplit(".", 1)[-1].lower(), " ".join(text.split()))
-
-
-def _ansible_reason(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    first = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
-    reason = _one_line(first).removeprefix("Failed to parse inventory: ")
-    line = getattr(getattr(exc, "obj", None), "line_num", None)
-    return f"line {line}: {reason}" if line else reason
+# --- when a source fails to parse ----------------------------------------------------------------------
 
 
 # Failures that only mean "this plugin does not read this kind of file": never the interesting reason.
@@ -159,43 +103,12 @@ def _best_failure(source: str, failures: Sequence[tuple[str, BaseException]]) ->
     for want in preferred:
         for plugin, exc in relevant:
             if plugin == want or plugin.endswith(f".{want}"):
-                return f"{plugin} plugin: {_ansible_reason(exc)}"
+                return f"{plugin} plugin: {ansible_reason(exc)}"
     plugin, exc = relevant[0]
-    return f"{plugin} plugin: {_ansible_reason(exc)}" if plugin else _ansible_reason(exc)
+    return f"{plugin} plugin: {ansible_reason(exc)}" if plugin else ansible_reason(exc)
 
 
 # --- the inventory --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Vault:
-    """The passwords Ansible needs besides the connection's, as the operator gave them.
-
-    Vault-encrypted inventory values: ``--vault-password-file`` or a password asked on the terminal
-    (``--ask-vault-pass``); with neither, Ansible's own settings (``ANSIBLE_VAULT_PASSWORD_FILE``,
-    ``vault_password_file`` and ``vault_identity_list`` in ansible.cfg) apply, as for ansible-playbook.
-    Privilege escalation (``become``): ``--become-password-file`` or ``--ask-become-pass``; with neither,
-    the inventory's ``ansible_become_password`` (vaulted, ideally) or ``ANSIBLE_BECOME_PASSWORD_FILE``.
-    Every one of them is a secret of the run."""
-
-    password_file: str | None = None
-    password: str | None = field(default=None, repr=False)
-    become_password_file: str | None = None
-    become_password: str | None = field(default=None, repr=False)
-
-    def secrets(self, environ: Mapping[str, str]) -> list[str]:
-        """The passwords given here or in files irx can read (an executable password file is Ansible's to
-        run, not irx's: its output cannot be known in advance)."""
-        found = [p for p in (self.password, self.become_password) if p]
-        for path in (self.password_file, self.become_password_file, environ.get("ANSIBLE_BECOME_PASSWORD_FILE")):
-            if path and not os.access(path, os.X_OK):
-                try:
-                    text = Path(path).read_text(encoding="utf-8", errors="replace").strip()
-                except OSError:
-                    continue
-                if text:
-                    found.append(text)
-        return found
 
 
 class Inventory:
@@ -225,11 +138,11 @@ class Inventory:
         """Host names matching an Ansible pattern, in inventory order; ``--limit`` applies unless told."""
         from ansible.errors import AnsibleError
 
-        with _capture_display():  # "Could not match supplied host pattern" is ours to report
+        with capture_display():  # "Could not match supplied host pattern" is ours to report
             try:
                 found = self._manager.get_hosts(pattern, ignore_limits=not limited)
             except AnsibleError as exc:
-                raise InventoryError(f"host pattern {pattern!r}: {_ansible_reason(exc)}") from None
+                raise InventoryError(f"host pattern {pattern!r}: {ansible_reason(exc)}") from None
         return tuple(host.name for host in found)
 
     def host_groups(self, name: str) -> tuple[str, ...]:
@@ -264,14 +177,14 @@ class Inventory:
         if host is None:
             raise InventoryError(f"host {name!r} is not in inventory {self.name}")
         try:
-            with _capture_display() as captured:
+            with capture_display() as captured:
                 base = self._group_vars(host)
                 merged = combine_vars(base, host.get_vars())
                 merged = combine_vars(
                     merged, get_vars_from_inventory_sources(self._loader, self._manager._sources, [host], "all")
                 )
         except AnsibleError as exc:
-            raise InventoryError(f"inventory {self.name}: host {name}: {_ansible_reason(exc)}") from None
+            raise InventoryError(f"inventory {self.name}: host {name}: {ansible_reason(exc)}") from None
         self._note(captured.warnings)
         self._host_vars_cache[name] = merged
         return merged  # type: ignore[no-any-return]  # ansible is untyped
@@ -315,7 +228,7 @@ class Inventory:
         hostvars = self.host_vars(host)
         raw = hostvars[var]
         value = self._template(host, var, raw, hostvars) if _needs_templating(raw) else raw
-        value = _opened(host, var, value)
+        value = opened(host, var, value)
         self._templated[key] = value
         return value
 
@@ -328,12 +241,10 @@ class Inventory:
         variables.setdefault("groups", self._manager.get_groups_dict())
         variables.setdefault("inventory_hostname", host)
         try:
-            with _capture_display():
+            with capture_display():
                 return Templar(loader=self._loader, variables=variables).template(raw)
         except AnsibleError as exc:
-            raise InventoryError(
-                f"inventory {self.name}: host {host}: variable {var}: {_ansible_reason(exc)}"
-            ) from None
+            raise InventoryError(f"inventory {self.name}: host {host}: variable {var}: {ansible_reason(exc)}") from None
 
     def _note(self, warnings: Iterable[str]) -> None:
         for text in warnings:
@@ -363,9 +274,9 @@ def load_inventory(spec: str | None, limit: str | None = None, vault: Vault | No
         _init_plugin_loader()
     loader = DataLoader()
     vault = vault or Vault()
-    with _capture_display() as captured:
+    with capture_display() as captured:
         try:
-            _open_vault(loader, vault)
+            open_vault(loader, vault)
             # Parse each file of a directory ourselves, as Ansible would, to know which one failed.
             manager = InventoryManager(loader=loader, sources=[source], parse=False)
             parsed = _parse(manager, source, captured)
@@ -373,7 +284,7 @@ def load_inventory(spec: str | None, limit: str | None = None, vault: Vault | No
                 manager._inventory.reconcile_inventory()
             _apply_inventory_stage_vars(manager, loader)
         except AnsibleError as exc:
-            raise InventoryError(f"inventory {name}: {_ansible_reason(exc)}") from None
+            raise InventoryError(f"inventory {name}: {ansible_reason(exc)}") from None
         if not parsed:
             raise InventoryError(f"inventory {name}: {source}: no inventory source found in it")
     inventory = Inventory(source, name, limit, manager, loader, vault)
@@ -383,86 +294,6 @@ def load_inventory(spec: str | None, limit: str | None = None, vault: Vault | No
     if limit:
         _apply_limit(inventory, manager, limit)
     return inventory
-
-
-def _open_vault(loader: Any, vault: Vault) -> None:
-    """Give Ansible the vault secrets, as ansible-playbook's own start-up does (and, once per process, the
-    context that lets a vaulted value be read). A wrong password shows when a value is read."""
-    from ansible import constants
-
-    configured = constants.DEFAULT_VAULT_PASSWORD_FILE or constants.DEFAULT_VAULT_IDENTITY_LIST
-    if not (vault.password_file or vault.password is not None or configured):
-        return
-    from ansible.cli import CLI
-    from ansible.parsing.vault import VaultSecret, VaultSecretsContext
-
-    if vault.password_file and not os.path.isfile(vault.password_file):
-        raise InventoryError(f"--vault-password-file {vault.password_file}: no such file")
-    secrets = CLI.setup_vault_secrets(
-        loader,
-        vault_ids=list(constants.DEFAULT_VAULT_IDENTITY_LIST),
-        vault_password_files=[vault.password_file] if vault.password_file else [],
-        auto_prompt=False,
-        initialize_context=False,
-    )
-    if vault.password is not None:
-        secrets.insert(0, (constants.DEFAULT_VAULT_IDENTITY, VaultSecret(vault.password.encode())))
-    loader.set_vault_secrets(secrets)
-    current = VaultSecretsContext.current(optional=True)
-    if current is None:
-        VaultSecretsContext.initialize(VaultSecretsContext(secrets))
-    else:  # a second inventory in one process (tests, a server): its secrets, not the first one's
-        current.secrets = secrets
-
-
-def vaulted_values(inv: Inventory, hosts: Iterable[str]) -> list[str]:
-    """The decrypted text of every vault-encrypted variable of ``hosts``: secrets, wherever they go."""
-    from ansible.parsing.vault import EncryptedString
-
-    found: list[str] = []
-    seen: set[int] = set()
-
-    def walk(host: str, var: str, value: Any) -> None:
-        if isinstance(value, EncryptedString):
-            if id(value) not in seen:
-                seen.add(id(value))
-                found.append(_decrypt(host, var, value))
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                walk(host, var, item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(host, var, item)
-
-    for host in hosts:
-        for var, value in inv.host_vars(host).items():
-            walk(host, var, value)
-    return found
-
-
-def _opened(host: str, var: str, value: Any) -> Any:
-    """``value`` with every vault-encrypted string in it decrypted (vaulted_values makes them secrets)."""
-    if type(value).__name__ == "EncryptedString":
-        return _decrypt(host, var, value)
-    if isinstance(value, Mapping):
-        return {k: _opened(host, var, v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_opened(host, var, v) for v in value]
-    return value
-
-
-def _decrypt(host: str, var: str, value: Any) -> str:
-    from ansible.errors import AnsibleError
-
-    try:
-        return str(value)
-    except ReferenceError:  # no vault secrets were given
-        raise InventoryError(
-            f"host {host}: variable {var} is vault-encrypted: give --vault-password-file FILE or --ask-vault-pass "
-            "(or set ANSIBLE_VAULT_PASSWORD_FILE)"
-        ) from None
-    except AnsibleError as exc:
-        raise InventoryError(f"host {host}: variable {var}: {_ansible_reason(exc)}") from None
 
 
 _PLUGIN_LINE = re.compile(rb"^plugin\s*:", re.MULTILINE)
@@ -492,7 +323,7 @@ def _init_plugin_loader() -> None:
         init_plugin_loader()
 
 
-def _parse(manager: Any, source: str, captured: _Captured) -> bool:
+def _parse(manager: Any, source: str, captured: Captured) -> bool:
     """Parse ``source`` into ``manager``, file by file for a directory; a file that fails is an error."""
     if "," in source and not os.path.exists(source):
         return bool(manager.parse_source(source))
@@ -536,12 +367,12 @@ def _is_noise(warning: str) -> bool:
 def _apply_limit(inventory: Inventory, manager: Any, limit: str) -> None:
     from ansible.errors import AnsibleError
 
-    with _capture_display():
+    with capture_display():
         try:
             manager.subset(limit)
             matched = manager.get_hosts("all")
         except AnsibleError as exc:
-            raise InventoryError(f"--limit {limit!r}: {_ansible_reason(exc)}") from None
+            raise InventoryError(f"--limit {limit!r}: {ansible_reason(exc)}") from None
     if not matched:
         raise InventoryError(
             f"--limit {limit!r} matches no host in inventory {inventory.name}; its groups: {inventory.groups_summary()}"

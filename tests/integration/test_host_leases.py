@@ -11,19 +11,23 @@ import signal
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from journal_checks import check_journal, of_type
+from jsonschema import Draft202012Validator
 
 from irx.timeline import read_journal
+
+if TYPE_CHECKING:
+    from conftest import IrxCli  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
 HOSTS = "localhost,web1"  # the gate runs on localhost; web1 is the host both operators would change
 
 
-def other_operator(irx_cli: Any, tmp_path: Path) -> Any:
+def other_operator(irx_cli: IrxCli, tmp_path: Path) -> IrxCli:
     """A second control node: its own lock directory, HOME, TMPDIR and runs; the same SSH hosts."""
     root = tmp_path / "operator-b"
     for sub in ("home", "t", "locks"):
@@ -47,7 +51,9 @@ HELD = re.compile(
 )
 
 
-def test_two_operators_meet_at_the_lease_on_the_host(irx_cli: Any, tmp_path: Path, timeline_validator: Any) -> None:
+def test_two_operators_meet_at_the_lease_on_the_host(
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
+) -> None:
     state, gate = tmp_path / "state", tmp_path / "gate"
     state.mkdir()
     args = ("-l", HOSTS, "-e", f"state_dir={state}", "-e", f"gate={gate}")
@@ -101,7 +107,7 @@ def test_two_operators_meet_at_the_lease_on_the_host(irx_cli: Any, tmp_path: Pat
 
 
 def test_a_killed_holders_lease_expires_and_the_next_run_records_whom_it_replaced(
-    irx_cli: Any, tmp_path: Path, timeline_validator: Any
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     state, gate = tmp_path / "state", tmp_path / "gate"
     state.mkdir()
@@ -136,7 +142,7 @@ def test_a_killed_holders_lease_expires_and_the_next_run_records_whom_it_replace
 
 
 def test_a_run_forced_over_a_live_lease_records_it_and_the_displaced_run_does_not_change_the_host_again(
-    irx_cli: Any, tmp_path: Path, timeline_validator: Any
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     state, gate = tmp_path / "state", tmp_path / "gate"
     state.mkdir()
@@ -180,7 +186,7 @@ def test_a_run_forced_over_a_live_lease_records_it_and_the_displaced_run_does_no
     assert first.returncode == 1, f"{out}\n{err}"
 
 
-def test_lease_settings_are_checked_before_anything_runs(irx_cli: Any, tmp_path: Path) -> None:
+def test_lease_settings_are_checked_before_anything_runs(irx_cli: IrxCli, tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     ran = irx_cli.run("run-lease", "-l", HOSTS, "-e", f"state_dir={state}", "-e", "gate=/nonexistent",
@@ -191,7 +197,7 @@ def test_lease_settings_are_checked_before_anything_runs(irx_cli: Any, tmp_path:
 
 
 def test_on_the_same_control_node_a_dead_runs_lease_is_taken_at_once(
-    irx_cli: Any, tmp_path: Path, timeline_validator: Any
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     state, gate = tmp_path / "state", tmp_path / "gate"
     state.mkdir()

@@ -31,12 +31,13 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 import pytest
 import yaml
 from journal_checks import check_journal, host_results, of_type
+from jsonschema import Draft202012Validator
 
 from irx.errors import ExitCode, IrxError, ParamError
 from irx.inventory import Inventory, load_inventory
@@ -46,6 +47,9 @@ from irx.params import MAX_VALUE_BYTES, Supplied, check, convert
 from irx.plan import FORMATS, build_plan, render
 from irx.timeline import read_journal
 from irx_testenv import SshHosts
+
+if TYPE_CHECKING:
+    from conftest import IrxCli  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -201,6 +205,16 @@ def first_difference(expected: Any, actual: Any, path: str = "") -> str:
     return f"{path}: expected {str(expected)[:400]!r}, got {str(actual)[:400]!r}"
 
 
+@dataclass
+class LexFrame:
+    """One nesting level of :func:`shell_contexts`' lexer: its mode, its open parentheses, and whether a
+    ``$(`` opened it (its ``)`` closes it)."""
+
+    mode: str  # "word", "dq" (inside double quotes) or "bt" (inside backticks)
+    depth: int = 0
+    pushed: bool = False
+
+
 def shell_contexts(script: str, needle: str) -> list[str]:
     """The lexical context, in a bash script, of every occurrence of ``needle``: ``word`` where a
     shell-quoted value is one word of a command (also inside ``$( )``), else ``single-quoted``,
@@ -209,11 +223,11 @@ def shell_contexts(script: str, needle: str) -> list[str]:
     backslashes, ``$( )`` and ``$(( ))``, backticks, comments, here-documents (not here-strings)."""
     targets = {m.start() for m in re.finditer(re.escape(needle), script)}
     found: list[str] = []
-    frames = [["word", 0, False]]  # mode, paren depth, pushed by $(
+    frames = [LexFrame("word")]
     heredocs: list[tuple[str, bool, bool]] = []  # delimiter, strip tabs, quoted
     i, n = 0, len(script)
     while i < n:
-        mode = frames[-1][0]
+        mode = frames[-1].mode
         if i in targets:
             found.append({"word": "word", "dq": "double-quoted", "bt": "backticks"}[mode])
         c = script[i]
@@ -228,12 +242,12 @@ def shell_contexts(script: str, needle: str) -> list[str]:
                 i = end + 1
                 continue
             if c == '"':
-                frames.append(["dq", 0, False])
+                frames.append(LexFrame("dq"))
             elif c == "`":
                 if mode == "bt":
                     frames.pop()
                 else:
-                    frames.append(["bt", 0, False])
+                    frames.append(LexFrame("bt"))
             elif c == "#" and (i == 0 or script[i - 1] in " \t\n;|&("):
                 end = script.find("\n", i)
                 end = n if end < 0 else end
@@ -241,15 +255,15 @@ def shell_contexts(script: str, needle: str) -> list[str]:
                 i = end
                 continue
             elif script.startswith("$(", i):
-                frames.append(["word", 0, True])
+                frames.append(LexFrame("word", pushed=True))
                 i += 2
                 continue
             elif c == "(":
-                frames[-1][1] += 1
+                frames[-1].depth += 1
             elif c == ")":
-                if frames[-1][1] > 0:
-                    frames[-1][1] -= 1
-                elif frames[-1][2]:
+                if frames[-1].depth > 0:
+                    frames[-1].depth -= 1
+                elif frames[-1].pushed:
                     frames.pop()
             elif script.startswith("<<", i) and not script.startswith("<<<", i):
                 m = re.match(r"<<(-?)[ \t]*(?:'([^']*)'|\"([^\"]*)\"|\\?([A-Za-z_][A-Za-z0-9_]*))", script[i:])
@@ -280,11 +294,11 @@ def shell_contexts(script: str, needle: str) -> list[str]:
             if c == '"':
                 frames.pop()
             elif script.startswith("$(", i):
-                frames.append(["word", 0, True])
+                frames.append(LexFrame("word", pushed=True))
                 i += 2
                 continue
             elif c == "`":
-                frames.append(["bt", 0, False])
+                frames.append(LexFrame("bt"))
         i += 1
     return found
 
@@ -595,12 +609,13 @@ def test_values_that_are_not_unicode_text_are_param_errors(tmp_path: Path) -> No
     pair = tmp_path / "pair.json"
     pair.write_text('{"app_service": "fire \\ud83d\\udd25"}')  # what json.dumps writes for "fire 🔥"
     outcomes = {}
-    for label, argv, extra in (
+    cases: list[tuple[str, Sequence[str | bytes], dict[bytes, bytes]]] = [  # label, argv, extra environment
         ("argv bytes", [*base, "-e", b"app_service=x\xffy"], {}),
         ("environment bytes", base, {b"PGPASSWORD": b"s3cr\xffzz"}),
         ("lone surrogate in inline JSON", [*base, "-e", '{"app_service": "x\\ud800y"}'], {}),
         ("surrogate pair in a JSON file", [*base, "--format", "json", "-e", f"@{pair}"], {}),
-    ):
+    ]
+    for label, argv, extra in cases:
         proc = subprocess.run(
             [os.fsencode(a) for a in argv], env={**{os.fsencode(k): os.fsencode(v) for k, v in env.items()}, **extra},
             capture_output=True, timeout=120, check=False, stdin=subprocess.DEVNULL, cwd=tmp_path,
@@ -732,8 +747,8 @@ def local_services(pg_server: Any, redis_server: Any) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", SHIPPED_FILES, ids=[p.stem for p in SHIPPED_FILES])
 def test_dry_run_with_every_string_param_hostile(
-    path: Path, irx_cli: Any, group_inventories: dict[str, Path], ssh_hosts: SshHosts, local_services: dict[str, str],
-    tmp_path: Path, timeline_validator: Any,
+    path: Path, irx_cli: IrxCli, group_inventories: dict[str, Path], ssh_hosts: SshHosts,
+    local_services: dict[str, str], tmp_path: Path, timeline_validator: Draft202012Validator,
 ) -> None:  # fmt: skip
     """Two real dry runs at once, on localhost and on the SSH hosts: the diagnostics run for real with the
     hostile values; whatever fails, nothing runs that the playbook does not say, and irx stays in control."""
@@ -802,7 +817,7 @@ def test_dry_run_counts(shipped: list[Playbook]) -> None:
 
 
 def test_http_step_with_an_unusable_url_fails_only_that_step(
-    tmp_path: Path, irx_cli: Any, timeline_validator: Any
+    tmp_path: Path, irx_cli: IrxCli, timeline_validator: Draft202012Validator
 ) -> None:
     """A URL that no request can be built from (a host name that is not valid IDNA, a control character:
     both pass ``format: uri``) or a header value that is not ASCII fails its http step with a message, as a
@@ -834,7 +849,7 @@ RS = "\x1e"
 
 
 def test_every_value_arrives_byte_for_byte_on_every_channel(
-    irx_cli: Any, tmp_path: Path, timeline_validator: Any
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     """A real run (read-only printf steps) on localhost and web1: through a {{ }} template in a script, an
     env: value read as "$VAR", a command argv item, module args, and a step's output carried into later

@@ -14,15 +14,19 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 from journal_checks import check_journal, host_results, of_type
+from jsonschema import Draft202012Validator
 from test_secret_canary import ArgvSampler, left_behind_roots, needles, search_files
 
 from irx.timeline import read_journal
 from irx_testenv import SshHosts
+
+if TYPE_CHECKING:
+    from conftest import IrxCli, Ran  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -78,12 +82,14 @@ def mkdir(path: Path) -> Path:
     return path
 
 
-def as_user(irx_cli: Any, inventory: Path) -> dict[str, str]:
+def as_user(irx_cli: IrxCli, inventory: Path) -> dict[str, str]:
     # ANSIBLE_REMOTE_TEMP of irx_cli is in root's 0700 tmp_path: the account needs its own (its ~/.ansible).
     return {k: v for k, v in irx_cli.env.items() if k != "ANSIBLE_REMOTE_TEMP"}
 
 
-def run_become(irx_cli: Any, hosts: SshHosts, tmp_path: Path, *args: str, inventory: Path | None = None) -> Any:
+def run_become(
+    irx_cli: IrxCli, hosts: SshHosts, tmp_path: Path, *args: str, inventory: Path | None = None
+) -> tuple[Ran, Path]:
     inventory = inventory or inventory_file(hosts, tmp_path)
     state = user_state(hosts, tmp_path)
     ran = irx_cli.irx("run", "run-become", "-p", PLAYBOOKS, "-i", str(inventory),
@@ -105,7 +111,7 @@ def assert_escalated_only_where_declared(hosts: SshHosts, state: Path, journal: 
 
 
 def test_with_a_become_password_from_a_file_the_terminal_or_the_vault_and_never_on_a_command_line(
-    sudo_password_hosts: SshHosts, irx_cli: Any, tmp_path: Path, timeline_validator: Any
+    sudo_password_hosts: SshHosts, irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     hosts = sudo_password_hosts
     password = hosts.become_password
@@ -152,7 +158,7 @@ def test_with_a_become_password_from_a_file_the_terminal_or_the_vault_and_never_
     assert found == [str(password_file)]  # the operator's own file, nothing else
 
 
-def run_on_terminal(irx_cli: Any, hosts: SshHosts, tmp_path: Path, password: str) -> tuple[int, Path, str]:
+def run_on_terminal(irx_cli: IrxCli, hosts: SshHosts, tmp_path: Path, password: str) -> tuple[int, Path, str]:
     tmp_path.mkdir()
     inventory = inventory_file(hosts, tmp_path)
     state = user_state(hosts, tmp_path)
@@ -189,7 +195,7 @@ def run_on_terminal(irx_cli: Any, hosts: SshHosts, tmp_path: Path, password: str
     return proc.returncode, state, seen.decode(errors="replace")
 
 
-def run_vaulted(irx_cli: Any, hosts: SshHosts, tmp_path: Path, password: str) -> tuple[Any, Path]:
+def run_vaulted(irx_cli: IrxCli, hosts: SshHosts, tmp_path: Path, password: str) -> tuple[Ran, Path]:
     tmp_path.mkdir()
     vault_file = tmp_path / "vault-pass"
     vault_file.write_text("irx-test-vault\n")
@@ -206,7 +212,9 @@ def run_vaulted(irx_cli: Any, hosts: SshHosts, tmp_path: Path, password: str) ->
     return run_become(irx_cli, hosts, tmp_path, "--vault-password-file", str(vault_file), inventory=inventory)
 
 
-def test_a_wrong_become_password_is_said_plainly(sudo_password_hosts: SshHosts, irx_cli: Any, tmp_path: Path) -> None:
+def test_a_wrong_become_password_is_said_plainly(
+    sudo_password_hosts: SshHosts, irx_cli: IrxCli, tmp_path: Path
+) -> None:
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-password\n")
     ran, state = run_become(irx_cli, sudo_password_hosts, tmp_path, "--become-password-file", str(wrong))
@@ -216,7 +224,7 @@ def test_a_wrong_become_password_is_said_plainly(sudo_password_hosts: SshHosts, 
 
 
 def test_passwordless_sudo_escalates_only_the_steps_that_declare_it(
-    sudo_hosts: SshHosts, irx_cli: Any, tmp_path: Path, timeline_validator: Any
+    sudo_hosts: SshHosts, irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     ran, state = run_become(irx_cli, sudo_hosts, tmp_path)
     assert ran.rc == 0, ran.output
@@ -226,7 +234,7 @@ def test_passwordless_sudo_escalates_only_the_steps_that_declare_it(
 
 
 def test_an_account_without_sudo_and_a_step_the_host_denies_are_said_plainly(
-    no_sudo_hosts: SshHosts, irx_cli: Any, tmp_path: Path, timeline_validator: Any
+    no_sudo_hosts: SshHosts, irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     password_file = tmp_path / "its-own-password"  # the account's right password: sudo still says no
     password_file.write_text(f"{no_sudo_hosts.become_password}\n")

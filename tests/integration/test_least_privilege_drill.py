@@ -28,17 +28,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 import yaml
 from journal_checks import check_journal, host_results, of_type
+from jsonschema import Draft202012Validator
 from psycopg import sql
 from test_secret_canary import ArgvSampler, admin, left_behind_roots, needles, new_canary, search_files
 
 from irx.timeline import read_journal
 from irx_testenv import PostgresServer, SshHosts
+
+if TYPE_CHECKING:
+    from conftest import IrxCli, Ran  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -211,7 +215,7 @@ def test_the_ssh_account_is_unprivileged_and_its_sudo_wants_a_password(drill: Dr
 
 
 def test_pool_fixed_as_a_sudo_user_and_the_become_password_never_shows(
-    drill: Drill, inventory: Path, irx_cli: Any, tmp_path: Path, timeline_validator: Any
+    drill: Drill, inventory: Path, irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     hosts, pg = drill.hosts, drill.pg
     become_password = hosts.become_password
@@ -260,8 +264,14 @@ def test_pool_fixed_as_a_sudo_user_and_the_become_password_never_shows(
     )
 
 
-def denied_run(irx_cli: Any, argv: tuple[str, ...], env: dict[str, str], tmp_path: Path, timeline_validator: Any,
-               drill: Drill) -> Any:  # fmt: skip
+def denied_run(
+    irx_cli: IrxCli,
+    argv: tuple[str, ...],
+    env: dict[str, str],
+    tmp_path: Path,
+    timeline_validator: Draft202012Validator,
+    drill: Drill,
+) -> Ran:
     denied_runs = tmp_path / "runs-denied"
     denied = irx_cli.irx(*argv, env={**env, "IRX_RUNS_DIR": str(denied_runs)}, timeout=300)
     assert denied.rc == 2, denied.output
@@ -280,9 +290,9 @@ def denied_run(irx_cli: Any, argv: tuple[str, ...], env: dict[str, str], tmp_pat
     return denied
 
 
-def run_checks(drill: Drill, ran: Any, denied: Any, irx_cli: Any, tmp_path: Path, timeline_validator: Any,
-                  watched: Any, sampler: Any, started: float, password_file: Path, become_forms: list[bytes],
-                  dba_forms: list[bytes]) -> None:  # fmt: skip
+def run_checks(drill: Drill, ran: Ran, denied: Ran | None, irx_cli: IrxCli, tmp_path: Path,
+               timeline_validator: Draft202012Validator, watched: Watched, sampler: ArgvSampler, started: float,
+               password_file: Path, become_forms: list[bytes], dba_forms: list[bytes]) -> None:  # fmt: skip
     hosts, pg = drill.hosts, drill.pg
     assert ran.rc == 0, ran.output
     assert json.loads(ran.stdout)["status"] == "verified", ran.stdout[-4000:]

@@ -8,12 +8,17 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from journal_checks import check_journal, host_results, of_type
+from jsonschema import Draft202012Validator
 
 from irx.timeline import JournalRead, parse_timestamp
 from irx_testenv import SshHosts
+
+if TYPE_CHECKING:
+    from conftest import IrxCli  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +51,7 @@ def check_budgets(journal: JournalRead, state: Path) -> None:
 
 
 def test_host_unreachable_mid_run_others_continue_within_budget(
-    irx_cli, web2_revived: SshHosts, tmp_path: Path, timeline_validator
+    irx_cli: IrxCli, web2_revived: SshHosts, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     state, gate = tmp_path / "state", tmp_path / "gate"
     state.mkdir()
@@ -72,7 +77,7 @@ def test_host_unreachable_mid_run_others_continue_within_budget(
 
 
 def test_host_dead_before_the_run_is_caught_by_the_preflight_in_well_under_a_second(
-    irx_cli, web2_revived: SshHosts, tmp_path: Path, timeline_validator
+    irx_cli: IrxCli, web2_revived: SshHosts, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     state, gate = tmp_path / "state", tmp_path / "gate"
     state.mkdir()
@@ -99,7 +104,9 @@ def test_host_dead_before_the_run_is_caught_by_the_preflight_in_well_under_a_sec
     assert host_results(journal, "probe")["web2"]["msg"] == preflight["msg"].removeprefix("preflight: ")
 
 
-def test_hung_command_past_its_timeout_is_stopped_on_every_host(irx_cli, tmp_path: Path, timeline_validator) -> None:
+def test_hung_command_past_its_timeout_is_stopped_on_every_host(
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
+) -> None:
     state = tmp_path / "state"
     state.mkdir()
     marker = str(random.randint(400_000_000, 499_999_999))  # the sleep length: unique on this machine

@@ -7,13 +7,17 @@ import json
 import secrets
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 from journal_checks import check_journal, host_results, of_type
+from jsonschema import Draft202012Validator
 
 from irx_testenv import NginxServer, PostgresServer
+
+if TYPE_CHECKING:
+    from conftest import IrxCli  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +29,7 @@ HOSTNAMES = {"localhost": MACHINE, **{name: name for name in SSH_HOSTS}}
 
 
 def test_full_run_diagnose_conditional_mitigation_verify(
-    irx_cli, nginx_server: NginxServer, tmp_path: Path, timeline_validator
+    irx_cli: IrxCli, nginx_server: NginxServer, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()
@@ -88,7 +92,9 @@ def test_full_run_diagnose_conditional_mitigation_verify(
     assert stamps == sorted(stamps)
 
 
-def test_verify_failure_rolls_back_and_verifies_again(irx_cli, tmp_path: Path, timeline_validator) -> None:
+def test_verify_failure_rolls_back_and_verifies_again(
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
+) -> None:
     state = tmp_path / "state"
     state.mkdir()
 
@@ -123,7 +129,9 @@ def test_verify_failure_rolls_back_and_verifies_again(irx_cli, tmp_path: Path, t
     assert sorted(p.name for p in state.glob("healthy-*")) == sorted(f"healthy-{n}" for n in HOSTNAMES.values())
 
 
-def test_a_dry_run_whose_verification_fails_says_so_everywhere(irx_cli, tmp_path: Path, timeline_validator) -> None:
+def test_a_dry_run_whose_verification_fails_says_so_everywhere(
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
+) -> None:
     """Console, channel message, journal, Markdown and HTML agree: verification failed, nothing resolved."""
     state = tmp_path / "state"
     state.mkdir()
@@ -153,7 +161,9 @@ def test_a_dry_run_whose_verification_fails_says_so_everywhere(irx_cli, tmp_path
         assert "RESOLVED" not in text
 
 
-def test_dry_run_runs_read_only_steps_and_never_mutates(irx_cli, tmp_path: Path, timeline_validator) -> None:
+def test_dry_run_runs_read_only_steps_and_never_mutates(
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
+) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "backlog").write_text("5\n")
@@ -197,7 +207,11 @@ def test_dry_run_runs_read_only_steps_and_never_mutates(irx_cli, tmp_path: Path,
 
 
 def test_db_pool_exhausted_is_remediated_on_a_real_postgresql(
-    irx_cli, pg_server: PostgresServer, nginx_server: NginxServer, repo: Path, timeline_validator
+    irx_cli: IrxCli,
+    pg_server: PostgresServer,
+    nginx_server: NginxServer,
+    repo: Path,
+    timeline_validator: Draft202012Validator,
 ) -> None:
     """The shipped playbook, the default inventory (this machine), a real pool exhausted by idle sessions."""
     role = f"irxpool{secrets.token_hex(3)}"  # the server is shared by the session: a role of our own

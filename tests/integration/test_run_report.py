@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from journal_checks import check_journal, of_type
@@ -14,6 +15,9 @@ from jsonschema import Draft202012Validator
 from test_notify_delivery import Receiver
 
 from irx.timeline import parse_timestamp as parse_ts
+
+if TYPE_CHECKING:
+    from conftest import IrxCli  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +40,8 @@ def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
 TOKEN = "hook-T0K3N-secret"  # the webhook URL is a secret: only ever seen masked
 
 
-def test_rolled_back_run_notifies_in_order_and_reports(irx_cli, webhook: Receiver, tmp_path: Path,
-                                                       timeline_validator) -> None:  # fmt: skip
+def test_rolled_back_run_notifies_in_order_and_reports(irx_cli: IrxCli, webhook: Receiver, tmp_path: Path,
+                                                       timeline_validator: Draft202012Validator) -> None:  # fmt: skip
     state = tmp_path / "state"
     state.mkdir()
     hook = f"{webhook.base}/hooks/{TOKEN}"
@@ -99,7 +103,7 @@ def test_rolled_back_run_notifies_in_order_and_reports(irx_cli, webhook: Receive
 
 
 def test_a_real_runs_report_has_its_summary_symptoms_limit_and_what_was_never_reached(
-    irx_cli, tmp_path: Path, timeline_validator
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()

@@ -14,12 +14,17 @@ import socket
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from journal_checks import check_journal, host_results, of_type
+from jsonschema import Draft202012Validator
 
 from irx.lock import HostLocks
 from irx.timeline import read_journal
+
+if TYPE_CHECKING:
+    from conftest import IrxCli  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +48,9 @@ def canaries(state: Path) -> list[str]:
 # --- approval gates ------------------------------------------------------------------------------------------
 
 
-def test_approval_missing_without_a_terminal_stops_at_the_gate(irx_cli, state: Path, timeline_validator) -> None:
+def test_approval_missing_without_a_terminal_stops_at_the_gate(
+    irx_cli: IrxCli, state: Path, timeline_validator: Draft202012Validator
+) -> None:
     messages = state / "messages.log"
     ran = irx_cli.run(
         "run-gated", "-l", ",".join(TWO_HOSTS), "-e", f"state_dir={state}", env={"IRX_NOTIFY_FILE": str(messages)}
@@ -74,7 +81,7 @@ def test_approval_missing_without_a_terminal_stops_at_the_gate(irx_cli, state: P
 
 @pytest.mark.parametrize(("flag", "method"), [(("--approve", "fix"), "approve-flag"), (("--yes",), "yes-flag")])
 def test_approval_by_flag_runs_the_gated_step(
-    irx_cli, state: Path, timeline_validator, flag: tuple[str, ...], method: str
+    irx_cli: IrxCli, state: Path, timeline_validator: Draft202012Validator, flag: tuple[str, ...], method: str
 ) -> None:
     ran = irx_cli.run("run-gated", "-l", ",".join(TWO_HOSTS), "-e", f"state_dir={state}", *flag)
 
@@ -93,7 +100,9 @@ def test_approval_by_flag_runs_the_gated_step(
     assert journal.events[-1]["status"] == "verified"
 
 
-def test_the_hash_irx_plan_shows_is_the_one_the_gate_checks(irx_cli, state: Path, timeline_validator) -> None:
+def test_the_hash_irx_plan_shows_is_the_one_the_gate_checks(
+    irx_cli: IrxCli, state: Path, timeline_validator: Draft202012Validator
+) -> None:
     from conftest import RUN_PLAYBOOKS
 
     hosts = ",".join(TWO_HOSTS)
@@ -118,7 +127,9 @@ def test_the_hash_irx_plan_shows_is_the_one_the_gate_checks(irx_cli, state: Path
     assert canaries(state) == sorted(f"canary-{HOSTNAMES[h]}" for h in TWO_HOSTS)
 
 
-def test_an_approval_for_another_rendering_lets_nothing_through(irx_cli, state: Path, timeline_validator) -> None:
+def test_an_approval_for_another_rendering_lets_nothing_through(
+    irx_cli: IrxCli, state: Path, timeline_validator: Draft202012Validator
+) -> None:
     """The diagnostic's output changes between the approval (taken from the first run's gate) and the
     next run: the stale hash is a refusal, recorded as one; the new rendering's hash is approved."""
     hosts = ",".join(TWO_HOSTS)
@@ -157,14 +168,14 @@ def test_an_approval_for_another_rendering_lets_nothing_through(irx_cli, state: 
 
 
 @pytest.mark.parametrize("value", ["fix@", "fix@abc", "fix@zzzzzzzzzzzzzz"])
-def test_a_malformed_approval_hash_is_a_usage_error(irx_cli, state: Path, value: str) -> None:
+def test_a_malformed_approval_hash_is_a_usage_error(irx_cli: IrxCli, state: Path, value: str) -> None:
     ran = irx_cli.run("run-gated", "-e", f"state_dir={state}", "--approve", value)
     assert ran.rc == 2, ran.output
     assert f"--approve {value}: expected STEP or STEP@HASH (at least 12 hex digits of it)" in ran.stderr
     assert irx_cli.journals() == []
 
 
-def test_approve_flag_for_a_step_without_a_gate_is_refused_before_anything_runs(irx_cli, state: Path) -> None:
+def test_approve_flag_for_a_step_without_a_gate_is_refused_before_anything_runs(irx_cli: IrxCli, state: Path) -> None:
     ran = irx_cli.run("run-gated", "-e", f"state_dir={state}", "--approve", "probe")
 
     assert ran.rc == 2, ran.output
@@ -172,7 +183,7 @@ def test_approve_flag_for_a_step_without_a_gate_is_refused_before_anything_runs(
     assert irx_cli.journals() == []
 
 
-def test_approval_refused_at_a_terminal(irx_cli, state: Path, timeline_validator) -> None:
+def test_approval_refused_at_a_terminal(irx_cli: IrxCli, state: Path, timeline_validator: Draft202012Validator) -> None:
     """On a terminal irx shows the rendered action and its hosts, and asks; 'n' skips the step."""
     master, slave = pty.openpty()
     proc = irx_cli.start(
@@ -227,7 +238,7 @@ def test_approval_refused_at_a_terminal(irx_cli, state: Path, timeline_validator
 
 
 def test_concurrent_run_is_refused_naming_the_holder_and_force_is_recorded(
-    irx_cli, tmp_path: Path, timeline_validator
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
 ) -> None:
     state, gate = tmp_path / "state", tmp_path / "gate"
     state.mkdir()
@@ -309,7 +320,9 @@ def files_containing(root: Path, needle: bytes) -> list[str]:
     return found
 
 
-def test_secret_never_reaches_the_journal_the_output_or_any_file(irx_cli, tmp_path: Path, timeline_validator) -> None:
+def test_secret_never_reaches_the_journal_the_output_or_any_file(
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator
+) -> None:
     """Also after a run was killed with the secret in flight: the next run sweeps what the dead one left."""
     secret = f"irxS3cr3t{uuid.uuid4().hex}"
     tmp = Path(irx_cli.env["TMPDIR"])  # ansible-runner's private data dir lands here, where we can look

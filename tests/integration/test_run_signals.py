@@ -8,14 +8,18 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from journal_checks import of_type
 from jsonschema import Draft202012Validator
 
 from irx.timeline import JournalRead, read_journal
+
+if TYPE_CHECKING:
+    from conftest import IrxCli  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +91,7 @@ def wait_gone(pids: set[int], timeout: float) -> set[int]:
 
 
 @pytest.fixture
-def reap() -> Any:
+def reap() -> Iterator[set[int]]:
     """Kill (by pid) whatever a test's irx left behind, so a failure cannot leak processes into the session."""
     pids: set[int] = set()
     yield pids
@@ -106,7 +110,13 @@ def reap() -> Any:
     ids=["sigint-during-wait", "sigint-during-host-step", "sigterm-during-wait", "sighup-during-wait"],
 )
 def test_interrupt_mid_run_exits_130_and_starts_nothing_new(
-    irx_cli, tmp_path: Path, timeline_validator, reap: set[int], sig: int, probe_seconds: int, during: str
+    irx_cli: IrxCli,
+    tmp_path: Path,
+    timeline_validator: Draft202012Validator,
+    reap: set[int],
+    sig: int,
+    probe_seconds: int,
+    during: str,
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()
@@ -152,7 +162,7 @@ def test_interrupt_mid_run_exits_130_and_starts_nothing_new(
     assert wait_gone(children, 15) == set()
 
 
-def test_a_reader_gone_mid_run_neither_stops_nor_loses_the_run(irx_cli, tmp_path: Path, reap: set[int]) -> None:
+def test_a_reader_gone_mid_run_neither_stops_nor_loses_the_run(irx_cli: IrxCli, tmp_path: Path, reap: set[int]) -> None:
     # What Ctrl-C under Ansible or molecule does: the process reading irx's output dies first, then irx is
     # interrupted. Progress has nowhere to go; the run must still stop cleanly and record its end.
     state = tmp_path / "state"
@@ -175,7 +185,7 @@ def test_a_reader_gone_mid_run_neither_stops_nor_loses_the_run(irx_cli, tmp_path
 
 
 def test_sigkill_mid_run_leaves_a_journal_that_reads_back_whole(
-    irx_cli, tmp_path: Path, timeline_validator, reap: set[int]
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator, reap: set[int]
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()
@@ -215,7 +225,7 @@ def test_sigkill_mid_run_leaves_a_journal_that_reads_back_whole(
 
 
 def test_second_interrupt_stops_the_running_host_step_now(
-    irx_cli, tmp_path: Path, timeline_validator, reap: set[int]
+    irx_cli: IrxCli, tmp_path: Path, timeline_validator: Draft202012Validator, reap: set[int]
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()

@@ -25,17 +25,21 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 import psycopg
 import pytest
 import yaml
 from journal_checks import check_journal, host_results, of_type
+from jsonschema import Draft202012Validator
 from psycopg import sql
 
 from irx.timeline import read_journal
 from irx_testenv import PostgresServer, SshHosts
+
+if TYPE_CHECKING:
+    from conftest import IrxCli  # tests/integration/conftest.py, which pytest loads as conftest
 
 pytestmark = pytest.mark.integration
 
@@ -301,8 +305,8 @@ def test_the_sampler_and_the_file_search_see_a_canary_that_is_there(
 
 
 def test_secret_is_used_but_never_on_a_command_line_nor_left_in_a_file(
-    pg_on_bridge: PostgresServer, ssh_hosts: SshHosts, ssh_inventory: Path, irx_cli: Any, tmp_path: Path,
-    timeline_validator: Any,
+    pg_on_bridge: PostgresServer, ssh_hosts: SshHosts, ssh_inventory: Path, irx_cli: IrxCli, tmp_path: Path,
+    timeline_validator: Draft202012Validator,
 ) -> None:  # fmt: skip
     canary = new_canary()
     dsn = create_role(pg_on_bridge, canary)

@@ -175,17 +175,80 @@ def _run(
     return rc, capture, stopped
 
 
+_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "argv": {"type": "list", "elements": "str"},
+    "script": {"type": "str"},
+    "env": {"type": "dict", "default": {}},
+    "chdir": {"type": "str"},
+    "timeout": {"type": "float", "default": 0.0},
+    "kill_grace": {"type": "float", "default": 5.0},
+    "output_cap": {"type": "int", "default": 2 * 1024 * 1024},
+}
+
+
+def _workdir(module: AnsibleModule, chdir: str | None, invocation: dict[str, Any]) -> str | None:
+    """The directory to run in (``~`` expanded), or the module fails when there is no such directory."""
+    if not chdir:
+        return chdir
+    cwd = os.path.expanduser(chdir)
+    if not os.path.isdir(cwd):
+        module.fail_json(msg=f"chdir {cwd}: no such directory", rc=None, invocation=invocation)
+    return cwd
+
+
+def _write_script(scratch: str, text: str) -> str:
+    """``text`` in a new file of ``scratch`` only this user can read; its path."""
+    path = os.path.join(scratch, "step.sh")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as script:
+        script.write(text)
+    return path
+
+
+def _run_or_fail(
+    module: AnsibleModule, argv: list[str], env: dict[str, str], cwd: str | None, invocation: dict[str, Any]
+) -> tuple[int, _Capture, str | None]:
+    """:func:`_run` with the module's limits; a command that cannot start fails the module (rc 127 or 126)."""
+    params = module.params
+    try:
+        return _run(argv, env, cwd, params["timeout"], params["kill_grace"], params["output_cap"])
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.E2BIG:
+            reason += " (one argument or environment value may be at most 128 KiB on Linux)"
+        rc = 127 if exc.errno == errno.ENOENT else 126
+        module.fail_json(msg=f"cannot start {argv[0]}: {reason}", rc=rc, stdout="", stderr="", invocation=invocation)
+    except ValueError:  # subprocess refuses NUL in argv and env
+        module.fail_json(
+            msg="cannot start: an argument or environment value holds a NUL character",
+            rc=126,
+            stdout="",
+            stderr="",
+            invocation=invocation,
+        )
+    raise AssertionError("unreachable: fail_json exits the module")
+
+
+def _verdict(rc: int, capture: _Capture, stopped: str | None, timeout: float) -> dict[str, Any]:
+    """What the result says besides the output: which stream was cut, a timeout, a failure."""
+    verdict: dict[str, Any] = {}
+    if any(capture.cut.values()):
+        verdict["truncated"] = dict(capture.cut)
+    if stopped is not None:
+        verdict.update(
+            timed_out=True,
+            signal=stopped,
+            failed=True,
+            msg=f"timed out after {timeout:g}s: the command was stopped on the host ({stopped})",
+        )
+    elif rc != 0:
+        verdict.update(failed=True, msg="non-zero return code")
+    return verdict
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "argv": {"type": "list", "elements": "str"},
-            "script": {"type": "str"},
-            "env": {"type": "dict", "default": {}},
-            "chdir": {"type": "str"},
-            "timeout": {"type": "float", "default": 0.0},
-            "kill_grace": {"type": "float", "default": 5.0},
-            "output_cap": {"type": "int", "default": 2 * 1024 * 1024},
-        },
+        argument_spec=_ARGUMENT_SPEC,
         mutually_exclusive=[("argv", "script")],
         required_one_of=[("argv", "script")],
         supports_check_mode=False,
@@ -195,11 +258,7 @@ def main() -> None:
     # The invocation Ansible would echo back holds the env values (secrets among them) and the whole script:
     # irx knows what it sent, so only the env's names come back.
     invocation = {"module_args": {"env": sorted(env), "chdir": params["chdir"], "timeout": params["timeout"]}}
-    cwd = params["chdir"]
-    if cwd:
-        cwd = os.path.expanduser(cwd)
-        if not os.path.isdir(cwd):
-            module.fail_json(msg=f"chdir {cwd}: no such directory", rc=None, invocation=invocation)
+    cwd = _workdir(module, params["chdir"], invocation)
     lang = module.get_best_parsable_locale() if hasattr(module, "get_best_parsable_locale") else "C"
     scratch: str | None = None
     shell_name = ""
@@ -209,34 +268,11 @@ def main() -> None:
             shell, pipefail = _shell()
             shell_name = shell[0]
             scratch = tempfile.mkdtemp(prefix="irx-step-")  # 0700, this user's
-            path = os.path.join(scratch, "step.sh")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as script:
-                script.write(params["script"])
-            argv = [*shell, path]
+            argv = [*shell, _write_script(scratch, params["script"])]
         else:
             argv = list(params["argv"])
         begin = datetime.now()
-        try:
-            rc, capture, stopped = _run(
-                argv, _environment(env, lang), cwd, params["timeout"], params["kill_grace"], params["output_cap"]
-            )
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            if exc.errno == errno.E2BIG:
-                reason += " (one argument or environment value may be at most 128 KiB on Linux)"
-            rc = 127 if exc.errno == errno.ENOENT else 126
-            module.fail_json(
-                msg=f"cannot start {argv[0]}: {reason}", rc=rc, stdout="", stderr="", invocation=invocation
-            )
-        except ValueError:  # subprocess refuses NUL in argv and env
-            module.fail_json(
-                msg="cannot start: an argument or environment value holds a NUL character",
-                rc=126,
-                stdout="",
-                stderr="",
-                invocation=invocation,
-            )
+        rc, capture, stopped = _run_or_fail(module, argv, _environment(env, lang), cwd, invocation)
         end = datetime.now()
     finally:
         if scratch is not None:
@@ -253,17 +289,7 @@ def main() -> None:
     }
     if shell_name:
         result["shell"], result["pipefail"] = shell_name, pipefail
-    if any(capture.cut.values()):
-        result["truncated"] = dict(capture.cut)
-    if stopped is not None:
-        result.update(
-            timed_out=True,
-            signal=stopped,
-            failed=True,
-            msg=f"timed out after {params['timeout']:g}s: the command was stopped on the host ({stopped})",
-        )
-    elif rc != 0:
-        result.update(failed=True, msg="non-zero return code")
+    result.update(_verdict(rc, capture, stopped, params["timeout"]))
     module.exit_json(**result)
 
 
