@@ -333,8 +333,9 @@ def test_tls_with_the_given_certificate(irx_cli: IrxCli, tmp_path: Path) -> None
         proc = subprocess.Popen([str(VENV_BIN / "irx"), "serve", "--routes", str(routes), "--token-file", str(tokens),
                                  "-p", str(RUN_PLAYBOOKS), "--port", str(port), "--tls-cert", str(cert),
                                  "--tls-key", str(key), "--state-dir", str(tmp_path / "serve")],
-                                cwd=irx_cli.cwd, env=irx_cli.env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    server = Server(proc, f"https://127.0.0.1:{port}", log, tmp_path / "serve")  # type: ignore[arg-type]
+                                cwd=irx_cli.cwd, env=irx_cli.env, stdout=out, stderr=subprocess.STDOUT,
+                                text=True)  # fmt: skip
+    server = Server(proc, f"https://127.0.0.1:{port}", log, tmp_path / "serve")
     try:
         deadline = time.monotonic() + 30
         while "listening on https://" not in log.read_text():
