@@ -26,7 +26,7 @@ import yaml
 
 from conftest import VENV_BIN, IrxCli
 from irx.timeline import read_journal
-from irx_testenv import AlertmanagerServer, PostgresExporter, PostgresServer, PrometheusServer, free_port
+from irx_testenv import AlertmanagerServer, PostgresExporter, PostgresServer, PrometheusServer, free_port, leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -170,6 +170,7 @@ def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
         assert resolved["id"] == incident["id"] == finished[0]["id"]
         assert resolved["resolved_at"] is not None
         assert len(_incidents(state)) == 1
+    assert leftovers(exporter.uid) == []
 
     [journal] = irx_cli.journals()
     events = read_journal(journal).events
@@ -184,6 +185,8 @@ def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
     idle = [e for e in events if e["type"] == "host_result" and e["step"] == "app_idle"]
     assert [e["data"] for e in idle] == [SESSIONS]
     assert not [e for e in events if e["type"] == "host_result" and e["step"].startswith("terminate")]
+    assert events[-1]["type"] == "run_finished"
+    assert events[-1]["status"] == "dry_run"
     print(
         f"\nalert loop: sessions opened -> webhook (incident opened) {webhook_s:.2f}s, "
         f"-> first step result {step_s:.2f}s; sessions closed -> resolved {resolved_s:.2f}s; "
