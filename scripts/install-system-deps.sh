@@ -21,6 +21,10 @@ declare -A WANT=(
   [util-linux]=/usr/bin/unshare
   [python3]=/usr/bin/python3
   [sudo]=/usr/bin/sudo  # least-privilege tests: a non-root SSH user escalating with sudo (Ansible become)
+  # The alert loop (tests/integration/test_alert_loop.py): exporter -> Prometheus rule -> Alertmanager webhook.
+  [prometheus]=/usr/bin/prometheus
+  [prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
+  [prometheus-postgres-exporter]=/usr/bin/prometheus-postgres-exporter
 )
 # Any PostgreSQL major will do: the test environment discovers /usr/lib/postgresql/*/bin.
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
@@ -63,7 +67,7 @@ trap cleanup EXIT
 
 # Belt and braces: where systemd is PID 1 the policy file is honoured too, but stop and disable
 # anyway so a later boot does not bring system instances up on the default ports.
-for svc in ssh redis-server nginx postgresql; do
+for svc in ssh redis-server nginx postgresql prometheus prometheus-alertmanager prometheus-postgres-exporter; do
   if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
     "${SUDO[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
   elif [[ -x /etc/init.d/$svc ]]; then

@@ -1,4 +1,5 @@
-"""Real services for irx's integration tests, drills and demo: PostgreSQL, Redis, nginx and SSH hosts.
+"""Real services for irx's integration tests, drills and demo: PostgreSQL, Redis, nginx, SSH hosts, and the
+alerting chain (postgres_exporter, Prometheus, Alertmanager).
 
 Each service is a class with ``start()``/``stop()`` (also a context manager) that runs a private
 instance under a directory of the caller's choosing, on 127.0.0.1 or on namespace hosts in
@@ -20,15 +21,19 @@ from __future__ import annotations
 
 from irx_testenv._proc import TestEnvError, free_port
 from irx_testenv.leftovers import Leftover, leftovers, remove_leftovers
+from irx_testenv.monitoring import AlertmanagerServer, PostgresExporter, PrometheusServer
 from irx_testenv.nginx import NginxServer
 from irx_testenv.postgres import PostgresServer
 from irx_testenv.redis import RedisServer
 from irx_testenv.ssh import SshHost, SshHosts
 
 __all__ = [
+    "AlertmanagerServer",
     "Leftover",
     "NginxServer",
+    "PostgresExporter",
     "PostgresServer",
+    "PrometheusServer",
     "RedisServer",
     "SshHost",
     "SshHosts",

@@ -88,12 +88,13 @@ def spawn(
     log_path: Path,
     cwd: Path,
     user: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a long-running server in the foreground of its own session, output appended to ``log_path``.
 
     Servers run as our children (no self-daemonizing) so that stopping them can ``wait()`` and reap: a
     daemon reparented to a PID 1 that does not reap leaves zombies that look alive. The new session keeps
-    a terminal Ctrl-C from reaching them before our own teardown does.
+    a terminal Ctrl-C from reaching them before our own teardown does. ``env`` replaces the environment.
     """
     ids: dict[str, Any] = {}
     if user is not None and os.geteuid() == 0:
@@ -108,6 +109,7 @@ def spawn(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
+                env=None if env is None else dict(env),
                 start_new_session=True,
                 **ids,
             )

@@ -19,7 +19,10 @@ from irx_testenv import _names, _proc
 from irx_testenv.ssh import list_links, list_netns, teardown_network
 
 # cwd is searched only for these, so a shell that merely sits in a test directory is not "left over".
-_SERVER_NAMES = frozenset({"postgres", "redis-server", "nginx", "sshd"})
+# (comm is cut at 15 characters: "prometheus-aler" is Alertmanager, "prometheus-post" postgres_exporter.)
+_SERVER_NAMES = frozenset(
+    {"postgres", "redis-server", "nginx", "sshd", "prometheus", "prometheus-aler", "prometheus-post"}
+)
 
 
 @dataclass(frozen=True)
