@@ -187,6 +187,7 @@ def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
     assert not [e for e in events if e["type"] == "host_result" and e["step"].startswith("terminate")]
     assert events[-1]["type"] == "run_finished"
     assert events[-1]["status"] == "dry_run"
+    assert resolved["outcome"] == "dry_run"  # the journal's status: a dry run never reads as verified
     print(
         f"\nalert loop: sessions opened -> webhook (incident opened) {webhook_s:.2f}s, "
         f"-> first step result {step_s:.2f}s; sessions closed -> resolved {resolved_s:.2f}s; "

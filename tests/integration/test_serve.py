@@ -220,7 +220,7 @@ def test_an_alert_starts_one_real_run_and_repeats_update_it(server: Server, irx_
     assert incident["notifications"] == 4
     # run-report stops at its gate: no person approved it, and the route pre-approved nothing.
     logs = "".join(p.read_text() for p in (server.state / "runs").glob("*/run.log"))
-    assert incident["outcome"] == "awaiting approval", logs
+    assert incident["outcome"] == "awaiting_approval", logs  # the journal's status, not the exit code
     [journal] = irx_cli.journals()
     started = read_journal(journal).events[0]
     assert incident["run_id"] == started["run_id"] == journal.parent.name

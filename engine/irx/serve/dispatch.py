@@ -138,13 +138,13 @@ class Dispatcher:
 
     def _finished(self, incident_id: str, pid: int, outcome: str | None) -> None:
         run_id, status = find_run(self.launch.runs_dir, pid)
-        changed = self.book.update(
-            incident_id,
-            time.time(),
-            state="finished",
-            run_id=run_id,
-            outcome=outcome or status or "unknown (irx serve was restarted)",
-        )
+        fields: dict[str, object] = {"state": "finished", "run_id": run_id}
+        # The journal's status says what the run concluded (a dry run exits 0 but is never "verified");
+        # the exit code only when there is no journal (refused before it began).
+        fields["outcome"] = status or outcome or "unknown (irx serve was restarted)"
+        if run_id is None:  # refused before its journal began: its one-line error says why
+            fields["reason"] = _last_error(self.launch.work_dir / incident_id / "run.log")
+        changed = self.book.update(incident_id, time.time(), **fields)
         log.info("incident %s: run %s %s", incident_id, run_id or "-", changed.outcome)
 
     def _take_over(self) -> None:
