@@ -178,7 +178,7 @@ def leases_for(tmp_path: Path, run_id: str, runner: ModuleRunner, journal: Journ
         {"operator": f"{run_id}@cn", "playbook": "pb", "control_node": "cn", "pid": 7},
         ttl,
         runner,
-        lambda fields: journal.event("lease", **fields),
+        journal.record,
         **({"clock": clock} if clock else {}),
     )
 

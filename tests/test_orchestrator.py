@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from irx.events import Event
 from irx.executors.ansible import HostTask
 from irx.loader import load_playbook
 from irx.model import Step
@@ -47,8 +48,8 @@ class ListJournal:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def event(self, type: str, **fields: Any) -> dict[str, Any]:
-        self.events.append({"type": type, **fields})
+    def record(self, event: Event) -> dict[str, Any]:
+        self.events.append({"type": event.type, **event.fields()})
         return self.events[-1]
 
     def of(self, type: str) -> list[dict[str, Any]]:

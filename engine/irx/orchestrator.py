@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from irx import templating
+from irx import events, templating
 from irx.approval import digest, host_form, short
 from irx.errors import ExitCode, IrxError, TemplateError
+from irx.events import Event
 from irx.executors.ansible import HostTask
 from irx.executors.http import CONTROL_NODE, run_http
 from irx.model import Playbook, Step
@@ -39,7 +40,7 @@ class HostRunner(Protocol):
 
 
 class Journal(Protocol):
-    def event(self, type: str, /, **fields: Any) -> Any: ...
+    def record(self, event: Event) -> Any: ...
 
 
 class Targeting(Protocol):
@@ -152,7 +153,7 @@ class Orchestrator:
         steps = [s.id for s in self.playbook.phases.get("rollback", ())]
         would = f"a real run would roll back ({', '.join(steps)})" if steps else "the playbook has no rollback steps"
         note = f"{reason}; {would}. Expected in a dry run: its mitigations did not run"
-        self.journal.event("decision", decision="would_run", reason=note)
+        self.journal.record(events.Decision(decision="would_run", reason=note))
         self.progress.note(note)
         self._dry_note = f"dry run: {note}"
 
@@ -160,7 +161,7 @@ class Orchestrator:
         steps = self.playbook.phases.get("rollback", ())
         if not steps:
             raise _Stop("failed", f"{reason}; the playbook has no rollback steps")
-        self.journal.event("decision", decision="rollback", reason=reason)
+        self.journal.record(events.Decision(decision="rollback", reason=reason))
         self.progress.note(f"rolling back: {reason}")
         problem = self._phase("rollback")
         if problem is not None:
@@ -175,7 +176,7 @@ class Orchestrator:
         if not steps:
             return None
         label = f"{phase} (again)" if again else phase
-        self.journal.event("phase_started", phase=phase, again=again)
+        self.journal.record(events.PhaseStarted(phase=phase, again=again))
         self.progress.phase(label)
         if self.on_phase is not None:
             self.on_phase(phase, again)
@@ -188,7 +189,7 @@ class Orchestrator:
                     continue
                 why = f"{phase} step '{step.id}' {result.status.replace('_', ' ')}: {_first_problem(result)}"
                 if step.on_failure == "continue":
-                    self.journal.event("decision", step=step.id, phase=phase, decision="continue", reason=why)
+                    self.journal.record(events.Decision(step=step.id, phase=phase, decision="continue", reason=why))
                     continue
                 status = "failed"
                 if verify or (step.on_failure == "rollback" and phase != "rollback"):
@@ -201,7 +202,7 @@ class Orchestrator:
             status = "failed"
             raise
         finally:
-            self.journal.event("phase_finished", phase=phase, status=status, again=again)
+            self.journal.record(events.PhaseFinished(phase=phase, status=status, again=again))
         return None
 
     # -- one step -----------------------------------------------------------------------------------------
@@ -223,15 +224,16 @@ class Orchestrator:
         self._check_stop()
         hosts = self.targeting.hosts(step.on) if step.runs_on_hosts and step.on else [CONTROL_NODE]
         started = time.monotonic()
-        self.journal.event(
-            "step_started",
-            phase=step.phase,
-            step=step.id,
-            action=step.action,
-            summary=step.title,
-            hosts=hosts,
-            mutating=step.mutating,
-            approval_required=step.approval_required,
+        self.journal.record(
+            events.StepStarted(
+                phase=step.phase,
+                step=step.id,
+                action=step.action,
+                summary=step.title,
+                hosts=hosts,
+                mutating=step.mutating,
+                approval_required=step.approval_required,
+            )
         )
         if step.when is not None:
             decided = self._decide_when(step)
@@ -239,8 +241,8 @@ class Orchestrator:
                 return self._finish(step, decided, started)
         if step.mutating and self.dry_run:
             note = "would run (dry run: mutating steps never run)"
-            self.journal.event(
-                "decision", phase=step.phase, step=step.id, decision="would_run", reason=note, hosts=hosts
+            self.journal.record(
+                events.Decision(phase=step.phase, step=step.id, decision="would_run", reason=note, hosts=hosts)
             )
             self.progress.step(step, hosts, note)
             return self._finish(step, StepResult(step.id, "would_run", reason=note), started)
@@ -254,15 +256,16 @@ class Orchestrator:
 
     def _finish(self, step: Step, result: StepResult, started: float) -> StepResult:
         result.duration = time.monotonic() - started
-        self.journal.event(
-            "step_finished",
-            phase=step.phase,
-            step=step.id,
-            status=result.status,
-            duration=round(result.duration, 3),
-            attempts=result.attempts,
-            reason=result.reason,
-            aggregates=result.aggregates(),
+        self.journal.record(
+            events.StepFinished(
+                phase=step.phase,
+                step=step.id,
+                status=result.status,
+                duration=round(result.duration, 3),
+                attempts=result.attempts,
+                reason=result.reason,
+                aggregates=result.aggregates(),
+            )
         )
         self.progress.step_done(step, result)
         return result
@@ -276,29 +279,27 @@ class Orchestrator:
         except TemplateError as exc:
             if self.dry_run:
                 reason = f"cannot decide in a dry run ({exc}); it depends on steps that did not run"
-                self.journal.event(
-                    "decision",
-                    phase=step.phase,
-                    step=step.id,
-                    decision="would_run",
-                    expression=str(expr),
-                    reason=reason,
+                self.journal.record(
+                    events.Decision(
+                        phase=step.phase, step=step.id, decision="would_run", expression=str(expr), reason=reason
+                    )
                 )
                 self.progress.step(step, [], f"undecided: {reason}")
                 return StepResult(step.id, "would_run" if step.mutating else "not_run", reason=reason)
             reason = f"when: {exc}"
-            self.journal.event("error", phase=step.phase, step=step.id, message=reason, where="when")
+            self.journal.record(events.Error(phase=step.phase, step=step.id, message=reason, where="when"))
             return StepResult(step.id, "failed", reason=reason)
         run = templating.truthy(value)
         decision = "run" if run else "skip"
-        self.journal.event(
-            "decision",
-            phase=step.phase,
-            step=step.id,
-            decision=decision,
-            expression=str(expr),
-            value=_jsonable(value),
-            reason=f"when: {expr} -> {value!r}",
+        self.journal.record(
+            events.Decision(
+                phase=step.phase,
+                step=step.id,
+                decision=decision,
+                expression=str(expr),
+                value=_jsonable(value),
+                reason=f"when: {expr} -> {value!r}",
+            )
         )
         if run:
             return None
@@ -312,18 +313,19 @@ class Orchestrator:
             forms, summary = [], f"(cannot render: {exc})"
         gate_hash = digest(forms)
         approval = self.approver(step, hosts, summary, gate_hash)
-        self.journal.event(
-            "approval",
-            phase=step.phase,
-            step=step.id,
-            approved=approval.approved,
-            method=approval.method,
-            by=approval.by,
-            plan_hash=self.plan_hash,
-            approval_hash=gate_hash,
-            hosts=list(hosts),
-            reason=approval.reason or step.approval_reason,
-            summary=summary,
+        self.journal.record(
+            events.Approval(
+                phase=step.phase,
+                step=step.id,
+                approved=approval.approved,
+                method=approval.method,
+                by=approval.by,
+                plan_hash=self.plan_hash,
+                approval_hash=gate_hash,
+                hosts=list(hosts),
+                reason=approval.reason or step.approval_reason,
+                summary=summary,
+            )
         )
         if approval.approved:
             self._approved[step.id] = (gate_hash, dict(forms))
@@ -394,14 +396,15 @@ class Orchestrator:
                 if retries < step.retries and not done:
                     result.reason = f"{result.reason or 'did not succeed'} (dry run: no retries after a mitigation)"
                 return result
-            self.journal.event(
-                "decision",
-                phase=step.phase,
-                step=step.id,
-                decision="retry",
-                attempt=attempt,
-                reason=result.reason or f"attempt {attempt} did not succeed",
-                delay=step.delay,
+            self.journal.record(
+                events.Decision(
+                    phase=step.phase,
+                    step=step.id,
+                    decision="retry",
+                    attempt=attempt,
+                    reason=result.reason or f"attempt {attempt} did not succeed",
+                    delay=step.delay,
+                )
             )
             self.progress.note(
                 f"{step.id}: attempt {attempt} of {retries + 1} did not succeed; retrying in {step.delay:g}s"
@@ -425,7 +428,7 @@ class Orchestrator:
             return self._execute_local(step)
         except TemplateError as exc:
             reason = f"cannot render: {exc}"
-            self.journal.event("error", phase=step.phase, step=step.id, message=reason, where="render")
+            self.journal.record(events.Error(phase=step.phase, step=step.id, message=reason, where="render"))
             return StepResult(step.id, "failed", reason=reason)
 
     # -- host steps ------------------------------------------------------------------------------------------
@@ -461,7 +464,7 @@ class Orchestrator:
         for host in hosts:
             if host in self.unreachable:
                 results[host] = HostResult(host, "unreachable", msg=self.unreachable[host])
-                self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(results[host]))
+                self.journal.record(_host_event(step, results[host]))
         alive = [h for h in hosts if h not in self.unreachable]
         budget = target.max_fail_percentage if target else 0.0
         for batch in _batches(alive, target.serial if target and step.mutating else None):
@@ -469,10 +472,12 @@ class Orchestrator:
             tasks = self._render_hosts(step, batch)
             refused = self._unapproved(step, tasks)
             if refused is not None:  # nothing runs that was not approved, exactly as shown
-                self.journal.event(
-                    "approval", phase=step.phase, step=step.id, approved=False, method="binding", by="irx",
-                    plan_hash=self.plan_hash, approval_hash=self._approved[step.id][0], hosts=list(batch),
-                    reason=refused,
+                self.journal.record(
+                    events.Approval(
+                        phase=step.phase, step=step.id, approved=False, method="binding", by="irx",
+                        plan_hash=self.plan_hash, approval_hash=self._approved[step.id][0], hosts=list(batch),
+                        reason=refused,
+                    )
                 )  # fmt: skip
                 raise _Stop("awaiting_approval", f"step '{step.id}': {refused}; approve what it would run now")
             try:
@@ -485,13 +490,13 @@ class Orchestrator:
                 result = outcome.get(host) or HostResult(host, "failed", msg="no result")
                 _parse_into(step, result)
                 results[host] = result
-                self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(result))
+                self.journal.record(_host_event(step, result))
             if _over_budget(results, len(hosts), budget):
                 break
         missing = [h for h in hosts if h not in results]
         for host in missing:
             results[host] = HostResult(host, "skipped", msg="not run: the failure budget was spent")
-            self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(results[host]))
+            self.journal.record(_host_event(step, results[host]))
         status = _step_status(results, len(hosts), budget)
         failed = [h for h, r in results.items() if r.status not in {"ok", "skipped"}]
         reason = f"{len(failed)} of {len(hosts)} host(s) failed" if failed else ""
@@ -532,7 +537,7 @@ class Orchestrator:
             _parse_into(step, host)
             if step.parse is None:
                 host.data = host.extra.get("json")
-        self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(host))
+        self.journal.record(_host_event(step, host))
         status = "ok" if host.status == "ok" else host.status
         return StepResult(step.id, status, hosts={CONTROL_NODE: host}, reason=host.msg)
 
@@ -621,24 +626,23 @@ def _first_problem(result: StepResult) -> str:
     return result.reason or result.status
 
 
-def _host_fields(result: HostResult) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "host": result.host,
-        "status": result.status,
-        "rc": result.rc,
-        "stdout": result.stdout,
-        "stderr": result.stderr,
-        "msg": result.msg,
-        "changed": result.changed,
-        "duration": round(result.duration, 3),
-        "data": _jsonable(result.data),
-    }
+def _host_event(step: Step, result: HostResult) -> events.HostResultEvent:
     # stdout/stderr are capped by the journal itself, which records stdout_truncated/stderr_truncated and cap.
-    if "status_code" in result.extra:
-        fields["http_status"] = result.extra["status_code"]
-    if result.extra.get("pipefail") is False:
-        fields["pipefail"] = False
-    return fields
+    return events.HostResultEvent(
+        phase=step.phase,
+        step=step.id,
+        host=result.host,
+        status=result.status,
+        rc=result.rc,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        msg=result.msg,
+        changed=result.changed,
+        duration=round(result.duration, 3),
+        data=_jsonable(result.data),
+        http_status=result.extra.get("status_code"),
+        pipefail=False if result.extra.get("pipefail") is False else None,
+    )
 
 
 def _jsonable(value: Any) -> Any:

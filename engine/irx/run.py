@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import click
 
+from irx import events
 from irx.errors import IrxError, UsageError
 from irx.executors.ansible import MAX_ROUNDS, AnsibleSession, HostTask
 from irx.inventory import Vault
@@ -465,7 +466,7 @@ class _Communications:
         try:
             text = render_message(kind, {"run": self.run_info, "playbook": book, "status": status, **context}, override)
         except TemplateError as exc:
-            self.journal.event("error", message=f"message {kind}: {exc}", where="notify")
+            self.journal.record(events.Error(message=f"message {kind}: {exc}", where="notify"))
             return
         if self.run_info.get("dry_run"):  # rendered and shown, never sent
             self.progress.note(f"message {kind} (not sent in a dry run): {text.strip().splitlines()[0]}")
@@ -556,7 +557,7 @@ def _execute(
     stop = threading.Event()
     sessions.progress = progress
     outcome: Outcome | None = None
-    notifier = Notifier(channels, journal.event, redactor.redact_text, options.dry_run, timeout=3.0, retries=1)
+    notifier = Notifier(channels, journal.record, redactor.redact_text, options.dry_run, timeout=3.0, retries=1)
     run_info = {
         "id": run_id,
         "started_at": utc_timestamp(),
@@ -566,33 +567,34 @@ def _execute(
     }
     comms = _Communications(notifier, playbook, run_info, everyone, journal, progress)
     try:
-        journal.event(
-            "run_started",
-            playbook=playbook.name,
-            playbook_path=str(playbook.path),
-            title=playbook.title,
-            severity=playbook.severity,
-            inventory=inv.name,
-            mode=mode,
-            operator=operator,
-            plan_hash=prepared.plan_hash,
-            params=_shown_params(playbook, prepared.params),
-            hosts=everyone,
-            targets=prepared.targets,
-            irx_version=__version__,
-            forced_lock=bool(lock is not None and lock.forced),
-            pid=os.getpid(),
-            summary=playbook.summary,
-            symptoms=list(playbook.symptoms),
-            tags=list(playbook.tags),
-            plan=prepared.steps,
-            yes=options.yes,
-            approve=list(options.approve),
-            **({"limit": options.limit} if options.limit else {}),
+        journal.record(
+            events.RunStarted(
+                playbook=playbook.name,
+                playbook_path=str(playbook.path),
+                title=playbook.title,
+                severity=playbook.severity,
+                inventory=inv.name,
+                mode=mode,
+                operator=operator,
+                plan_hash=prepared.plan_hash,
+                params=_shown_params(playbook, prepared.params),
+                hosts=everyone,
+                targets=prepared.targets,
+                irx_version=__version__,
+                forced_lock=bool(lock is not None and lock.forced),
+                pid=os.getpid(),
+                summary=playbook.summary,
+                symptoms=list(playbook.symptoms),
+                tags=list(playbook.tags),
+                plan=prepared.steps,
+                yes=options.yes,
+                approve=list(options.approve),
+                limit=options.limit or None,
+            )
         )
         if lock is not None:
-            for fields in lock.event_fields():
-                journal.event("lock", **fields)
+            for event in lock.lock_events():
+                journal.record(event)
         progress.header(
             f"irx {mode} {playbook.name} [{playbook.severity}] on {inv.name} ({len(everyone)} host(s))  run {run_id}\n"
             f"plan {prepared.plan_hash}  journal {journal.path}"
@@ -602,7 +604,9 @@ def _execute(
         ssh = [t for t in (ssh_target(h, inv.host_vars(h)) for h in everyone) if t is not None]
         unreachable = preflight(ssh, options.preflight_timeout)
         for host, reason in unreachable.items():
-            journal.event("host_result", host=host, status="unreachable", msg=f"preflight: {reason}", phase="preflight")
+            journal.record(
+                events.HostResultEvent(host=host, status="unreachable", msg=f"preflight: {reason}", phase="preflight")
+            )
             progress.note(f"✗ {host} unreachable before any step: {reason}")
         if lock is not None:
             leases = _take_leases(
@@ -630,7 +634,7 @@ def _execute(
         with _signals(stop, sessions, progress):
             outcome = orchestrator.run()
     except IrxError as exc:
-        journal.event("error", message=str(exc), where="run")
+        journal.record(events.Error(message=str(exc), where="run"))
         outcome = Outcome("failed", str(exc), {}, dry_run=options.dry_run)
         if isinstance(exc, UsageError | LockHeld):  # refused before anything changed: exit 2, as before the journal
             raise
@@ -645,14 +649,15 @@ def _execute(
                 comms.finish(final)
                 notifier.close()
             except Exception as exc:  # whatever the last message did, run_finished is written
-                journal.event("error", message=f"final notification failed: {exc}", where="notify")
-            journal.event(
-                "run_finished",
-                status=final.status,
-                exit_code=int(final.exit_code),
-                duration=duration,
-                reason=final.reason,
-                **({"verdict": final.verdict} if final.verdict else {}),
+                journal.record(events.Error(message=f"final notification failed: {exc}", where="notify"))
+            journal.record(
+                events.RunFinished(
+                    status=final.status,
+                    exit_code=int(final.exit_code),
+                    duration=duration,
+                    reason=final.reason,
+                    verdict=final.verdict or None,
+                )
             )
             journal.close()
         if lock is not None:
@@ -692,7 +697,7 @@ def _take_leases(
         holder_fields(operator, playbook.name),
         lease_ttl(options.environ, longest),
         sessions.send,
-        lambda fields: journal.event("lease", **fields),
+        journal.record,
     )
     if not leases.hosts:
         return leases
