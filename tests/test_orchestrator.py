@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from irx.events import Event
-from irx.executors.ansible import HostTask
+from irx.executors.base import HostTask
+from irx.executors.http import run_http
 from irx.loader import load_playbook
 from irx.model import Step
 from irx.orchestrator import Approval, Orchestrator, Outcome
@@ -104,7 +105,8 @@ def make(
         targeting=Hosts(groups or {"db": ["db1"], "web": ["w1", "w2", "w3", "w4"]}, params),
         journal=journal,
         progress=Quiet(),
-        hosts_runner=lambda: runner,
+        host_runner=runner,
+        http_runner=run_http,
         approver=approver or (lambda step, hosts, summary, digest: Approval(True, "yes-flag", "tester@test")),
         dry_run=dry_run,
     )

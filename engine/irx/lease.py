@@ -31,7 +31,7 @@ from typing import Any
 
 from irx import events
 from irx.errors import IrxError, UsageError
-from irx.executors.ansible import HostTask
+from irx.executors.base import HostRunner, HostTask
 from irx.lock import LockHeld, LockHolder
 from irx.results import HostResult
 
@@ -278,6 +278,18 @@ class HostLeases:
                 msg=msg or None,
             )
         )
+
+
+class LeasedRunner:
+    """A ``HostRunner`` that runs a batch only on hosts whose lease is still held (``HostLeases.admit``):
+    the host steps of a run that took leases go through it; the leases' own tasks do not."""
+
+    def __init__(self, runner: HostRunner, leases: HostLeases, mutating: Callable[[str], bool]) -> None:
+        self._runner, self._leases, self._mutating = runner, leases, mutating
+
+    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        allowed, refused = self._leases.admit(tasks, self._mutating)
+        return {**(self._runner.run(allowed) if allowed else {}), **refused}
 
 
 def _narrowed(task: HostTask, hosts: list[str]) -> HostTask:

@@ -19,8 +19,7 @@ from irx import events, templating
 from irx.approval import digest, host_form, short
 from irx.errors import ExitCode, IrxError, TemplateError
 from irx.events import Event
-from irx.executors.ansible import HostTask
-from irx.executors.http import CONTROL_NODE, run_http
+from irx.executors.base import LOCAL_HOST, HostRunner, HostTask, HttpRunner
 from irx.model import Playbook, Step
 from irx.results import HostResult, ParseError, StepResult, parse_output, step_views
 from irx.verdict import VERIFICATION_FAILED, WOULD_RESOLVE, headline, outcome_text
@@ -33,10 +32,6 @@ FINAL_EXIT: Mapping[str, ExitCode] = {
     "awaiting_approval": ExitCode.AWAITING_APPROVAL,
     "interrupted": ExitCode.INTERRUPTED,
 }
-
-
-class HostRunner(Protocol):
-    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]: ...
 
 
 class Journal(Protocol):
@@ -111,7 +106,8 @@ class Orchestrator:
     targeting: Targeting
     journal: Journal
     progress: Progress
-    hosts_runner: Callable[[], HostRunner]
+    host_runner: HostRunner  # host steps, a batch at a time
+    http_runner: HttpRunner  # http steps, from the control node
     approver: Approver
     dry_run: bool = False
     plan_hash: str = ""  # the plan the run started from: recorded with each approval
@@ -222,7 +218,7 @@ class Orchestrator:
 
     def _step(self, step: Step) -> StepResult:
         self._check_stop()
-        hosts = self.targeting.hosts(step.on) if step.runs_on_hosts and step.on else [CONTROL_NODE]
+        hosts = self.targeting.hosts(step.on) if step.runs_on_hosts and step.on else [LOCAL_HOST]
         started = time.monotonic()
         self.journal.record(
             events.StepStarted(
@@ -348,7 +344,7 @@ class Orchestrator:
             text = "\n".join(f"{self.mask(_action_text(t))}  [on {', '.join(t.hosts)}]" for t in tasks)
             return forms, text
         spec = self._render_local(step)
-        return [(CONTROL_NODE, self.mask({"action": step.action, "spec": _jsonable(spec)}))], self.mask(
+        return [(LOCAL_HOST, self.mask({"action": step.action, "spec": _jsonable(spec)}))], self.mask(
             _local_text(step, spec)
         )
 
@@ -481,7 +477,7 @@ class Orchestrator:
                 )  # fmt: skip
                 raise _Stop("awaiting_approval", f"step '{step.id}': {refused}; approve what it would run now")
             try:
-                outcome = self.hosts_runner().run(tasks)
+                outcome = self.host_runner.run(tasks)
             except IrxError:
                 if self.stop_requested.is_set():  # a second interrupt stopped Ansible mid-step: still an interrupt
                     raise _Stop("interrupted", f"interrupted by signal: step '{step.id}' was stopped") from None
@@ -517,21 +513,21 @@ class Orchestrator:
         spec = self._render_local(step)
         started = time.monotonic()
         if step.action == "http":
-            host = run_http(spec)
+            host = self.http_runner(spec)
         elif step.action == "wait":
             from irx.model import parse_duration
 
             if self.stop_requested.wait(parse_duration(spec)):
                 raise _Stop("interrupted", "interrupted by signal")
-            host = HostResult(CONTROL_NODE, "ok")
+            host = HostResult(LOCAL_HOST, "ok")
         elif step.action == "assert":
             host = self._assert(step, spec)
         elif step.action == "approve":
-            host = HostResult(CONTROL_NODE, "ok", stdout=spec["message"])  # the gate itself ran in _approve
+            host = HostResult(LOCAL_HOST, "ok", stdout=spec["message"])  # the gate itself ran in _approve
         else:  # notify
             if self.notify is not None:
                 self.notify(step, spec["message"])
-            host = HostResult(CONTROL_NODE, "ok", stdout=spec["message"])
+            host = HostResult(LOCAL_HOST, "ok", stdout=spec["message"])
         host.duration = host.duration or time.monotonic() - started
         if step.action == "http" and host.status == "ok":
             _parse_into(step, host)
@@ -539,7 +535,7 @@ class Orchestrator:
                 host.data = host.extra.get("json")
         self.journal.record(_host_event(step, host))
         status = "ok" if host.status == "ok" else host.status
-        return StepResult(step.id, status, hosts={CONTROL_NODE: host}, reason=host.msg)
+        return StepResult(step.id, status, hosts={LOCAL_HOST: host}, reason=host.msg)
 
     def _assert(self, step: Step, spec: Mapping[str, Any]) -> HostResult:
         that = spec["that"]
@@ -548,12 +544,12 @@ class Orchestrator:
             try:
                 value = templating.evaluate(expr, context)
             except TemplateError as exc:
-                return HostResult(CONTROL_NODE, "failed", msg=f"{expr}: {exc}")
+                return HostResult(LOCAL_HOST, "failed", msg=f"{expr}: {exc}")
             if not templating.truthy(value):
                 message = spec.get("message")
                 text = _render(message, context, f"step '{step.id}'", "assert.message") if message else ""
-                return HostResult(CONTROL_NODE, "failed", msg=text or f"assertion failed: {expr} -> {value!r}")
-        return HostResult(CONTROL_NODE, "ok", data=True)
+                return HostResult(LOCAL_HOST, "failed", msg=text or f"assertion failed: {expr} -> {value!r}")
+        return HostResult(LOCAL_HOST, "ok", data=True)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
@@ -621,7 +617,7 @@ def _first_problem(result: StepResult) -> str:
         if r.status not in {"ok", "skipped"}:
             last_error_line = (r.stderr.strip().splitlines() or [""])[-1]
             detail = r.msg or last_error_line or f"rc {r.rc}"
-            where = f" on {host}" if host != CONTROL_NODE else ""
+            where = f" on {host}" if host != LOCAL_HOST else ""
             return f"{detail}{where}"
     return result.reason or result.status
 

@@ -29,13 +29,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from irx.errors import IrxError
+from irx.executors.base import HostEvent, HostTask
 from irx.inventory import Vault
 from irx.results import HostResult
 
@@ -149,24 +149,6 @@ def unsafe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [unsafe(v) for v in value]
     return value
-
-
-@dataclass
-class HostTask:
-    """One host step's work for one group of hosts that share the same rendering."""
-
-    step_id: str
-    hosts: Sequence[str]
-    action: str  # shell | command | module
-    spec: Any  # rendered command line, argv list, or module name
-    args: Mapping[str, Any] = field(default_factory=dict)  # rendered module args
-    env: Mapping[str, str] = field(default_factory=dict)
-    chdir: str | None = None
-    become: bool = False
-    timeout: float | None = None
-
-
-HostEvent = Callable[[str, str, str, float], None]  # (step_id, host, status, duration)
 
 
 def _task(task: HostTask, index: int) -> dict[str, Any]:
