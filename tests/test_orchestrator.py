@@ -19,7 +19,8 @@ from irx.executors.base import HostTask
 from irx.executors.http import run_http
 from irx.loader import load_playbook
 from irx.model import Step
-from irx.orchestrator import Approval, Orchestrator, Outcome
+from irx.orchestrator import Orchestrator
+from irx.outcome import Approval, Outcome
 from irx.results import HostResult, StepResult
 
 Script = Callable[[HostTask, str], HostResult]

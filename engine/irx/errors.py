@@ -44,4 +44,3 @@ class ParamError(IrxError):
 
 class TemplateError(IrxError):
     """A template that fails to render: undefined name, sandbox refusal, syntax."""
-

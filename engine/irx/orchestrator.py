@@ -17,21 +17,14 @@ from typing import Any, Protocol
 
 from irx import events, templating
 from irx.approval import digest, host_form, short
-from irx.errors import ExitCode, IrxError, TemplateError
+from irx.batches import batches, first_problem, host_event, jsonable, over_budget, parse_into, step_status
+from irx.errors import IrxError, TemplateError
 from irx.events import Event
 from irx.executors.base import LOCAL_HOST, HostRunner, HostTask, HttpRunner
 from irx.model import Playbook, Step
-from irx.results import HostResult, ParseError, StepResult, parse_output, step_views
-from irx.verdict import VERIFICATION_FAILED, WOULD_RESOLVE, headline, outcome_text
-
-FINAL_EXIT: Mapping[str, ExitCode] = {
-    "verified": ExitCode.OK,
-    "dry_run": ExitCode.OK,
-    "failed": ExitCode.FAILED,
-    "rolled_back": ExitCode.FAILED,
-    "awaiting_approval": ExitCode.AWAITING_APPROVAL,
-    "interrupted": ExitCode.INTERRUPTED,
-}
+from irx.outcome import Approver, Outcome
+from irx.results import HostResult, StepResult, step_views
+from irx.verdict import VERIFICATION_FAILED, WOULD_RESOLVE
 
 
 class Journal(Protocol):
@@ -56,39 +49,6 @@ class Progress(Protocol):
     def step_done(self, step: Step, result: StepResult) -> None: ...
 
     def note(self, text: str) -> None: ...
-
-
-# (step, hosts, what the approver is shown, the digest of that rendering: irx.approval)
-Approver = Callable[[Step, Sequence[str], str, str], "Approval"]
-
-
-@dataclass(frozen=True)
-class Approval:
-    approved: bool
-    method: str  # tty | yes-flag | approve-flag | refused | missing | stale
-    by: str
-    reason: str = ""  # why not, when an approval given in advance does not match what would run
-
-
-@dataclass
-class Outcome:
-    status: str
-    reason: str = ""
-    results: dict[str, StepResult] = field(default_factory=dict)
-    verdict: str | None = None  # a dry run's: would_resolve | verification_failed (irx.verdict)
-    dry_run: bool = False
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return FINAL_EXIT[self.status]
-
-    @property
-    def headline(self) -> str:
-        return headline(self.status, self.verdict, dry_run=self.dry_run)
-
-    @property
-    def outcome_text(self) -> str:
-        return outcome_text(self.status, self.verdict, dry_run=self.dry_run)
 
 
 class _Stop(Exception):
@@ -183,7 +143,7 @@ class Orchestrator:
                 self.results[step.id] = result
                 if result.status in {"ok", "skipped", "would_run", "not_run"}:
                     continue
-                why = f"{phase} step '{step.id}' {result.status.replace('_', ' ')}: {_first_problem(result)}"
+                why = f"{phase} step '{step.id}' {result.status.replace('_', ' ')}: {first_problem(result)}"
                 if step.on_failure == "continue":
                     self.journal.record(events.Decision(step=step.id, phase=phase, decision="continue", reason=why))
                     continue
@@ -293,7 +253,7 @@ class Orchestrator:
                 step=step.id,
                 decision=decision,
                 expression=str(expr),
-                value=_jsonable(value),
+                value=jsonable(value),
                 reason=f"when: {expr} -> {value!r}",
             )
         )
@@ -344,7 +304,7 @@ class Orchestrator:
             text = "\n".join(f"{self.mask(_action_text(t))}  [on {', '.join(t.hosts)}]" for t in tasks)
             return forms, text
         spec = self._render_local(step)
-        return [(LOCAL_HOST, self.mask({"action": step.action, "spec": _jsonable(spec)}))], self.mask(
+        return [(LOCAL_HOST, self.mask({"action": step.action, "spec": jsonable(spec)}))], self.mask(
             _local_text(step, spec)
         )
 
@@ -355,7 +315,7 @@ class Orchestrator:
         elif task.action == "command":
             rendered["command"] = list(task.spec)
         else:
-            rendered.update(module=str(task.spec), args=_jsonable(dict(task.args)))
+            rendered.update(module=str(task.spec), args=jsonable(dict(task.args)))
         return self.mask(host_form(task.action, rendered, task.become, task.timeout))
 
     def _unapproved(self, step: Step, tasks: Sequence[HostTask]) -> str | None:
@@ -460,10 +420,10 @@ class Orchestrator:
         for host in hosts:
             if host in self.unreachable:
                 results[host] = HostResult(host, "unreachable", msg=self.unreachable[host])
-                self.journal.record(_host_event(step, results[host]))
+                self.journal.record(host_event(step, results[host]))
         alive = [h for h in hosts if h not in self.unreachable]
         budget = target.max_fail_percentage if target else 0.0
-        for batch in _batches(alive, target.serial if target and step.mutating else None):
+        for batch in batches(alive, target.serial if target and step.mutating else None):
             self._check_stop()
             tasks = self._render_hosts(step, batch)
             refused = self._unapproved(step, tasks)
@@ -484,16 +444,16 @@ class Orchestrator:
                 raise
             for host in batch:
                 result = outcome.get(host) or HostResult(host, "failed", msg="no result")
-                _parse_into(step, result)
+                parse_into(step, result)
                 results[host] = result
-                self.journal.record(_host_event(step, result))
-            if _over_budget(results, len(hosts), budget):
+                self.journal.record(host_event(step, result))
+            if over_budget(results, len(hosts), budget):
                 break
         missing = [h for h in hosts if h not in results]
         for host in missing:
             results[host] = HostResult(host, "skipped", msg="not run: the failure budget was spent")
-            self.journal.record(_host_event(step, results[host]))
-        status = _step_status(results, len(hosts), budget)
+            self.journal.record(host_event(step, results[host]))
+        status = step_status(results, len(hosts), budget)
         failed = [h for h, r in results.items() if r.status not in {"ok", "skipped"}]
         reason = f"{len(failed)} of {len(hosts)} host(s) failed" if failed else ""
         return StepResult(step.id, status, hosts=results, reason=reason)
@@ -530,10 +490,10 @@ class Orchestrator:
             host = HostResult(LOCAL_HOST, "ok", stdout=spec["message"])
         host.duration = host.duration or time.monotonic() - started
         if step.action == "http" and host.status == "ok":
-            _parse_into(step, host)
+            parse_into(step, host)
             if step.parse is None:
                 host.data = host.extra.get("json")
-        self.journal.record(_host_event(step, host))
+        self.journal.record(host_event(step, host))
         status = "ok" if host.status == "ok" else host.status
         return StepResult(step.id, status, hosts={LOCAL_HOST: host}, reason=host.msg)
 
@@ -570,85 +530,6 @@ def _render_tree(value: Any, context: Mapping[str, Any], where: str, field_name:
     if isinstance(value, list):
         return [_render_tree(v, context, where, f"{field_name}[{i}]") for i, v in enumerate(value)]
     return value
-
-
-def _parse_into(step: Step, result: HostResult) -> None:
-    if result.status != "ok":
-        return
-    if step.parse is None and "module" in result.extra:
-        result.data = result.extra["module"]
-        return
-    try:
-        result.data = parse_output(step.parse, result.stdout)
-    except ParseError as exc:
-        result.status = "failed"
-        result.msg = f"parse {step.parse.format if step.parse else 'text'}: {exc}"
-
-
-def _batches(hosts: Sequence[str], serial: int | str | None) -> list[list[str]]:
-    if not hosts:
-        return []
-    if serial is None:
-        return [list(hosts)]
-    if isinstance(serial, str) and serial.endswith("%"):
-        size = max(1, int(len(hosts) * int(serial[:-1]) / 100))
-    else:
-        size = max(1, int(serial))
-    return [list(hosts[i : i + size]) for i in range(0, len(hosts), size)]
-
-
-def _over_budget(results: Mapping[str, HostResult], total: int, budget: float) -> bool:
-    failed = sum(r.status not in {"ok", "skipped"} for r in results.values())
-    return total > 0 and failed * 100.0 / total > budget
-
-
-def _step_status(results: Mapping[str, HostResult], total: int, budget: float) -> str:
-    """A step status (timeline STEP_STATUSES): unreachable is a host status; over its hosts, a step failed."""
-    if _over_budget(results, total, budget):
-        statuses = {r.status for r in results.values() if r.status not in {"ok", "skipped"}}
-        if statuses == {"timed_out"}:
-            return "timed_out"
-        return "failed"
-    return "ok"
-
-
-def _first_problem(result: StepResult) -> str:
-    for host, r in result.hosts.items():
-        if r.status not in {"ok", "skipped"}:
-            last_error_line = (r.stderr.strip().splitlines() or [""])[-1]
-            detail = r.msg or last_error_line or f"rc {r.rc}"
-            where = f" on {host}" if host != LOCAL_HOST else ""
-            return f"{detail}{where}"
-    return result.reason or result.status
-
-
-def _host_event(step: Step, result: HostResult) -> events.HostResultEvent:
-    # stdout/stderr are capped by the journal itself, which records stdout_truncated/stderr_truncated and cap.
-    return events.HostResultEvent(
-        phase=step.phase,
-        step=step.id,
-        host=result.host,
-        status=result.status,
-        rc=result.rc,
-        stdout=result.stdout,
-        stderr=result.stderr,
-        msg=result.msg,
-        changed=result.changed,
-        duration=round(result.duration, 3),
-        data=_jsonable(result.data),
-        http_status=result.extra.get("status_code"),
-        pipefail=False if result.extra.get("pipefail") is False else None,
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return str(value)
 
 
 def _action_text(task: HostTask) -> str:

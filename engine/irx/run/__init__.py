@@ -26,7 +26,8 @@ from irx.executors.base import HostRunner
 from irx.inventory import Vault
 from irx.lease import LEASE_STEP
 from irx.model import Playbook
-from irx.orchestrator import Orchestrator, Outcome, Progress
+from irx.orchestrator import Orchestrator, Progress
+from irx.outcome import Outcome
 from irx.redact import Redactor
 from irx.run.approvals import Ask, approver
 from irx.run.comms import Communications, notify_channels

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from irx.model import Step
-from irx.orchestrator import Approval, Approver
+from irx.outcome import Approval, Approver
 
 # (step, what would run, its approval hash) -> approved? The terminal prompt of irx.commands.run.
 Ask = Callable[[Step, str, str], bool]
