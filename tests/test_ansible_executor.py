@@ -15,15 +15,14 @@ import yaml
 
 from irx.executors.ansible import (
     KILL_GRACE,
-    OUTPUT_CAP,
     ExecutorError,
-    HostTask,
     _Dumper,
     _task,
     exposed_on_command_line,
-    host_result,
     unsafe,
 )
+from irx.executors.ansible_results import OUTPUT_CAP, host_result
+from irx.executors.base import HostTask
 
 
 def dump(value: Any) -> str:

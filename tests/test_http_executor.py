@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from irx.executors.http import BODY_CAP, CONTROL_NODE, check_expectations, run_http
+from irx.executors.base import LOCAL_HOST
+from irx.executors.http import BODY_CAP, check_expectations, run_http
 from irx.results import HostResult
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -68,7 +69,7 @@ def test_a_plain_get_is_the_default_and_goes_to_the_url_as_given() -> None:
     assert str(seen.only.url) == "http://127.0.0.1:8089/health?full=1&x=a%20b"
     assert seen.only.content == b""
     assert result.status == "ok"
-    assert result.host == CONTROL_NODE
+    assert result.host == LOCAL_HOST
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
@@ -409,7 +410,7 @@ def test_a_timeout_is_timed_out_naming_the_request_and_the_limit(exc: type[httpx
     assert result.status == "timed_out"
     assert "POST http://svc/slow" in result.msg
     assert "5s" in result.msg
-    assert result.host == CONTROL_NODE
+    assert result.host == LOCAL_HOST
 
 
 def test_a_refused_connection_is_failed_with_the_reason() -> None:

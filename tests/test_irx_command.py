@@ -176,7 +176,7 @@ def test_what_cannot_start_says_why(tmp_path: Path, args: dict[str, Any], msg: s
 def test_a_cut_the_module_made_is_kept_in_the_host_result(tmp_path: Path) -> None:
     """Multi-byte output cut on the host at the byte cap is shorter in characters than irx's own cap: the
     module's flag, not a length, says it was cut."""
-    from irx.executors.ansible import host_result
+    from irx.executors.ansible_results import host_result
 
     script = "head -c 3000 /dev/zero | tr '\\0' '\\351' | iconv -f latin1 -t utf-8"  # 3000 x é
     res = run_module(tmp_path, script=script, output_cap=1000)

@@ -24,8 +24,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from irx.errors import UsageError
-from irx.executors.ansible import MODULE_DIR, HostTask, host_result
-from irx.lease import LEASE_STEP, HostLeases, LeaseHost, lease_hosts, lease_ttl
+from irx.executors.ansible import MODULE_DIR
+from irx.executors.ansible_results import host_result
+from irx.executors.base import HostTask
+from irx.lease import LEASE_STEP, HostLeases, LeasedRunner, LeaseHost, lease_hosts, lease_ttl
 from irx.lock import LockHeld
 from irx.redact import Redactor
 from irx.results import HostResult
@@ -178,7 +180,7 @@ def leases_for(tmp_path: Path, run_id: str, runner: ModuleRunner, journal: Journ
         {"operator": f"{run_id}@cn", "playbook": "pb", "control_node": "cn", "pid": 7},
         ttl,
         runner,
-        lambda fields: journal.event("lease", **fields),
+        journal.record,
         **({"clock": clock} if clock else {}),
     )
 
@@ -313,3 +315,34 @@ def test_ttl_and_lease_files_are_checked(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="irx_lease_file must be an absolute path"):
         lease_hosts({"web1": "10.0.0.1"}, Inv("lease.json"), {})
     assert os.path.isabs(lease.path)
+
+
+class Recording:
+    """A host runner that records the batches it was given and answers ok."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[str, tuple[str, ...]]]] = []
+
+    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        self.batches.append([(t.step_id, tuple(t.hosts)) for t in tasks])
+        return {h: HostResult(h, "ok") for t in tasks for h in t.hosts}
+
+
+def test_the_leased_runner_sends_a_mutating_task_only_to_hosts_that_hold_their_lease(
+    tmp_path: Path, journal: Journal
+) -> None:
+    runner = ModuleRunner()
+    leases = leases_for(tmp_path, "run-a", runner, journal)
+    runner.down.add("db1")
+    assert leases.acquire(force=False) == ["db1"]
+    steps = Recording()
+    leased = LeasedRunner(steps, leases, lambda step: step == "restart")
+    results = leased.run([HostTask("restart", ["web1", "db1"], "shell", "true")])
+    assert steps.batches == [[("restart", ("web1",))]]
+    assert results["web1"].status == "ok"
+    assert (results["db1"].status, results["db1"].msg.startswith("not changed: ")) == ("failed", True)
+    results = leased.run([HostTask("probe", ["web1", "db1"], "shell", "true")])  # not mutating: both run
+    assert steps.batches[-1] == [("probe", ("web1", "db1"))]
+    assert set(results) == {"web1", "db1"}
+    leased.run([HostTask("restart", ["db1"], "shell", "true")])
+    assert len(steps.batches) == 2  # nothing left to send: the runner is not called

@@ -210,13 +210,13 @@ def test_lock_events_for_the_timeline_match_its_schema(
     schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "timeline.schema.json").read_text())
     with Journal.create(tmp_path / "runs", "r1", Redactor()) as journal:
         forced = acquire(lock_dir, force=True)
-        journal.event("lock", **forced.event_fields())
-        journal.event("lock", **forced.event_fields(released=True))
+        journal.record(forced.lock_event())
+        journal.record(forced.lock_event(released=True))
         forced.release()
         os.kill(other_holder.pid, signal.SIGKILL)
         other_holder.wait(timeout=10)
         plain = acquire(lock_dir, ["db1"])
-        journal.event("lock", **plain.event_fields())
+        journal.record(plain.lock_event())
         plain.release()
     events = read_journal(journal.path).events
     assert [(event["action"], "previous" in event) for event in events] == [
@@ -281,7 +281,7 @@ def test_a_host_lock_across_processes_dies_with_its_holder_and_force_takes_it_ov
             host_locks(lock_dir, {"db2": "10.0.0.2"})
         with host_locks(lock_dir, {"db2": "10.0.0.2", "db1": "10.0.0.1"}, force=True) as forced:
             assert forced.forced
-            fields = {f["host"]: f for f in forced.event_fields()}
+            fields = {e.host: e.fields() for e in forced.lock_events()}
             assert fields["db2"]["action"] == "forced"
             assert fields["db2"]["previous"]["run_id"] == "20261122T110944Z-0ther0"
             assert fields["db1"]["action"] == "acquired"
@@ -292,8 +292,8 @@ def test_a_host_lock_across_processes_dies_with_its_holder_and_force_takes_it_ov
         holder.stdout.close()
     # killed (-9): the kernel dropped its flock on cache1; the record it left says who it was
     with host_locks(lock_dir, {"cache1": "10.0.0.9"}) as taken:
-        (fields,) = taken.event_fields()
-        assert fields["stale"]["operator"] == "bob@oncall-2"
+        (recorded,) = (e.fields() for e in taken.lock_events())
+        assert recorded["stale"]["operator"] == "bob@oncall-2"
 
 
 def test_the_default_lock_dir_does_not_depend_on_the_working_directory(

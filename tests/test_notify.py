@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from irx.errors import TemplateError, UsageError
+from irx.events import Event
 from irx.notify import Channel, Notifier, load_channels, render_message, secret_values
 from irx.redact import Redactor
 
@@ -182,8 +183,8 @@ class Recorder:
         self.requests: list[httpx.Request] = []
         self._answer = answer or (lambda request: httpx.Response(200, text="ok"))
 
-    def journal_event(self, type: str, /, **fields: Any) -> None:
-        self.events.append({"type": type, **fields})
+    def record(self, event: Event) -> None:
+        self.events.append({"type": event.type, **event.fields()})
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -193,7 +194,7 @@ class Recorder:
         redactor = Redactor(["hunter2", *secret_values(channels)])
         client = httpx.Client(transport=httpx.MockTransport(self.handler))
         options.setdefault("backoff", 0.0)
-        return Notifier(channels, self.journal_event, redactor.redact_text, dry_run, client=client, **options)
+        return Notifier(channels, self.record, redactor.redact_text, dry_run, client=client, **options)
 
 
 def test_slack_and_webhook_payloads_redacted_one_event_per_channel() -> None:

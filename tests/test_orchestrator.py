@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
-from irx.executors.ansible import HostTask
+from irx.events import Event
+from irx.executors.base import HostTask
+from irx.executors.http import run_http
 from irx.loader import load_playbook
 from irx.model import Step
-from irx.orchestrator import Approval, Orchestrator, Outcome
+from irx.orchestrator import Orchestrator
+from irx.outcome import Approval, Outcome
 from irx.results import HostResult, StepResult
 
 Script = Callable[[HostTask, str], HostResult]
@@ -47,8 +50,8 @@ class ListJournal:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def event(self, type: str, /, **fields: Any) -> dict[str, Any]:
-        self.events.append({"type": type, **fields})
+    def record(self, event: Event) -> dict[str, Any]:
+        self.events.append({"type": event.type, **event.fields()})
         return self.events[-1]
 
     def of(self, type: str) -> list[dict[str, Any]]:
@@ -103,7 +106,8 @@ def make(
         targeting=Hosts(groups or {"db": ["db1"], "web": ["w1", "w2", "w3", "w4"]}, params),
         journal=journal,
         progress=Quiet(),
-        hosts_runner=lambda: runner,
+        host_runner=runner,
+        http_runner=run_http,
         approver=approver or (lambda step, hosts, summary, digest: Approval(True, "yes-flag", "tester@test")),
         dry_run=dry_run,
     )

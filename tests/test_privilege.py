@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from irx.executors.ansible import host_result, privilege_hint
+from irx.executors.ansible_results import host_result, privilege_hint
 
 NOT_IN_SUDOERS = {
     "failed": True, "rc": 1, "msg": "Module result deserialization failed: No start of json char found",

@@ -255,7 +255,8 @@ def run(
     Every event is recorded in .irx/runs/RUN_ID/timeline.jsonl as it happens. Exit 0 verified, 1 failed or
     rolled back, 2 usage, 4 awaiting approval, 130 interrupted.
     """
-    from irx.run import RunOptions, run_command
+    from irx.commands.run import main
+    from irx.run import RunOptions
 
     options = RunOptions(
         inventory=inventory,
@@ -272,7 +273,7 @@ def run(
         playbook_dir=playbook_dir,
         vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
     )
-    raise SystemExit(run_command(name, options))
+    raise SystemExit(main(name, options))
 
 
 RUNS_DIR_OPTION = click.option(

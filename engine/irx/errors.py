@@ -44,21 +44,3 @@ class ParamError(IrxError):
 
 class TemplateError(IrxError):
     """A template that fails to render: undefined name, sandbox refusal, syntax."""
-
-
-class RunFailed(IrxError):
-    """The playbook ran and failed (verification did not pass, a step aborted)."""
-
-    exit_code = ExitCode.FAILED
-
-
-class AwaitingApproval(IrxError):
-    """A run stopped at an approval gate with nobody to answer it."""
-
-    exit_code = ExitCode.AWAITING_APPROVAL
-
-
-class Interrupted(IrxError):
-    """The run was interrupted by a signal and stopped cleanly."""
-
-    exit_code = ExitCode.INTERRUPTED

@@ -29,8 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from irx import events
 from irx.errors import IrxError, UsageError
-from irx.executors.ansible import HostTask
+from irx.executors.base import HostRunner, HostTask
 from irx.lock import LockHeld, LockHolder
 from irx.results import HostResult
 
@@ -42,7 +43,7 @@ RENEW_MARGIN = 0.25  # renew before a mutating batch when less than this share o
 
 Runner = Callable[[Sequence[HostTask]], Mapping[str, HostResult]]
 _Answer = tuple[HostResult, str, dict[str, Any]]  # the host's result, the module's outcome, its data
-Record = Callable[[dict[str, Any]], Any]  # one timeline "lease" event's fields
+Record = Callable[[events.Lease], Any]  # one timeline "lease" event: Journal.record
 
 
 class LeaseError(UsageError):
@@ -163,14 +164,14 @@ class HostLeases:
             answers = self._send("release", held)
         except IrxError as exc:  # the session is gone: the leases expire by themselves
             for name in held:
-                self._record({"host": name, "action": "release_failed", "msg": str(exc)})
+                self._record(events.Lease(host=name, action="release_failed", msg=str(exc)))
             return
         for name, (result, outcome, _) in answers.items():
             self._valid_until.pop(name, None)
             if outcome == "released":
-                self._record({"host": name, "action": "released"})
+                self._record(events.Lease(host=name, action="released"))
             else:
-                self._record({"host": name, "action": "release_failed", "msg": result.msg or outcome})
+                self._record(events.Lease(host=name, action="release_failed", msg=result.msg or outcome))
 
     # -- while the run lives --------------------------------------------------------------------------------
 
@@ -190,7 +191,7 @@ class HostLeases:
             try:
                 self.renew()
             except IrxError as exc:  # the session ended; the next mutating batch checks again
-                self._record({"action": "renew_failed", "msg": str(exc)})
+                self._record(events.Lease(action="renew_failed", msg=str(exc)))
 
     def admit(
         self, tasks: Sequence[HostTask], mutating: Callable[[str], bool]
@@ -261,16 +262,34 @@ class HostLeases:
         self._valid_until.pop(name, None)
 
     def _record_event(self, name: str, outcome: str, data: Mapping[str, Any], msg: str = "") -> None:
-        fields: dict[str, Any] = {"host": name, "action": outcome, "file": self.hosts[name].path}
         lease = data.get("lease")
-        if isinstance(lease, Mapping):
-            fields["expires"] = lease.get("expires")
         current = data.get("current")
+        shown = None
         if outcome in ("forced", "stale", "lost", "reacquired") and isinstance(current, Mapping) and current:
-            fields["previous" if outcome != "lost" else "holder"] = _shown(current)
-        if msg:
-            fields["msg"] = msg
-        self._record(fields)
+            shown = _shown(current)
+        self._record(
+            events.Lease(
+                host=name,
+                action=outcome,
+                file=self.hosts[name].path,
+                expires=lease.get("expires") if isinstance(lease, Mapping) else None,
+                previous=shown if outcome != "lost" else None,
+                holder=shown if outcome == "lost" else None,
+                msg=msg or None,
+            )
+        )
+
+
+class LeasedRunner:
+    """A ``HostRunner`` that runs a batch only on hosts whose lease is still held (``HostLeases.admit``):
+    the host steps of a run that took leases go through it; the leases' own tasks do not."""
+
+    def __init__(self, runner: HostRunner, leases: HostLeases, mutating: Callable[[str], bool]) -> None:
+        self._runner, self._leases, self._mutating = runner, leases, mutating
+
+    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        allowed, refused = self._leases.admit(tasks, self._mutating)
+        return {**(self._runner.run(allowed) if allowed else {}), **refused}
 
 
 def _narrowed(task: HostTask, hosts: list[str]) -> HostTask:

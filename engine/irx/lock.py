@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from irx import events
 from irx.errors import ExitCode, IrxError, UsageError
 from irx.timeline import utc_timestamp
 
@@ -190,15 +191,17 @@ class RunLock:
             raise
         return cls(path, fd, holder, forced=True, previous=previous)
 
-    def event_fields(self, *, released: bool = False) -> dict[str, Any]:
-        """The fields of the timeline ``lock`` event for this lock: ``journal.event("lock", **fields)``."""
+    def lock_event(self, *, released: bool = False, host: str | None = None) -> events.Lock:
+        """The timeline ``lock`` event for this lock: ``journal.record(lock.lock_event())``."""
         action = "released" if released else "forced" if self.forced else "acquired"
-        fields: dict[str, Any] = {"action": action, "holder": self.holder.to_dict(), "path": str(self.path)}
-        if not released and self.previous is not None:
-            fields["previous"] = self.previous.to_dict()
-        if not released and self.stale is not None:
-            fields["stale"] = self.stale.to_dict()
-        return fields
+        return events.Lock(
+            host=host,
+            action=action,
+            holder=self.holder.to_dict(),
+            path=str(self.path),
+            previous=self.previous.to_dict() if not released and self.previous is not None else None,
+            stale=self.stale.to_dict() if not released and self.stale is not None else None,
+        )
 
     @property
     def held(self) -> bool:
@@ -310,9 +313,9 @@ class HostLocks:
     def forced(self) -> bool:
         return any(lock.forced for _, lock in self.locks)
 
-    def event_fields(self, *, released: bool = False) -> list[dict[str, Any]]:
+    def lock_events(self, *, released: bool = False) -> list[events.Lock]:
         """One timeline ``lock`` event per host."""
-        return [{"host": host, **lock.event_fields(released=released)} for host, lock in self.locks]
+        return [lock.lock_event(released=released, host=host) for host, lock in self.locks]
 
     def release(self) -> None:
         for _, lock in self.locks:

@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from irx import events
 from irx.errors import TemplateError, UsageError
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ class _Outcome:
 class Notifier:
     """Sends a run's messages to its channels and records each delivery on the timeline.
 
-    ``journal_event`` is ``Journal.event``; ``redact`` is ``Redactor.redact_text``. ``timeout`` bounds each
+    ``record`` is ``Journal.record``; ``redact`` is ``Redactor.redact_text``. ``timeout`` bounds each
     attempt, ``retries`` the extra attempts after a connect error, timeout or 5xx; a 4xx is not retried.
     ``client`` is an ``httpx.Client`` to use (and not close); by default one is made on first use.
     """
@@ -283,7 +284,7 @@ class Notifier:
     def __init__(
         self,
         channels: Iterable[Channel],
-        journal_event: Callable[..., Any],
+        record: Callable[[events.Notification], Any],
         redact: Callable[[str], str],
         dry_run: bool,
         timeout: float = 5.0,
@@ -294,7 +295,7 @@ class Notifier:
         stream: TextIO | None = None,
     ) -> None:
         self.channels = tuple(channels)
-        self._journal_event = journal_event
+        self._record_event = record
         self._redact = redact
         self.dry_run = dry_run
         self.timeout = timeout
@@ -356,18 +357,20 @@ class Notifier:
     def _record(
         self, name: str, kind: str, text: str, outcome: _Outcome, duration: float, where: Mapping[str, Any]
     ) -> None:
-        fields: dict[str, Any] = {
-            "channel": name,
-            "status": outcome.status,
-            "kind": kind,
-            "message": text,
-            "attempts": outcome.attempts,
-            "error": outcome.error,
-            "http_status": outcome.http_status,
-            "duration": round(duration, 6),
-            **where,
-        }
-        self._journal_event("notification", **{key: value for key, value in fields.items() if value is not None})
+        self._record_event(
+            events.Notification(
+                channel=name,
+                status=outcome.status,
+                kind=kind,
+                message=text,
+                attempts=outcome.attempts,
+                error=outcome.error,
+                http_status=outcome.http_status,
+                duration=round(duration, 6),
+                phase=where.get("phase"),
+                step=where.get("step"),
+            )
+        )
 
     def _deliver(self, channel: Channel, kind: str, text: str, context: Mapping[str, Any]) -> _Outcome:
         if channel.kind == "slack":

@@ -15,31 +15,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from irx import templating
+from irx import events, templating
 from irx.approval import digest, host_form, short
-from irx.errors import ExitCode, IrxError, TemplateError
-from irx.executors.ansible import HostTask
-from irx.executors.http import CONTROL_NODE, run_http
+from irx.batches import batches, first_problem, host_event, jsonable, over_budget, parse_into, step_status
+from irx.errors import IrxError, TemplateError
+from irx.events import Event
+from irx.executors.base import LOCAL_HOST, HostRunner, HostTask, HttpRunner
 from irx.model import Playbook, Step
-from irx.results import HostResult, ParseError, StepResult, parse_output, step_views
-from irx.verdict import VERIFICATION_FAILED, WOULD_RESOLVE, headline, outcome_text
-
-FINAL_EXIT: Mapping[str, ExitCode] = {
-    "verified": ExitCode.OK,
-    "dry_run": ExitCode.OK,
-    "failed": ExitCode.FAILED,
-    "rolled_back": ExitCode.FAILED,
-    "awaiting_approval": ExitCode.AWAITING_APPROVAL,
-    "interrupted": ExitCode.INTERRUPTED,
-}
-
-
-class HostRunner(Protocol):
-    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]: ...
+from irx.outcome import Approver, Outcome
+from irx.results import HostResult, StepResult, step_views
+from irx.verdict import VERIFICATION_FAILED, WOULD_RESOLVE
 
 
 class Journal(Protocol):
-    def event(self, type: str, /, **fields: Any) -> Any: ...
+    def record(self, event: Event) -> Any: ...
 
 
 class Targeting(Protocol):
@@ -62,39 +51,6 @@ class Progress(Protocol):
     def note(self, text: str) -> None: ...
 
 
-# (step, hosts, what the approver is shown, the digest of that rendering: irx.approval)
-Approver = Callable[[Step, Sequence[str], str, str], "Approval"]
-
-
-@dataclass(frozen=True)
-class Approval:
-    approved: bool
-    method: str  # tty | yes-flag | approve-flag | refused | missing | stale
-    by: str
-    reason: str = ""  # why not, when an approval given in advance does not match what would run
-
-
-@dataclass
-class Outcome:
-    status: str
-    reason: str = ""
-    results: dict[str, StepResult] = field(default_factory=dict)
-    verdict: str | None = None  # a dry run's: would_resolve | verification_failed (irx.verdict)
-    dry_run: bool = False
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return FINAL_EXIT[self.status]
-
-    @property
-    def headline(self) -> str:
-        return headline(self.status, self.verdict, dry_run=self.dry_run)
-
-    @property
-    def outcome_text(self) -> str:
-        return outcome_text(self.status, self.verdict, dry_run=self.dry_run)
-
-
 class _Stop(Exception):
     """Ends the walk: a final status and why."""
 
@@ -110,7 +66,8 @@ class Orchestrator:
     targeting: Targeting
     journal: Journal
     progress: Progress
-    hosts_runner: Callable[[], HostRunner]
+    host_runner: HostRunner  # host steps, a batch at a time
+    http_runner: HttpRunner  # http steps, from the control node
     approver: Approver
     dry_run: bool = False
     plan_hash: str = ""  # the plan the run started from: recorded with each approval
@@ -152,7 +109,7 @@ class Orchestrator:
         steps = [s.id for s in self.playbook.phases.get("rollback", ())]
         would = f"a real run would roll back ({', '.join(steps)})" if steps else "the playbook has no rollback steps"
         note = f"{reason}; {would}. Expected in a dry run: its mitigations did not run"
-        self.journal.event("decision", decision="would_run", reason=note)
+        self.journal.record(events.Decision(decision="would_run", reason=note))
         self.progress.note(note)
         self._dry_note = f"dry run: {note}"
 
@@ -160,7 +117,7 @@ class Orchestrator:
         steps = self.playbook.phases.get("rollback", ())
         if not steps:
             raise _Stop("failed", f"{reason}; the playbook has no rollback steps")
-        self.journal.event("decision", decision="rollback", reason=reason)
+        self.journal.record(events.Decision(decision="rollback", reason=reason))
         self.progress.note(f"rolling back: {reason}")
         problem = self._phase("rollback")
         if problem is not None:
@@ -175,7 +132,7 @@ class Orchestrator:
         if not steps:
             return None
         label = f"{phase} (again)" if again else phase
-        self.journal.event("phase_started", phase=phase, again=again)
+        self.journal.record(events.PhaseStarted(phase=phase, again=again))
         self.progress.phase(label)
         if self.on_phase is not None:
             self.on_phase(phase, again)
@@ -186,9 +143,9 @@ class Orchestrator:
                 self.results[step.id] = result
                 if result.status in {"ok", "skipped", "would_run", "not_run"}:
                     continue
-                why = f"{phase} step '{step.id}' {result.status.replace('_', ' ')}: {_first_problem(result)}"
+                why = f"{phase} step '{step.id}' {result.status.replace('_', ' ')}: {first_problem(result)}"
                 if step.on_failure == "continue":
-                    self.journal.event("decision", step=step.id, phase=phase, decision="continue", reason=why)
+                    self.journal.record(events.Decision(step=step.id, phase=phase, decision="continue", reason=why))
                     continue
                 status = "failed"
                 if verify or (step.on_failure == "rollback" and phase != "rollback"):
@@ -201,7 +158,7 @@ class Orchestrator:
             status = "failed"
             raise
         finally:
-            self.journal.event("phase_finished", phase=phase, status=status, again=again)
+            self.journal.record(events.PhaseFinished(phase=phase, status=status, again=again))
         return None
 
     # -- one step -----------------------------------------------------------------------------------------
@@ -221,17 +178,18 @@ class Orchestrator:
 
     def _step(self, step: Step) -> StepResult:
         self._check_stop()
-        hosts = self.targeting.hosts(step.on) if step.runs_on_hosts and step.on else [CONTROL_NODE]
+        hosts = self.targeting.hosts(step.on) if step.runs_on_hosts and step.on else [LOCAL_HOST]
         started = time.monotonic()
-        self.journal.event(
-            "step_started",
-            phase=step.phase,
-            step=step.id,
-            action=step.action,
-            summary=step.title,
-            hosts=hosts,
-            mutating=step.mutating,
-            approval_required=step.approval_required,
+        self.journal.record(
+            events.StepStarted(
+                phase=step.phase,
+                step=step.id,
+                action=step.action,
+                summary=step.title,
+                hosts=hosts,
+                mutating=step.mutating,
+                approval_required=step.approval_required,
+            )
         )
         if step.when is not None:
             decided = self._decide_when(step)
@@ -239,8 +197,8 @@ class Orchestrator:
                 return self._finish(step, decided, started)
         if step.mutating and self.dry_run:
             note = "would run (dry run: mutating steps never run)"
-            self.journal.event(
-                "decision", phase=step.phase, step=step.id, decision="would_run", reason=note, hosts=hosts
+            self.journal.record(
+                events.Decision(phase=step.phase, step=step.id, decision="would_run", reason=note, hosts=hosts)
             )
             self.progress.step(step, hosts, note)
             return self._finish(step, StepResult(step.id, "would_run", reason=note), started)
@@ -254,15 +212,16 @@ class Orchestrator:
 
     def _finish(self, step: Step, result: StepResult, started: float) -> StepResult:
         result.duration = time.monotonic() - started
-        self.journal.event(
-            "step_finished",
-            phase=step.phase,
-            step=step.id,
-            status=result.status,
-            duration=round(result.duration, 3),
-            attempts=result.attempts,
-            reason=result.reason,
-            aggregates=result.aggregates(),
+        self.journal.record(
+            events.StepFinished(
+                phase=step.phase,
+                step=step.id,
+                status=result.status,
+                duration=round(result.duration, 3),
+                attempts=result.attempts,
+                reason=result.reason,
+                aggregates=result.aggregates(),
+            )
         )
         self.progress.step_done(step, result)
         return result
@@ -276,29 +235,27 @@ class Orchestrator:
         except TemplateError as exc:
             if self.dry_run:
                 reason = f"cannot decide in a dry run ({exc}); it depends on steps that did not run"
-                self.journal.event(
-                    "decision",
-                    phase=step.phase,
-                    step=step.id,
-                    decision="would_run",
-                    expression=str(expr),
-                    reason=reason,
+                self.journal.record(
+                    events.Decision(
+                        phase=step.phase, step=step.id, decision="would_run", expression=str(expr), reason=reason
+                    )
                 )
                 self.progress.step(step, [], f"undecided: {reason}")
                 return StepResult(step.id, "would_run" if step.mutating else "not_run", reason=reason)
             reason = f"when: {exc}"
-            self.journal.event("error", phase=step.phase, step=step.id, message=reason, where="when")
+            self.journal.record(events.Error(phase=step.phase, step=step.id, message=reason, where="when"))
             return StepResult(step.id, "failed", reason=reason)
         run = templating.truthy(value)
         decision = "run" if run else "skip"
-        self.journal.event(
-            "decision",
-            phase=step.phase,
-            step=step.id,
-            decision=decision,
-            expression=str(expr),
-            value=_jsonable(value),
-            reason=f"when: {expr} -> {value!r}",
+        self.journal.record(
+            events.Decision(
+                phase=step.phase,
+                step=step.id,
+                decision=decision,
+                expression=str(expr),
+                value=jsonable(value),
+                reason=f"when: {expr} -> {value!r}",
+            )
         )
         if run:
             return None
@@ -312,18 +269,19 @@ class Orchestrator:
             forms, summary = [], f"(cannot render: {exc})"
         gate_hash = digest(forms)
         approval = self.approver(step, hosts, summary, gate_hash)
-        self.journal.event(
-            "approval",
-            phase=step.phase,
-            step=step.id,
-            approved=approval.approved,
-            method=approval.method,
-            by=approval.by,
-            plan_hash=self.plan_hash,
-            approval_hash=gate_hash,
-            hosts=list(hosts),
-            reason=approval.reason or step.approval_reason,
-            summary=summary,
+        self.journal.record(
+            events.Approval(
+                phase=step.phase,
+                step=step.id,
+                approved=approval.approved,
+                method=approval.method,
+                by=approval.by,
+                plan_hash=self.plan_hash,
+                approval_hash=gate_hash,
+                hosts=list(hosts),
+                reason=approval.reason or step.approval_reason,
+                summary=summary,
+            )
         )
         if approval.approved:
             self._approved[step.id] = (gate_hash, dict(forms))
@@ -346,7 +304,7 @@ class Orchestrator:
             text = "\n".join(f"{self.mask(_action_text(t))}  [on {', '.join(t.hosts)}]" for t in tasks)
             return forms, text
         spec = self._render_local(step)
-        return [(CONTROL_NODE, self.mask({"action": step.action, "spec": _jsonable(spec)}))], self.mask(
+        return [(LOCAL_HOST, self.mask({"action": step.action, "spec": jsonable(spec)}))], self.mask(
             _local_text(step, spec)
         )
 
@@ -357,7 +315,7 @@ class Orchestrator:
         elif task.action == "command":
             rendered["command"] = list(task.spec)
         else:
-            rendered.update(module=str(task.spec), args=_jsonable(dict(task.args)))
+            rendered.update(module=str(task.spec), args=jsonable(dict(task.args)))
         return self.mask(host_form(task.action, rendered, task.become, task.timeout))
 
     def _unapproved(self, step: Step, tasks: Sequence[HostTask]) -> str | None:
@@ -394,14 +352,15 @@ class Orchestrator:
                 if retries < step.retries and not done:
                     result.reason = f"{result.reason or 'did not succeed'} (dry run: no retries after a mitigation)"
                 return result
-            self.journal.event(
-                "decision",
-                phase=step.phase,
-                step=step.id,
-                decision="retry",
-                attempt=attempt,
-                reason=result.reason or f"attempt {attempt} did not succeed",
-                delay=step.delay,
+            self.journal.record(
+                events.Decision(
+                    phase=step.phase,
+                    step=step.id,
+                    decision="retry",
+                    attempt=attempt,
+                    reason=result.reason or f"attempt {attempt} did not succeed",
+                    delay=step.delay,
+                )
             )
             self.progress.note(
                 f"{step.id}: attempt {attempt} of {retries + 1} did not succeed; retrying in {step.delay:g}s"
@@ -425,7 +384,7 @@ class Orchestrator:
             return self._execute_local(step)
         except TemplateError as exc:
             reason = f"cannot render: {exc}"
-            self.journal.event("error", phase=step.phase, step=step.id, message=reason, where="render")
+            self.journal.record(events.Error(phase=step.phase, step=step.id, message=reason, where="render"))
             return StepResult(step.id, "failed", reason=reason)
 
     # -- host steps ------------------------------------------------------------------------------------------
@@ -461,38 +420,40 @@ class Orchestrator:
         for host in hosts:
             if host in self.unreachable:
                 results[host] = HostResult(host, "unreachable", msg=self.unreachable[host])
-                self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(results[host]))
+                self.journal.record(host_event(step, results[host]))
         alive = [h for h in hosts if h not in self.unreachable]
         budget = target.max_fail_percentage if target else 0.0
-        for batch in _batches(alive, target.serial if target and step.mutating else None):
+        for batch in batches(alive, target.serial if target and step.mutating else None):
             self._check_stop()
             tasks = self._render_hosts(step, batch)
             refused = self._unapproved(step, tasks)
             if refused is not None:  # nothing runs that was not approved, exactly as shown
-                self.journal.event(
-                    "approval", phase=step.phase, step=step.id, approved=False, method="binding", by="irx",
-                    plan_hash=self.plan_hash, approval_hash=self._approved[step.id][0], hosts=list(batch),
-                    reason=refused,
+                self.journal.record(
+                    events.Approval(
+                        phase=step.phase, step=step.id, approved=False, method="binding", by="irx",
+                        plan_hash=self.plan_hash, approval_hash=self._approved[step.id][0], hosts=list(batch),
+                        reason=refused,
+                    )
                 )  # fmt: skip
                 raise _Stop("awaiting_approval", f"step '{step.id}': {refused}; approve what it would run now")
             try:
-                outcome = self.hosts_runner().run(tasks)
+                outcome = self.host_runner.run(tasks)
             except IrxError:
                 if self.stop_requested.is_set():  # a second interrupt stopped Ansible mid-step: still an interrupt
                     raise _Stop("interrupted", f"interrupted by signal: step '{step.id}' was stopped") from None
                 raise
             for host in batch:
                 result = outcome.get(host) or HostResult(host, "failed", msg="no result")
-                _parse_into(step, result)
+                parse_into(step, result)
                 results[host] = result
-                self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(result))
-            if _over_budget(results, len(hosts), budget):
+                self.journal.record(host_event(step, result))
+            if over_budget(results, len(hosts), budget):
                 break
         missing = [h for h in hosts if h not in results]
         for host in missing:
             results[host] = HostResult(host, "skipped", msg="not run: the failure budget was spent")
-            self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(results[host]))
-        status = _step_status(results, len(hosts), budget)
+            self.journal.record(host_event(step, results[host]))
+        status = step_status(results, len(hosts), budget)
         failed = [h for h, r in results.items() if r.status not in {"ok", "skipped"}]
         reason = f"{len(failed)} of {len(hosts)} host(s) failed" if failed else ""
         return StepResult(step.id, status, hosts=results, reason=reason)
@@ -512,29 +473,29 @@ class Orchestrator:
         spec = self._render_local(step)
         started = time.monotonic()
         if step.action == "http":
-            host = run_http(spec)
+            host = self.http_runner(spec)
         elif step.action == "wait":
             from irx.model import parse_duration
 
             if self.stop_requested.wait(parse_duration(spec)):
                 raise _Stop("interrupted", "interrupted by signal")
-            host = HostResult(CONTROL_NODE, "ok")
+            host = HostResult(LOCAL_HOST, "ok")
         elif step.action == "assert":
             host = self._assert(step, spec)
         elif step.action == "approve":
-            host = HostResult(CONTROL_NODE, "ok", stdout=spec["message"])  # the gate itself ran in _approve
+            host = HostResult(LOCAL_HOST, "ok", stdout=spec["message"])  # the gate itself ran in _approve
         else:  # notify
             if self.notify is not None:
                 self.notify(step, spec["message"])
-            host = HostResult(CONTROL_NODE, "ok", stdout=spec["message"])
+            host = HostResult(LOCAL_HOST, "ok", stdout=spec["message"])
         host.duration = host.duration or time.monotonic() - started
         if step.action == "http" and host.status == "ok":
-            _parse_into(step, host)
+            parse_into(step, host)
             if step.parse is None:
                 host.data = host.extra.get("json")
-        self.journal.event("host_result", phase=step.phase, step=step.id, **_host_fields(host))
+        self.journal.record(host_event(step, host))
         status = "ok" if host.status == "ok" else host.status
-        return StepResult(step.id, status, hosts={CONTROL_NODE: host}, reason=host.msg)
+        return StepResult(step.id, status, hosts={LOCAL_HOST: host}, reason=host.msg)
 
     def _assert(self, step: Step, spec: Mapping[str, Any]) -> HostResult:
         that = spec["that"]
@@ -543,12 +504,12 @@ class Orchestrator:
             try:
                 value = templating.evaluate(expr, context)
             except TemplateError as exc:
-                return HostResult(CONTROL_NODE, "failed", msg=f"{expr}: {exc}")
+                return HostResult(LOCAL_HOST, "failed", msg=f"{expr}: {exc}")
             if not templating.truthy(value):
                 message = spec.get("message")
                 text = _render(message, context, f"step '{step.id}'", "assert.message") if message else ""
-                return HostResult(CONTROL_NODE, "failed", msg=text or f"assertion failed: {expr} -> {value!r}")
-        return HostResult(CONTROL_NODE, "ok", data=True)
+                return HostResult(LOCAL_HOST, "failed", msg=text or f"assertion failed: {expr} -> {value!r}")
+        return HostResult(LOCAL_HOST, "ok", data=True)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
@@ -569,86 +530,6 @@ def _render_tree(value: Any, context: Mapping[str, Any], where: str, field_name:
     if isinstance(value, list):
         return [_render_tree(v, context, where, f"{field_name}[{i}]") for i, v in enumerate(value)]
     return value
-
-
-def _parse_into(step: Step, result: HostResult) -> None:
-    if result.status != "ok":
-        return
-    if step.parse is None and "module" in result.extra:
-        result.data = result.extra["module"]
-        return
-    try:
-        result.data = parse_output(step.parse, result.stdout)
-    except ParseError as exc:
-        result.status = "failed"
-        result.msg = f"parse {step.parse.format if step.parse else 'text'}: {exc}"
-
-
-def _batches(hosts: Sequence[str], serial: int | str | None) -> list[list[str]]:
-    if not hosts:
-        return []
-    if serial is None:
-        return [list(hosts)]
-    if isinstance(serial, str) and serial.endswith("%"):
-        size = max(1, int(len(hosts) * int(serial[:-1]) / 100))
-    else:
-        size = max(1, int(serial))
-    return [list(hosts[i : i + size]) for i in range(0, len(hosts), size)]
-
-
-def _over_budget(results: Mapping[str, HostResult], total: int, budget: float) -> bool:
-    failed = sum(r.status not in {"ok", "skipped"} for r in results.values())
-    return total > 0 and failed * 100.0 / total > budget
-
-
-def _step_status(results: Mapping[str, HostResult], total: int, budget: float) -> str:
-    """A step status (timeline STEP_STATUSES): unreachable is a host status; over its hosts, a step failed."""
-    if _over_budget(results, total, budget):
-        statuses = {r.status for r in results.values() if r.status not in {"ok", "skipped"}}
-        if statuses == {"timed_out"}:
-            return "timed_out"
-        return "failed"
-    return "ok"
-
-
-def _first_problem(result: StepResult) -> str:
-    for host, r in result.hosts.items():
-        if r.status not in {"ok", "skipped"}:
-            last_error_line = (r.stderr.strip().splitlines() or [""])[-1]
-            detail = r.msg or last_error_line or f"rc {r.rc}"
-            where = f" on {host}" if host != CONTROL_NODE else ""
-            return f"{detail}{where}"
-    return result.reason or result.status
-
-
-def _host_fields(result: HostResult) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "host": result.host,
-        "status": result.status,
-        "rc": result.rc,
-        "stdout": result.stdout,
-        "stderr": result.stderr,
-        "msg": result.msg,
-        "changed": result.changed,
-        "duration": round(result.duration, 3),
-        "data": _jsonable(result.data),
-    }
-    # stdout/stderr are capped by the journal itself, which records stdout_truncated/stderr_truncated and cap.
-    if "status_code" in result.extra:
-        fields["http_status"] = result.extra["status_code"]
-    if result.extra.get("pipefail") is False:
-        fields["pipefail"] = False
-    return fields
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return str(value)
 
 
 def _action_text(task: HostTask) -> str:

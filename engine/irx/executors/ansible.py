@@ -18,8 +18,6 @@ from __future__ import annotations
 # main thread goes on importing): a module that registers fork handlers, imported in the middle of a fork,
 # has its after-fork handler run without its before-fork one ("RuntimeError: release unlocked lock").
 import concurrent.futures.thread  # noqa: F401
-import dataclasses
-import fcntl
 import json
 import os
 import shutil
@@ -29,22 +27,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from irx.errors import IrxError
+from irx.executors.ansible_results import OUTPUT_CAP, host_result, privilege_hint
+from irx.executors.base import HostEvent, HostTask
+from irx.executors.workdir import SESSION_PREFIX, claim, sweep_leftovers
 from irx.inventory import Vault
 from irx.results import HostResult
 
 PLUGIN_DIR = Path(__file__).parent / "ansible_plugins" / "action"
 MODULE_DIR = Path(__file__).parent / "ansible_plugins" / "modules"  # irx_command: every shell/command step
 MAX_ROUNDS = 150  # each round nests one include in Ansible; restart the session before it gets deep
-# Output kept in memory per host result, for parse: and templates. The journal keeps less (its own cap,
-# recorded there); this must stay above it so the journal sees and records any cut.
-OUTPUT_CAP = 1024 * 1024
 KILL_GRACE = 5  # seconds from SIGTERM to SIGKILL for a command past its step timeout (irx_command)
 
 _MAIN = """\
@@ -72,46 +69,6 @@ _NEXT_TASKS: list[dict[str, Any]] = [
     {"name": "irx:batch", "ansible.builtin.include_tasks": "{{ irx_batch.file }}", "when": "not irx_batch.done"},
 ]
 _LOOP = yaml.safe_dump(_NEXT_TASKS, sort_keys=False)
-
-
-SESSION_PREFIX = "irx-ansible-"
-_OWNER = ".owner"  # flock'd by the irx process that owns a session directory, for as long as it lives
-
-
-def _claim(directory: Path) -> int:
-    """Lock a new session directory for this process; the kernel drops the lock when it dies, however."""
-    pending = directory / f"{_OWNER}.new"
-    fd = os.open(pending, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.rename(pending, directory / _OWNER)  # visible to sweepers only once locked
-    return fd
-
-
-def sweep_leftovers(base: Path | None = None) -> list[Path]:
-    """Remove the session directories of irx runs that died without cleaning up (``kill -9``).
-
-    They hold rendered commands and Ansible's output, which may contain secrets. A directory whose owner
-    still lives (its ``.owner`` is locked) is left alone, as is anything not made by this user.
-    """
-    removed: list[Path] = []
-    for directory in Path(base or tempfile.gettempdir()).glob(f"{SESSION_PREFIX}*"):
-        try:
-            if directory.is_symlink() or directory.stat().st_uid != os.getuid():
-                continue
-            fd = os.open(directory / _OWNER, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:  # not a session directory, or one being made
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # its run is alive
-            os.close(fd)
-            continue
-        try:
-            shutil.rmtree(directory, ignore_errors=True)
-            removed.append(directory)
-        finally:
-            os.close(fd)
-    return removed
 
 
 class ExecutorError(IrxError):
@@ -149,24 +106,6 @@ def unsafe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [unsafe(v) for v in value]
     return value
-
-
-@dataclass
-class HostTask:
-    """One host step's work for one group of hosts that share the same rendering."""
-
-    step_id: str
-    hosts: Sequence[str]
-    action: str  # shell | command | module
-    spec: Any  # rendered command line, argv list, or module name
-    args: Mapping[str, Any] = field(default_factory=dict)  # rendered module args
-    env: Mapping[str, str] = field(default_factory=dict)
-    chdir: str | None = None
-    become: bool = False
-    timeout: float | None = None
-
-
-HostEvent = Callable[[str, str, str, float], None]  # (step_id, host, status, duration)
 
 
 def _task(task: HostTask, index: int) -> dict[str, Any]:
@@ -244,92 +183,6 @@ def _register_name(step_id: str, index: int) -> str:
     return f"irx_r_{step_id}_{index}"
 
 
-def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> HostResult:
-    """A HostResult from Ansible's registered result for one host."""
-    if not res:
-        return HostResult(host, "failed", msg="no result from Ansible", duration=duration)
-    stdout, stdout_cut = _cap(res.get("stdout"))
-    # A module that died before answering (or a become that failed) leaves its words in module_stderr.
-    stderr, stderr_cut = _cap(res.get("stderr") if res.get("stderr") is not None else res.get("module_stderr"))
-    if res.get("unreachable"):
-        status = "unreachable"
-    elif res.get("timedout") or res.get("timed_out"):  # Ansible's task timeout | irx_command's own
-        status = "timed_out"
-    elif res.get("failed"):
-        status = "failed"
-    else:
-        status = "ok"
-    msg = str(res.get("msg") or "")
-    if status == "failed" and res.get("rc") not in (None, 0):
-        # "non-zero return code" says nothing; the first line of what the command said does.
-        last = (stderr.strip() or stdout.strip()).splitlines()[:1] or [msg]
-        msg = f"rc {res.get('rc')}: {last[0].strip()}"
-    extra: dict[str, Any] = {}
-    found = res.get("truncated")
-    cut_on_host: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    stdout_cut = stdout_cut or bool(cut_on_host.get("stdout"))  # irx_command stopped keeping bytes there
-    stderr_cut = stderr_cut or bool(cut_on_host.get("stderr"))
-    if stdout_cut or stderr_cut:
-        extra["truncated"] = {"stdout": stdout_cut, "stderr": stderr_cut, "cap": OUTPUT_CAP}
-    if "stdout" not in res and status == "ok":  # a module's own return values are its data
-        extra["module"] = {
-            k: v for k, v in res.items() if k not in {"invocation", "changed", "failed", "_ansible_no_log"}
-        }
-    if res.get("shell") and res.get("pipefail") is False:  # a host without bash, whose sh has no pipefail
-        extra["pipefail"] = False
-    return HostResult(
-        host=host,
-        status=status,
-        rc=res.get("rc"),
-        stdout=stdout,
-        stderr=stderr,
-        msg=msg if status != "ok" else "",
-        changed=bool(res.get("changed")),
-        duration=duration,
-        extra=extra,
-    )
-
-
-# What sudo (through Ansible's become plugin) and a denied command say, and what irx tells the operator.
-_BECOME_FAILURES = (
-    (("missing sudo password", "a password is required", "a terminal is required"),
-     "sudo there needs a password: give --ask-become-pass or --become-password-file, or set "
-     "ansible_become_password (vault-encrypted) for the host"),
-    (("incorrect sudo password", "sorry, try again", "incorrect password"),
-     "sudo there refused the become password"),
-    (("is not in the sudoers file", "is not allowed to run sudo", "not allowed to execute"),
-     "the SSH user may not use sudo there (sudoers)"),
-)  # fmt: skip
-_DENIED = ("permission denied", "operation not permitted", "access denied", "must be root", "are not allowed",
-           "interactive authentication required", "only root can", "requires superuser", "eacces", "eperm")  # fmt: skip
-
-
-def privilege_hint(result: HostResult, become: bool) -> HostResult:
-    """A failure for lack of privilege, said plainly: a become that sudo refused, or a step without become
-    that the host denied (the step may need ``become: true``)."""
-    if result.status != "failed":
-        return result
-    lines = [line.strip() for line in f"{result.msg}\n{result.stderr}".splitlines() if line.strip()]
-    said = "\n".join(lines).lower()
-    if become:
-        for needles, meaning in _BECOME_FAILURES:
-            for line in lines:  # quote the line that says it (sudo's other warnings are noise here)
-                if any(needle in line.lower() for needle in needles):
-                    return dataclasses.replace(result, msg=f"become failed: {meaning} ({line})")
-        return result
-    if any(needle in said for needle in _DENIED):
-        hint = "permission denied as the SSH user; if the step needs root, declare become: true"
-        return dataclasses.replace(result, msg=f"{result.msg} ({hint})")
-    return result
-
-
-def _cap(value: Any) -> tuple[str, bool]:
-    text = "" if value is None else str(value)
-    if len(text) <= OUTPUT_CAP:
-        return text, False
-    return text[:OUTPUT_CAP], True
-
-
 class AnsibleSession:
     """A running ansible-playbook fed one batch of host tasks at a time."""
 
@@ -377,7 +230,7 @@ class AnsibleSession:
         sweep_leftovers()
         self._dir = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
         os.chmod(self._dir, 0o700)
-        self._owner = _claim(self._dir)
+        self._owner = claim(self._dir)
         project = self._dir / "project"
         project.mkdir()
         (project / "main.yml").write_text(_MAIN)

@@ -7,10 +7,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from irx.executors.base import LOCAL_HOST
 from irx.model import parse_duration
 from irx.results import HostResult
 
-CONTROL_NODE = "localhost"
 BODY_CAP = 64 * 1024
 
 
@@ -85,20 +85,20 @@ def run_http(spec: Mapping[str, Any], client: Any = None) -> HostResult:
         )
     except httpx.TimeoutException:
         return HostResult(
-            CONTROL_NODE,
+            LOCAL_HOST,
             "timed_out",
             msg=f"{method} {spec['url']}: no answer within {timeout:g}s",
             duration=time.monotonic() - started,
         )
     except httpx.HTTPError as exc:
         return HostResult(
-            CONTROL_NODE, "failed", msg=f"{method} {spec['url']}: {exc}", duration=time.monotonic() - started
+            LOCAL_HOST, "failed", msg=f"{method} {spec['url']}: {exc}", duration=time.monotonic() - started
         )
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError, ValueError, TypeError) as exc:
         # A request that cannot even be built (a URL idna refuses, a control character, a header that is not
         # ASCII) is this step's failure, not irx's: the run goes on under its on_failure.
         return HostResult(
-            CONTROL_NODE,
+            LOCAL_HOST,
             "failed",
             msg=f"{method} {spec['url']!r}: cannot make this request: {_one_line(exc)}",
             duration=time.monotonic() - started,
@@ -114,7 +114,7 @@ def run_http(spec: Mapping[str, Any], client: Any = None) -> HostResult:
         document = None
     problem = check_expectations(spec, response.status_code, body, document)
     return HostResult(
-        CONTROL_NODE,
+        LOCAL_HOST,
         "failed" if problem else "ok",
         rc=None,
         stdout=body,

@@ -1,0 +1,53 @@
+"""What a walk ends with (its ``Outcome`` and exit code) and what an approver decides at a gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from irx.errors import ExitCode
+from irx.model import Step
+from irx.results import StepResult
+from irx.verdict import headline, outcome_text
+
+FINAL_EXIT: Mapping[str, ExitCode] = {
+    "verified": ExitCode.OK,
+    "dry_run": ExitCode.OK,
+    "failed": ExitCode.FAILED,
+    "rolled_back": ExitCode.FAILED,
+    "awaiting_approval": ExitCode.AWAITING_APPROVAL,
+    "interrupted": ExitCode.INTERRUPTED,
+}
+
+
+# (step, hosts, what the approver is shown, the digest of that rendering: irx.approval)
+Approver = Callable[[Step, Sequence[str], str, str], "Approval"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    approved: bool
+    method: str  # tty | yes-flag | approve-flag | refused | missing | stale
+    by: str
+    reason: str = ""  # why not, when an approval given in advance does not match what would run
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str = ""
+    results: dict[str, StepResult] = field(default_factory=dict)
+    verdict: str | None = None  # a dry run's: would_resolve | verification_failed (irx.verdict)
+    dry_run: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return FINAL_EXIT[self.status]
+
+    @property
+    def headline(self) -> str:
+        return headline(self.status, self.verdict, dry_run=self.dry_run)
+
+    @property
+    def outcome_text(self) -> str:
+        return outcome_text(self.status, self.verdict, dry_run=self.dry_run)

@@ -1,0 +1,97 @@
+"""What people are told while a run happens: the notification channels and the run's messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from irx import events
+from irx.model import Playbook, Step
+from irx.orchestrator import Journal, Progress
+from irx.outcome import Outcome
+from irx.verdict import WOULD_RESOLVE
+
+if TYPE_CHECKING:
+    from irx.inventory import Inventory
+    from irx.notify import Channel, Notifier
+
+
+def hosts_text(hosts: Sequence[str]) -> str:
+    return ", ".join(hosts) if len(hosts) <= 4 else f"{', '.join(hosts[:3])} and {len(hosts) - 3} more"
+
+
+class Communications:
+    """Messages at run start, at each phase after diagnose, on notify steps and at the end; rendered from the
+    runbook-style templates (or the playbook's ``messages:``), redacted, delivered, and journaled per channel.
+    A message that fails to render or deliver is recorded and never stops the run."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        playbook: Playbook,
+        run_info: Mapping[str, Any],
+        hosts: Sequence[str],
+        journal: Journal,
+        progress: Progress,
+    ) -> None:
+        self.notifier, self.playbook, self.journal, self.progress = notifier, playbook, journal, progress
+        self.run_info = dict(run_info)
+        self.hosts = list(hosts)
+
+    def _send(self, kind: str, status: str, channel: str | None = None, **context: Any) -> None:
+        from irx.errors import TemplateError
+        from irx.notify import render_message
+
+        book = {"name": self.playbook.name, "title": self.playbook.title, "severity": self.playbook.severity}
+        override = self.playbook.messages.get(kind) if kind != "step" else None
+        try:
+            text = render_message(kind, {"run": self.run_info, "playbook": book, "status": status, **context}, override)
+        except TemplateError as exc:
+            self.journal.record(events.Error(message=f"message {kind}: {exc}", where="notify"))
+            return
+        if self.run_info.get("dry_run"):  # rendered and shown, never sent
+            self.progress.note(f"message {kind} (not sent in a dry run): {text.strip().splitlines()[0]}")
+        self.notifier.send(
+            kind,
+            text,
+            channel=channel,
+            run_id=self.run_info["id"],
+            playbook=self.playbook.name,
+            severity=self.playbook.severity,
+            status=status,
+            **{k: v for k, v in context.items() if k in {"phase", "step"}},
+        )
+
+    def start(self) -> None:
+        self._send("initial", "investigating", summary=hosts_text(self.hosts) if self.hosts else None)
+
+    def phase(self, phase: str, again: bool) -> None:
+        if phase != "diagnose":
+            status = {"mitigate": "mitigating", "verify": "verifying", "rollback": "rolling back"}[phase]
+            self._send("update", status, phase=phase, reason="verification repeated after rollback" if again else None)
+
+    def step(self, step: Step, message: str) -> None:
+        self.progress.note(f"notify: {message}")
+        channel = step.spec.get("channel") if isinstance(step.spec, Mapping) else None
+        self._send("step", "in progress", channel=channel, step=step.id, phase=step.phase, message=message)
+
+    def finish(self, outcome: Outcome) -> None:
+        """The last message: resolved only for a verified real run; a dry run says what it would do, a gate
+        that nobody answered says it is waiting (irx.verdict)."""
+        kind = "resolved" if outcome.status == "verified" or outcome.verdict == WOULD_RESOLVE else "failed"
+        if outcome.dry_run:
+            status = outcome.headline.lower()  # dry run: would resolve | verification failed | failed
+        elif outcome.status == "awaiting_approval":
+            status = "waiting for approval"
+        else:
+            status = {"verified": "resolved"}.get(outcome.status, outcome.status.replace("_", " "))
+        self._send(kind, status, reason=outcome.reason, headline=outcome.outcome_text)
+
+
+def notify_channels(inv: Inventory, hosts: Sequence[str], environ: Mapping[str, str]) -> list[Channel]:
+    """Channels from the inventory variable ``irx_notify`` (group ``all`` or the targeted hosts) and env."""
+    from irx.notify import load_channels
+
+    first = hosts[0] if hosts else None
+    configured = inv.value(first, "irx_notify") if first and "irx_notify" in inv.host_vars(first) else None
+    return load_channels(configured, environ)

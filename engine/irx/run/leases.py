@@ -1,0 +1,60 @@
+"""The run's host leases (irx.lease): taken after the preflight, kept alive, checked before each mutating batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from irx.executors.base import HostRunner
+from irx.lease import HostLeases, LeasedRunner
+from irx.model import Playbook
+from irx.orchestrator import Journal
+from irx.run.prepare import Prepared
+
+if TYPE_CHECKING:
+    from irx.inventory import Inventory
+
+
+def take_leases(
+    playbook: Playbook,
+    prepared: Prepared,
+    inv: Inventory,
+    remote: Mapping[str, str],
+    holder: tuple[str, str],
+    environ: Mapping[str, str],
+    force: bool,
+    runner: HostRunner,
+    journal: Journal,
+) -> HostLeases:
+    """The lease on every remote host this run may change that answered the preflight (``remote``: inventory
+    name -> machine), taken now and kept alive. Refused (``LockHeld``) when another live run holds one and
+    there is no ``force``. ``holder`` is (run id, operator); ``runner`` carries the leases' own tasks."""
+    from irx.lease import holder_fields, lease_hosts, lease_ttl
+
+    become_on: dict[str, bool] = {}
+    for step in playbook.steps:
+        if step.mutating and step.runs_on_hosts and step.on and step.become:
+            for host in prepared.targets.get(step.on, []):
+                become_on[host] = True
+    longest = max((s.timeout or 0.0 for s in playbook.steps if s.runs_on_hosts), default=0.0)
+    run_id, operator = holder
+    leases = HostLeases(
+        lease_hosts(remote, inv, become_on),
+        run_id,
+        holder_fields(operator, playbook.name),
+        lease_ttl(environ, longest),
+        runner.run,
+        journal.record,
+    )
+    if leases.hosts:
+        leases.acquire(force)
+        leases.start_keepalive()
+    return leases
+
+
+def leased(runner: HostRunner, leases: HostLeases, playbook: Playbook) -> HostRunner:
+    """The runner the steps go through: a host whose lease was lost is not changed."""
+    if not leases.hosts:
+        return runner
+    mutating = {s.id for s in playbook.steps if s.mutating}
+    return LeasedRunner(runner, leases, mutating.__contains__)
