@@ -24,15 +24,16 @@ import hashlib
 import json
 import os
 import re
-import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from irx import templating
+from irx import actions, templating
+from irx.actions import RUN_TIME, condition_text, value_text
 from irx.approval import short
 from irx.errors import ExitCode, InventoryError, IrxError, TemplateError
+from irx.humanize import short_duration
 from irx.inventory import Inventory, Vault, vaulted_values
 from irx.model import PHASES, Playbook, Step, Target
 from irx.params import ANSIBLE_SECRET_VARS, REDACTED, ParamSet, Supplied, freeze
@@ -44,9 +45,9 @@ FORMATS: tuple[str, ...] = ("text", "json", "markdown")
 # Distinct renderings of one step shown in text and markdown; JSON always has them all.
 TEXT_GROUPS = 4
 MARKDOWN_GROUPS = 10
-RUN_TIME = "decided at run time"
 WHEN_HINT = "when: is decided once per step, on the control node: host and vars are not available in it"
 CONTROL_NODE = "control node"
+action_line = actions.one_line  # a rendered action in one line (the journal's plan summary)
 
 
 def plan_command(
@@ -453,11 +454,11 @@ class _Planner:
         ``| int`` on a secret) is rendered with the real value and redacted instead.
         """
         try:
-            return _render_action(step, context(True))
+            return render_action(step, context(True))
         except TemplateError:
             if not self.secret_names:
                 raise
-        action, runtime = _render_action(step, context(False))
+        action, runtime = render_action(step, context(False))
         return self.redactor.redact(action), runtime
 
 
@@ -505,30 +506,23 @@ def _controls(step: Step, target: tuple[Target, tuple[str, ...]] | None) -> dict
 # --- rendering one action -------------------------------------------------------------------------------
 
 
-class _Fields:
-    """Renders the fields of one step, naming step and field in every error."""
+class _Rendering:
+    """Renders the fields of one step for a plan (irx.actions.Fields): run-time parts kept as source and
+    collected, step and field named in every error."""
 
     def __init__(self, step: Step, context: Mapping[str, Any]) -> None:
         self.step = step
         self.context = context
         self.runtime: list[str] = []
+        self.fields = actions.Fields(self.text, self.condition, _plain)
 
-    def text(self, name: str, source: str, *, shell: bool = False) -> str:
+    def text(self, name: str, source: str, shell: bool) -> str:
         try:
             part = templating.render_partial(source, self.context, shell=shell)
         except TemplateError as exc:
             raise TemplateError(f"step {self.step.id}: {name}: {exc}") from None
         self.runtime.extend(part.runtime)
         return part.text
-
-    def tree(self, name: str, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(name, value)
-        if isinstance(value, Mapping):
-            return {str(k): self.tree(f"{name}.{k}" if name else str(k), v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.tree(f"{name}[{i}]", v) for i, v in enumerate(value)]
-        return _plain(value)
 
     def condition(self, name: str, expr: str | bool) -> dict[str, Any]:
         if isinstance(expr, bool):
@@ -544,62 +538,11 @@ class _Fields:
         return {"expr": source, "value": value}
 
 
-def _render_action(step: Step, context: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    fields = _Fields(step, context)
-    spec = step.spec
-    action: dict[str, Any]
-    if step.action == "shell":
-        action = {"shell": fields.text("shell", spec, shell=True)}
-    elif step.action == "command":
-        action = {"command": [fields.text(f"command[{i}]", item) for i, item in enumerate(spec)]}
-    elif step.action == "module":
-        action = {"module": spec, "args": fields.tree("args", dict(step.args))}
-    elif step.action == "http":
-        action = {"http": _render_http(fields, spec)}
-    elif step.action == "wait":
-        action = {"wait": _seconds(spec)}
-    elif step.action == "assert":
-        that = spec["that"] if isinstance(spec["that"], list) else [spec["that"]]
-        action = {"assert": [fields.condition(f"assert.that[{i}]", expr) for i, expr in enumerate(that)]}
-        if "message" in spec:
-            action["message"] = fields.text("assert.message", spec["message"])
-    elif step.action == "approve":
-        action = {"approve": fields.text("approve.message", spec["message"])}
-    else:  # notify
-        action = {"notify": fields.text("notify.message", spec["message"])}
-        if "channel" in spec:
-            action["channel"] = spec["channel"]
-    if step.env:
-        action["env"] = fields.tree("env", dict(step.env))
-    if step.chdir is not None:
-        action["chdir"] = fields.text("chdir", step.chdir)
-    return action, tuple(fields.runtime)
-
-
-def _render_http(fields: _Fields, spec: Mapping[str, Any]) -> dict[str, Any]:
-    http: dict[str, Any] = {
-        "method": spec.get("method", "GET"),
-        "url": fields.text("http.url", spec["url"]),
-    }
-    if "headers" in spec:
-        http["headers"] = fields.tree("http.headers", dict(spec["headers"]))
-    if "body" in spec:
-        http["body"] = fields.text("http.body", spec["body"])
-    if "json" in spec:
-        http["json"] = fields.tree("http.json", spec["json"])
-    if "expect" in spec:
-        http["expect"] = _plain(spec["expect"])
-    if "timeout" in spec:
-        http["timeout"] = _seconds(spec["timeout"])
-    if "verify_tls" in spec:
-        http["verify_tls"] = spec["verify_tls"]
-    return http
-
-
-def _seconds(value: Any) -> float:
-    from irx.model import parse_duration
-
-    return parse_duration(value)
+def render_action(step: Step, context: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The shown form of ``step``'s action rendered in ``context`` (irx.actions), and the expressions left
+    for run time."""
+    rendering = _Rendering(step, context)
+    return actions.render(step, rendering.fields), tuple(rendering.runtime)
 
 
 # --- output ---------------------------------------------------------------------------------------------
@@ -678,32 +621,15 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
-
-
-def _value_text(value: Any) -> str:
-    """A value as one readable word: strings bare (an empty or blank one quoted), the rest as JSON."""
-    if isinstance(value, str) and value.strip():
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _controls_text(step: Mapping[str, Any]) -> str:
     controls = step["controls"]
     parts: list[str] = []
     if "retries" in controls:
         parts.append(f"retries {controls['retries']}")
     if "delay" in controls:
-        parts.append(f"delay {_duration(controls['delay'])}")
+        parts.append(f"delay {short_duration(controls['delay'])}")
     if "timeout" in controls:
-        parts.append(f"timeout {_duration(controls['timeout'])}")
+        parts.append(f"timeout {short_duration(controls['timeout'])}")
     if controls.get("on_failure", "abort") != "abort":
         parts.append(f"on failure {controls['on_failure']}")
     if "serial" in controls:
@@ -715,67 +641,6 @@ def _controls_text(step: Mapping[str, Any]) -> str:
     if "parse" in controls:
         parts.append(f"parse {controls['parse']}")
     return " · ".join(parts)
-
-
-def action_line(action: Mapping[str, Any] | None, limit: int = 300) -> str:
-    """A rendered action in one line (a journal's plan summary): its lines joined, cut at ``limit``."""
-    text = " / ".join(line.strip() for line in _action_lines(action or {}) if line.strip())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _action_lines(action: Mapping[str, Any]) -> list[str]:
-    """An action as the lines an engineer reads: ``$ command``, ``GET url``, ``module k=v``."""
-    lines: list[str] = []
-    if "shell" in action:
-        body = action["shell"].rstrip("\n").split("\n")
-        lines.append("$ " + body[0])
-        lines.extend("  " + line for line in body[1:])
-    elif "command" in action:
-        lines.append("argv: " + shlex.join(action["command"]))
-    elif "module" in action:
-        args = " ".join(f"{k}={_value_text(v)}" for k, v in action["args"].items())
-        lines.append(f"{action['module']} {args}".rstrip())
-    elif "http" in action:
-        http = action["http"]
-        line = f"{http['method']} {http['url']}"
-        expect = http.get("expect", {})
-        if "status" in expect:
-            line += f" -> expect {_value_text(expect['status'])}"
-        lines.append(line)
-        for name, value in http.get("headers", {}).items():
-            lines.append(f"  {name}: {value}")
-        if "body" in http:
-            lines.append("  body: " + http["body"].replace("\n", " "))
-        if "json" in http:
-            lines.append("  json: " + json.dumps(http["json"], ensure_ascii=False))
-        for key in ("json", "body"):
-            if key in expect:
-                lines.append(f"  expect {key}: {_value_text(expect[key])}")
-    elif "wait" in action:
-        lines.append(f"wait {_duration(action['wait'])}")
-    elif "assert" in action:
-        for condition in action["assert"]:
-            lines.append("assert " + _condition_text(condition))
-        if "message" in action:
-            lines.append("  else: " + action["message"])
-    elif "approve" in action:
-        lines.append("approve: " + action["approve"].strip())
-    elif "notify" in action:
-        channel = f" #{action['channel']}" if "channel" in action else ""
-        lines.append(f"notify{channel}: " + action["notify"].strip().replace("\n", " / "))
-    if "env" in action:
-        lines.append("env " + " ".join(f"{k}={_value_text(v)}" for k, v in action["env"].items()))
-    if "chdir" in action:
-        lines.append("in " + action["chdir"])
-    return lines
-
-
-def _condition_text(condition: Mapping[str, Any]) -> str:
-    if condition.get("decided") == "run time":
-        return f"{condition['expr']}  [{RUN_TIME}]"
-    if "value" in condition:
-        return f"{condition['expr']}  [now: {str(condition['value']).lower()}]"
-    return str(condition["expr"])
 
 
 class _Text:
@@ -818,12 +683,12 @@ class _Text:
                 lines.append(f"  {name} = (no value)")
                 continue
             if entry["value"] is not None:
-                lines.append(f"  {name} = {_value_text(entry['value'])}  ({entry['source']})")
+                lines.append(f"  {name} = {value_text(entry['value'])}  ({entry['source']})")
             else:
                 lines.append(f"  {name}: per host")
             for group in entry.get("per_host", ()):
                 hosts = _hosts_text(group["hosts"], self.cache)
-                lines.append(f"    {hosts}: {_value_text(group['value'])}  ({group['source']})")
+                lines.append(f"    {hosts}: {value_text(group['value'])}  ({group['source']})")
         return lines
 
     def _step(self, step: Mapping[str, Any]) -> list[str]:
@@ -846,10 +711,10 @@ class _Text:
         if step["name"]:
             lines.append(indent + step["name"])
         if step["when"] is not None:
-            lines.append(indent + "when " + _condition_text(step["when"]))
+            lines.append(indent + "when " + condition_text(step["when"]))
         shown = renderings if len(renderings) <= TEXT_GROUPS else renderings[: TEXT_GROUPS - 1]
         for group in shown:
-            action_lines = _action_lines(group["action"])
+            action_lines = actions.lines(group["action"])
             if target is not None and (len(renderings) > 1 or step["skipped"]):
                 lines.append(indent + _hosts_text(group["hosts"], self.cache) + ":")
                 lines.extend(indent + "  " + line for line in action_lines)
@@ -866,7 +731,7 @@ class _Text:
             who = "" if hosts is None else (_hosts_text(hosts, self.cache) + ": " if hosts else "")
             lines.append(indent + f"skipped: {who}{skip['reason']}")
         if step["until"] is not None:
-            lines.append(indent + "until " + _condition_text(step["until"]))
+            lines.append(indent + "until " + condition_text(step["until"]))
         controls = _controls_text(step)
         if controls:
             lines.append(indent + controls)
@@ -899,11 +764,11 @@ class _Markdown:
         if body["params"]:
             out += ["", "## Params", "", "| param | value | source |", "|---|---|---|"]
             for name, entry in body["params"].items():
-                value = "(no value)" if entry["value"] is None else _value_text(entry["value"])
+                value = "(no value)" if entry["value"] is None else value_text(entry["value"])
                 out.append(f"| `{name}` | `{_md(value)}` | {entry['source'] or ''} |")
                 for group in entry.get("per_host", ()):
                     hosts = _hosts_text(group["hosts"], self.cache)
-                    out.append(f"| ↳ {_md(hosts)} | `{_md(_value_text(group['value']))}` | {group['source']} |")
+                    out.append(f"| ↳ {_md(hosts)} | `{_md(value_text(group['value']))}` | {group['source']} |")
         if body["targets"]:
             out += ["", "## Targets", "", "| target | pattern | hosts |", "|---|---|---|"]
             for name, target in body["targets"].items():
@@ -945,7 +810,7 @@ class _Markdown:
             if target is not None:
                 out.append(f"- On {_md(_hosts_text(group['hosts'], self.cache))}:")
             out += ["", "```" + ("sh" if "shell" in group["action"] else "")]
-            out += _action_lines(group["action"])
+            out += actions.lines(group["action"])
             out += ["```"]
         if len(shown) < len(renderings):
             rest = renderings[len(shown) :]
