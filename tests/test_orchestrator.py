@@ -323,7 +323,11 @@ mitigate:
     assert (outcome.status, int(outcome.exit_code)) == ("awaiting_approval", 4)
     assert runner.ran() == []
     approval = journal.of("approval")[0]
-    assert (approval["approved"], approval["method"], approval["summary"]) == (False, "missing", "fix  [on db1]")
+    assert (approval["approved"], approval["method"], approval["summary"]) == (
+        False,
+        "missing",
+        "$ fix  [on db1]",
+    )  # the plan's text for the same rendering
     assert "--approve fix" in outcome.reason
 
 
@@ -346,7 +350,7 @@ mitigate:
     assert outcome.status == "verified"
     assert runner.ran() == ["after"]
     assert outcome.results["fix"].status == "skipped"
-    assert journal.of("approval")[0]["summary"] == "fix 3  [on db1]"
+    assert journal.of("approval")[0]["summary"] == "$ fix 3  [on db1]"
 
 
 BOUND = """

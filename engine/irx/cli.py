@@ -174,10 +174,10 @@ def plan(
     its controls, whether it changes a system (!) and needs approval. Conditions on earlier results are
     marked as decided at run time. Secret params show as ******. Prints a plan hash that approvals bind to.
     """
-    from irx.plan import plan_command
+    from irx.commands.plan import main
 
     raise SystemExit(
-        plan_command(
+        main(
             name,
             inventory=inventory,
             limit=limit,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -28,3 +29,28 @@ def hosts(names: Sequence[str], shown: int = 4, none: str = "the control node") 
     if len(names) <= shown:
         return ", ".join(names)
     return f"{', '.join(names[: shown - 1])} and {len(names) - shown + 1} more"
+
+
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds in a schema-valid duration: a number, or ``500ms``, ``30s``, ``5m``, ``1h``."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"not a duration: {value!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def short_duration(seconds: float) -> str:
+    """A duration as a playbook writes it: ``500ms``, ``30s``, ``1.5s``, ``5m``, ``1h`` (plans show controls so)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from irx import actions
 from irx.errors import ExitCode, PlaybookError, UsageError
 from irx.loader import iter_playbook_files, load_playbook, read_document
 from irx.model import PHASES, Playbook, Step
@@ -98,23 +99,8 @@ def list_command(fmt: str = "text", playbook_dir: Path | None = None) -> int:
 
 
 def describe_action(step: Step) -> str:
-    """The step's action in one line, as written (unrendered)."""
-    spec = step.spec
-    if step.action == "shell":
-        return " ".join(str(spec).split())
-    if step.action == "command":
-        return " ".join(spec)
-    if step.action == "module":
-        args = " ".join(f"{k}={v}" for k, v in step.args.items())
-        return f"{spec} {args}".strip()
-    if step.action == "http":
-        return f"{spec.get('method', 'GET')} {spec['url']}"
-    if step.action == "wait":
-        return f"wait {spec}"
-    if step.action == "assert":
-        that = spec["that"]
-        return "assert " + " and ".join(that if isinstance(that, list) else [str(that)])
-    return f"{step.action}: {spec['message']}"
+    """The step's action in one line, as written (unrendered): the plan's one line (irx.actions)."""
+    return actions.one_line(actions.render(step, actions.AS_WRITTEN))
 
 
 def _step_json(step: Step) -> dict[str, Any]:

@@ -7,35 +7,26 @@ here, in one place.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+# The action kinds live in irx.actions (one table); these names stay importable from here.
+from irx.actions import ACTIONS as ACTIONS
+from irx.actions import HOST_ACTIONS as HOST_ACTIONS
+from irx.actions import KINDS
+from irx.actions import READ_ONLY_HTTP_METHODS as READ_ONLY_HTTP_METHODS
+from irx.actions import default_mutating as default_mutating
+from irx.humanize import parse_duration as parse_duration
+
 PHASES: tuple[str, ...] = ("diagnose", "mitigate", "verify", "rollback")
-ACTIONS: tuple[str, ...] = ("shell", "command", "module", "http", "wait", "assert", "approve", "notify")
-HOST_ACTIONS: frozenset[str] = frozenset({"shell", "command", "module"})
 SEVERITIES: tuple[str, ...] = ("SEV1", "SEV2", "SEV3", "SEV4")
 # P0..P3 (used by several of the source runbooks) map onto SEV1..SEV4.
 PRIORITY_TO_SEVERITY: Mapping[str, str] = {"P0": "SEV1", "P1": "SEV2", "P2": "SEV3", "P3": "SEV4"}
-READ_ONLY_HTTP_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Phase = Literal["diagnose", "mitigate", "verify", "rollback"]
 OnFailure = Literal["abort", "continue", "rollback"]
-
-_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: str | float | int) -> float:
-    """Seconds in a schema-valid duration: a number, or ``500ms``, ``30s``, ``5m``, ``1h``."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value)
-    if match is None:
-        raise ValueError(f"not a duration: {value!r}")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def normalize_severity(value: str) -> str:
@@ -135,15 +126,6 @@ class Playbook:
         return {phase: len(self.phases.get(phase, ())) for phase in PHASES}
 
 
-def default_mutating(phase: str, action: str, spec: Any) -> bool:
-    """Whether a step mutates when it does not say: never in diagnose; never for local read-only actions."""
-    if phase == "diagnose" or action in {"wait", "assert", "approve", "notify"}:
-        return False
-    if action == "http":
-        return str(spec.get("method", "GET")).upper() not in READ_ONLY_HTTP_METHODS
-    return True
-
-
 def _build_parse(raw: Any) -> ParseSpec | None:
     if raw is None:
         return None
@@ -167,7 +149,7 @@ def build_step(phase: Phase, raw: Mapping[str, Any], line: int = 0) -> Step:
     elif isinstance(approval, Mapping):
         approval_required, approval_reason = bool(approval["required"]), approval.get("reason")
     else:
-        approval_required, approval_reason = action == "approve", None
+        approval_required, approval_reason = KINDS[action].gated, None
     mutating = raw.get("mutating")
     return Step(
         id=raw["id"],

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from irx import events, templating
+from irx import actions, events, templating
 from irx.approval import digest, host_form, short
 from irx.batches import batches, first_problem, host_event, jsonable, over_budget, parse_into, step_status
 from irx.errors import IrxError, TemplateError
@@ -390,23 +390,15 @@ class Orchestrator:
     # -- host steps ------------------------------------------------------------------------------------------
 
     def _render_hosts(self, step: Step, hosts: Sequence[str]) -> list[HostTask]:
-        """One HostTask per distinct rendering (usually one for all hosts)."""
+        """One HostTask per distinct rendering (usually one for all hosts), from the shown form (irx.actions)."""
         groups: dict[str, HostTask] = {}
         for host in hosts:
-            context = self._context(host)
-            where = f"step '{step.id}'"
-            spec: Any
-            args: Mapping[str, Any] = {}
-            if step.action == "shell":
-                spec = _render(step.spec, context, where, "shell", shell=True)
-            elif step.action == "command":
-                spec = [_render(item, context, where, "command") for item in step.spec]
-            else:
-                spec = step.spec
-                args = _render_tree(step.args, context, where, "args")
-            env = {k: _render(v, context, where, f"env.{k}") for k, v in step.env.items()}
-            chdir = _render(step.chdir, context, where, "chdir") if step.chdir else None
-            task = HostTask(step.id, [host], step.action, spec, args, env, chdir, step.become, step.timeout)
+            action = actions.render(step, _fields(self._context(host), f"step '{step.id}'"))
+            args, env = action.get("args", {}), action.get("env", {})
+            task = HostTask(
+                step.id, [host], step.action, action[step.action], args, env, action.get("chdir"), step.become,
+                step.timeout,
+            )  # fmt: skip
             key = repr((task.spec, sorted(task.args.items()), sorted(task.env.items()), task.chdir))
             if key in groups:
                 groups[key].hosts = [*groups[key].hosts, host]
@@ -461,13 +453,9 @@ class Orchestrator:
     # -- local steps -------------------------------------------------------------------------------------------
 
     def _render_local(self, step: Step) -> Any:
-        context = self._context(None)
-        where = f"step '{step.id}'"
-        if step.action == "http":
-            return _render_tree(step.spec, context, where, "http")
-        if step.action in {"approve", "notify"}:
-            return {**step.spec, "message": _render(step.spec["message"], context, where, f"{step.action}.message")}
-        return step.spec
+        """What the control-node executor takes: the shown form's payload (irx.actions)."""
+        action = actions.render(step, _fields(self._context(None), f"step '{step.id}'"))
+        return actions.payload(step, action)
 
     def _execute_local(self, step: Step) -> StepResult:
         spec = self._render_local(step)
@@ -522,30 +510,17 @@ def _render(source: str, context: Mapping[str, Any], where: str, field_name: str
         raise TemplateError(f"{where}, field {field_name}: {exc}") from None
 
 
-def _render_tree(value: Any, context: Mapping[str, Any], where: str, field_name: str) -> Any:
-    if isinstance(value, str):
-        return _render(value, context, where, field_name)
-    if isinstance(value, Mapping):
-        return {k: _render_tree(v, context, where, f"{field_name}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render_tree(v, context, where, f"{field_name}[{i}]") for i, v in enumerate(value)]
-    return value
+def _fields(context: Mapping[str, Any], where: str) -> actions.Fields:
+    """A run's rendering of a step's fields: everything rendered now; an assert's conditions are decided when
+    it runs."""
+    return actions.Fields(lambda name, source, shell: _render(source, context, where, name, shell=shell))
 
 
 def _action_text(task: HostTask) -> str:
-    if task.action == "shell":
-        return str(task.spec)
-    if task.action == "command":
-        import shlex
-
-        return shlex.join(task.spec)
-    args = " ".join(f"{k}={v}" for k, v in task.args.items())
-    return f"{task.spec} {args}".strip()
+    """What a gate shows for a host task: the plan's lines for the same rendering (irx.actions)."""
+    return actions.text(actions.host_action(task.action, task.spec, task.args, task.env, task.chdir))
 
 
 def _local_text(step: Step, spec: Any) -> str:
-    if step.action == "http":
-        return f"{spec.get('method', 'GET')} {spec['url']}"
-    if step.action in {"approve", "notify"}:
-        return str(spec["message"])
-    return f"{step.action} {spec}"
+    """What a gate shows for a control-node step, from its executor's input: the plan's lines (irx.actions)."""
+    return actions.text(actions.shown(step, spec))
