@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from irx import humanize
-from irx.timeline import parse_timestamp
+from irx.journal_read import parse_timestamp
 from irx.verdict import headline
 
 PHASES = ("preflight", "diagnose", "mitigate", "verify", "rollback")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from irx import humanize
-from irx.timeline import JournalRead, parse_timestamp, read_journal
+from irx.journal_read import JournalRead, parse_timestamp, read_journal
 
 REPORT_VERSION = 1
 MINUTE = 60.0
