@@ -28,3 +28,18 @@ def hosts(names: Sequence[str], shown: int = 4, none: str = "the control node") 
     if len(names) <= shown:
         return ", ".join(names)
     return f"{', '.join(names[: shown - 1])} and {len(names) - shown + 1} more"
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else cut at the last word boundary before it, with ``…``.
+
+    A label is never cut mid-word; only a single word longer than half the limit is cut inside (there is
+    no boundary to cut at)."""
+    if len(text) <= limit:
+        return text
+    room = max(limit - 1, 1)
+    cut = text[:room]
+    boundary = max(cut.rfind(" "), cut.rfind("\n"))
+    if boundary >= room // 2:
+        cut = cut[:boundary]
+    return cut.rstrip(" \t\n,;:.-—/") + "…"
