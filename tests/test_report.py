@@ -15,7 +15,7 @@ from irx import timeline
 from irx.cli import main
 from irx.redact import Redactor
 from irx.report import json_report, markdown
-from irx.report.model import SEVERITY_TARGETS, Report, build_report, format_duration, load_report
+from irx.report.model import SEVERITY_TARGETS, Ran, Report, build_report, format_duration, load_report
 from irx.timeline import Journal, read_journal
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json").read_text())
@@ -301,7 +301,8 @@ def test_markdown_verified_run(runs: Path, clock: Clock) -> None:
     ]
     assert section(text, "Root Cause")[1:] == [
         "### Diagnostic findings that drove decisions",
-        "- **Queue depth** (`depth`, ok): cat /var/queue/depth",
+        "- **Queue depth** (`depth`, ok)",
+        "  - ran on web1, web2 (as dispatched): `cat /var/queue/depth`",
         "  - web1: ok — `3`",
         "  - web2: ok — `21`",
         '  - aggregate: {"count": 2, "max": 21, "min": 3, "total": 24}',
@@ -309,7 +310,8 @@ def test_markdown_verified_run(runs: Path, clock: Clock) -> None:
     ]
     assert section(text, "Resolution") == [
         "- [mitigate] **Drain the queue** (`drain`): ok on web1, web2 in 30.0s; approved by alice@laptop (tty) "
-        "at 11:09:51 — `queue-drain --all`"
+        "at 11:09:51",
+        "  - ran on web1, web2 (as shown for approval): `queue-drain --all`",
     ]
     assert section(text, "Verification") == ["- **health** (`health`): ok — web1 ok, web2 ok"]
     assert section(text, "Action Items") == [
@@ -343,9 +345,9 @@ def test_markdown_rolled_back_run(runs: Path, clock: Clock) -> None:
         "- 11:10:26 — Phase verify finished: ok (1.0s)",
         "- 11:10:26 — Run finished: ROLLED_BACK (exit 1, 42.5s) — verification failed; rolled back",
     ]
-    assert "- [rollback] **undrain** (`undrain`): ok on web1, web2 in 3.0s — `queue-undrain`" in section(
-        text, "Resolution"
-    )
+    resolution = section(text, "Resolution")
+    undrain = resolution.index("- [rollback] **undrain** (`undrain`): ok on web1, web2 in 3.0s")
+    assert resolution[undrain + 1] == "  - ran on web1, web2 (as dispatched): `queue-undrain`"
     items = section(text, "Action Items")
     assert items[:2] == [
         "- [ ] Investigate why verify step `health` failed on web2: 1 of 2 host(s) failed"
@@ -415,7 +417,7 @@ def test_dry_run_and_skip_and_refusal(runs: Path, clock: Clock) -> None:
     lines = section(markdown.render(report), "Timeline (all times in UTC)")
     assert lines[5:11] == [
         "- 11:09:46 — Approval: drain on web1 refused by bob@ops",
-        "- 11:09:46 — Step drain skipped: approval refused",
+        "- 11:09:46 — Step drain refused, not run: approval refused",
         "- 11:09:46 — Decision: would_run kick — dry run",
         "- 11:09:46 — Step kick would run on the control node (dry run)",
         "- 11:09:46 — Error: notify: template broke",
@@ -543,3 +545,97 @@ def test_cli_report_corrupted_journal_warns_and_renders(
         "irx: warning: the journal of 20261122T110944Z-cccccc has 1 problem(s), listed in the report; "
         "first: line 12: truncated event (the run was killed while writing)\n"
     )
+
+
+# --- the headline finding, refusals, what ran, labels ------------------------------------------------
+
+
+def test_the_post_mortem_leads_with_what_was_wrong_what_fixed_it_and_how_long(runs: Path, clock: Clock) -> None:
+    report = load_report(verified_run(runs, clock))
+    assert (report.finding.wrong_step, report.finding.fixed_step) == ("depth", "drain")
+    text = markdown.render(report)
+    assert text.index("## Finding") < text.index("## Summary")
+    assert section(text, "Finding") == [
+        "- **What was wrong**: Queue depth (`depth`) found web1: 3; web2: 21, which matched "
+        "`steps.depth.total > 10` for Drain the queue (`drain`)",
+        "- **What fixed it**: Drain the queue (`drain`) on web1, web2: queue-drain --all",
+        "- **How long**: time to mitigation 37.0s, time to verified recovery 38.0s",
+    ]
+
+
+def test_a_run_without_a_matched_diagnosis_or_a_fix_says_so(runs: Path, clock: Clock) -> None:
+    text = markdown.render(load_report(interrupted_run(runs, clock)))
+    assert section(text, "Finding") == [
+        "- **What was wrong**: no diagnosis matched the condition of a mitigation in this run",
+        "- **What fixed it**: nothing: no mitigation changed anything",
+        "- **How long**: time to mitigation not reached, time to verified recovery not reached",
+    ]
+
+
+def test_a_refused_step_reads_refused_in_every_section(runs: Path, clock: Clock) -> None:
+    journal = start(runs, "20261122T110944Z-ffffff")
+    diagnose(journal, clock)
+    journal.event("phase_started", phase="mitigate", again=False)
+    journal.event(
+        "step_started", phase="mitigate", step="drain", action="shell", summary="Drain the queue",
+        title="Drain the queue", hosts=["web1", "web2"], mutating=True, approval_required=True,
+    )  # fmt: skip
+    journal.event(
+        "approval", phase="mitigate", step="drain", approved=False, method="refused", by="bob@ops",
+        plan_hash="sha256:abc", hosts=["web1", "web2"], approval_hash="sha256:" + "ab" * 32,
+        summary="queue-drain --all --token s3cret  [on web1, web2]",
+    )  # fmt: skip
+    journal.event("step_finished", phase="mitigate", step="drain", status="skipped", reason="approval refused by bob")
+    finish(journal, clock, "failed", 1)
+
+    report = load_report(runs / "20261122T110944Z-ffffff")
+    drain = report.step("drain")
+    assert drain is not None
+    assert (drain.status, drain.state, drain.approval) == ("skipped", "refused", "refused")
+    assert drain.ran == (Ran("queue-drain --all --token ******", ("web1", "web2"), "approval"),)
+    text = markdown.render(report)
+    assert "Steps: 1 ok, 1 refused, 2 never reached." in text
+    (line, ran) = section(text, "Resolution")
+    assert line.startswith("- [mitigate] **Drain the queue** (`drain`): refused on web1, web2")
+    assert "; refused by bob@ops (refused) at 11:09:46 [abababababab]" in line
+    assert ran == "  - ran on web1, web2 (as shown for approval): `queue-drain --all --token ******`"
+    assert "s3cret" not in text
+    assert report.to_dict()["steps"][1]["approval"] == "refused"
+    VALIDATOR.validate(report.to_dict())
+
+
+def test_what_ran_falls_back_to_the_plan_when_the_journal_has_nothing_closer(runs: Path, clock: Clock) -> None:
+    journal = Journal.create(runs, "20261122T110944Z-gggggg", Redactor(["s3cret"]))
+    journal.event(
+        "run_started", playbook="p", playbook_path="/p.yaml", title="t", severity="SEV3", inventory="i",
+        mode="run", operator="o", plan_hash="h", params={}, hosts=["web1"], irx_version="0", forced_lock=False,
+        plan=[{"id": "probe", "phase": "diagnose", "action": "shell", "hosts": ["web1"],
+               "summary": "$ curl -H 'Authorization: s3cret' http://web1/queue"}],
+    )  # fmt: skip
+    journal.event(
+        "step_started", phase="diagnose", step="probe", action="shell", summary="Probe", title="Probe",
+        hosts=["web1"], mutating=False, approval_required=False,
+    )  # fmt: skip
+    journal.close()
+    (probe,) = load_report(runs / "20261122T110944Z-gggggg").steps
+    assert probe.ran == (Ran("$ curl -H 'Authorization: ******' http://web1/queue", ("web1",), "plan"),)
+
+
+def test_long_labels_are_cut_at_a_word_boundary(runs: Path, clock: Clock) -> None:
+    journal = start(runs, "20261122T110944Z-hhhhhh")
+    words = " ".join(f"word{i:03d}" for i in range(60))  # 479 characters, no word cut fits
+    journal.event("error", message=words)
+    journal.event(
+        "step_started", phase="diagnose", step="depth", action="shell", summary="x", hosts=["web1"],
+        mutating=False, approval_required=False,
+    )  # fmt: skip
+    journal.event("host_result", phase="diagnose", step="depth", host="web1", status="ok", data={"note": words})
+    journal.event("step_finished", phase="diagnose", step="depth", status="ok")
+    finish(journal, clock, "failed", 1)
+    report = load_report(runs / "20261122T110944Z-hhhhhh")
+    (error,) = [entry.text for entry in report.timeline if entry.kind == "error"]
+    assert error.endswith("…")
+    assert error[len("Error: ") : -1].split(" ")[-1] in words.split(" ")  # ends on a whole word
+    (finding,) = [line for line in section(markdown.render(report), "Root Cause") if "web1: ok" in line]
+    last = finding.rstrip("`").removesuffix("…").split(" ")[-1]
+    assert last in words.split(" ")

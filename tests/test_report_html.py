@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from irx.report.html import render, render_events
+from irx.journal_read import JournalRead
+from irx.report.html import render
+from irx.report.model import Metric, build_report
 from irx.timeline import utc_timestamp
 
 START = datetime(2026, 11, 22, 11, 9, 44, tzinfo=UTC)
@@ -26,6 +30,14 @@ class Events:
     def add(self, at: float, type: str, **fields: Any) -> None:
         stamp = utc_timestamp(START + timedelta(seconds=at))
         self.events.append({"v": 1, "seq": len(self.events) + 1, "ts": stamp, "run_id": RUN_ID, "type": type, **fields})
+
+
+def render_events(
+    events: list[dict[str, Any]], problems: list[str] | tuple[str, ...] = (), *, running: bool | None = None
+) -> str:
+    """The page of a journal holding ``events`` (read back with ``problems``), as ``irx report`` renders it."""
+    journal = JournalRead(Path("timeline.jsonl"), list(events), list(problems), running=running)
+    return render(build_report(journal))
 
 
 def incident() -> list[dict[str, Any]]:
@@ -226,23 +238,29 @@ def test_journal_problems_are_shown() -> None:
 
 def test_an_interrupted_run_renders_what_was_recorded() -> None:
     events = [e for e in incident() if e["seq"] <= 12]  # killed while `restart` ran
-    page = Page(render_events(events))
+    page = Page(render_events(events, running=False))
     (restart,) = bars(page, step="restart", host="")
-    assert restart.attrs["data-status"] == "unfinished"
+    assert restart.attrs["data-status"] == "interrupted"
     assert restart.style("left") + restart.style("width") == pytest.approx(100.0)
     fields = {f.attrs["data-field"]: f.text for f in page.elements if "field" in f.classes}
-    assert fields["status"] == "Statusunfinished"
+    assert fields["status"] == "Statusinterrupted"
     assert "(so far)" in fields["duration"]
-    assert "Statusinterrupted" in {f.text for f in Page(render_events(events, status="interrupted")).elements}
+    live = Page(render_events(events, running=True))  # its writer still holds the lock: still running
+    assert "Statusrunning" in {f.text for f in live.elements}
+    assert [bar.attrs["data-status"] for bar in bars(live, step="restart", host="")] == ["running"]
 
 
-def test_render_takes_a_report_object() -> None:
-    @dataclass
-    class Report:
-        events: list[dict[str, Any]]
-        problems: list[str]
+def test_html_and_markdown_read_one_model() -> None:
+    from irx.report import markdown
 
-    assert render(Report(incident(), [])) == render_events(incident())
+    report = build_report(JournalRead(Path("timeline.jsonl"), incident(), []))
+    page = Page(render(report))
+    states = {d.attrs["data-step"]: d.attrs["data-state"] for d in page.elements if "step" in d.classes}
+    assert states == {step.id: step.state for step in report.steps}
+    assert states == {"connections": "failed", "restart": "timed_out", "drain": "skipped", "health": "failed"}
+    fields = {f.attrs["data-field"]: f.text for f in page.elements if "field" in f.classes}
+    assert fields["duration"] == "Duration1m 40s"
+    assert "**Duration**: 1m 40s" in markdown.render(report)
 
 
 @pytest.mark.parametrize(
@@ -258,20 +276,81 @@ def test_odd_journals_still_render(events: list[dict[str, Any]]) -> None:
     assert render_events(events).startswith("<!DOCTYPE html>")
 
 
-def test_metrics_are_shown_and_flagged_over_target() -> None:
-    from irx.report.model import Metric
-
-    class WithMetrics:
-        events: list[dict[str, object]] = []
-        problems: list[str] = []
-        metrics = (
+def test_metrics_are_shown_as_people_write_durations_and_flagged_over_target() -> None:
+    report = dataclasses.replace(
+        build_report(JournalRead(Path("timeline.jsonl"), incident(), [])),
+        metrics=(
             Metric("first_diagnostic", "Time to first diagnostic result", 12.0, 900.0, "respond", False),
             Metric("total", "Total", 5000.0, 3600.0, "resolve", True),
-        )
-
-    from irx.report.html import render
-
-    page = render(WithMetrics())
-    assert '<tr class="metric" data-metric="first_diagnostic" data-over="false">' in page
-    assert '<tr class="metric over" data-metric="total" data-over="true"><td>Total</td><td>5000.0s</td>' in page
+        ),
+    )
+    page = render(report)
+    assert (
+        '<tr class="metric" data-metric="first_diagnostic" data-over="false"><td>Time to first diagnostic result</td>'
+        "<td>12.0s</td><td>respond ≤ 15m</td>" in page
+    )
+    assert '<tr class="metric over" data-metric="total" data-over="true"><td>Total</td><td>1h 23m</td>' in page
+    assert "<td>resolve ≤ 1h</td>" in page
     assert "OVER TARGET" in page
+    assert "5000" not in page
+    assert "3600" not in page
+
+
+def refused_run() -> list[dict[str, Any]]:
+    """A diagnosis that matched, a mitigation that changed something, a gated step a person refused."""
+    log = Events()
+    log.add(0, "run_started", playbook="p", title="Queue stuck", severity="SEV2", mode="run", hosts=["web1", "db1"])
+    log.add(0, "phase_started", phase="diagnose")
+    log.add(0, "step_started", phase="diagnose", step="depth", title="Queue depth", hosts=["web1", "db1"])
+    log.add(4, "host_result", phase="diagnose", step="depth", host="web1", status="ok", data={"depth": 900})
+    log.add(4, "host_result", phase="diagnose", step="depth", host="db1", status="ok", data={"depth": 3})
+    log.add(4, "step_finished", phase="diagnose", step="depth", status="ok")
+    log.add(4, "phase_started", phase="mitigate")
+    log.add(5, "decision", phase="mitigate", step="drain", decision="run", expression="steps.depth.max > 100")
+    log.add(5, "step_started", phase="mitigate", step="drain", title="Drain", summary="Drain", hosts=["web1"],
+            action="shell", mutating=True)  # fmt: skip
+    log.add(9, "host_result", phase="mitigate", step="drain", host="web1", status="ok", changed=True)
+    log.add(9, "step_finished", phase="mitigate", step="drain", status="ok")
+    log.add(10, "step_started", phase="mitigate", step="purge", title="Purge", summary="Purge", hosts=["web1", "db1"],
+            action="shell", mutating=True, approval_required=True)  # fmt: skip
+    shown = "queue-purge --token ****** --host web1  [on web1]\nqueue-purge --token ****** --host db1  [on db1]"
+    log.add(20, "approval", phase="mitigate", step="purge", approved=False, method="refused", by="bob@ops",
+            hosts=["web1", "db1"], summary=shown)  # fmt: skip
+    log.add(20, "step_finished", phase="mitigate", step="purge", status="skipped", reason="approval refused by bob@ops")
+    log.add(30, "run_finished", status="failed", exit_code=1, duration=30.0)
+    return log.events
+
+
+def test_a_refused_approval_is_marked_refused_not_skipped() -> None:
+    page = Page(render_events(refused_run()))
+    assert {bar.attrs["data-status"] for bar in bars(page, step="purge")} == {"refused"}
+    assert [bar.attrs["data-host"] for bar in bars(page, step="purge")] == ["", "web1", "db1"]
+    (block,) = [d for d in page.elements if d.tag == "details" and d.attrs.get("data-step") == "purge"]
+    assert block.attrs["data-state"] == "refused"
+    assert "refused" in block.children[0].text
+    assert [m.attrs["data-status"] for m in page.with_class("marker") if m.attrs["data-kind"] == "approval"] == [
+        "refused"
+    ]
+    legend = [key.attrs["data-key"] for key in page.with_class("key") if "data-key" in key.attrs]
+    assert {"refused", "skipped", "failed"} <= set(legend)
+    assert "st-refused{" in render_events(refused_run())  # a colour of its own
+
+
+def test_each_step_shows_what_it_ran_per_host() -> None:
+    page = Page(render_events(refused_run()))
+    ran = [(r.attrs["data-source"], r.attrs["data-hosts"], r.text) for r in page.with_class("ran")]
+    assert [(source, hosts) for source, hosts, _ in ran] == [("approval", "web1"), ("approval", "db1")]
+    assert "queue-purge --token ****** --host web1" in ran[0][2]
+    assert "queue-purge --token ****** --host db1" in ran[1][2]
+    assert "ran on web1" in ran[0][2]
+
+
+def test_the_page_leads_with_the_finding() -> None:
+    text = render_events(refused_run())
+    page = Page(text)
+    found = {h.attrs["data-headline"]: h.text for h in page.with_class("headline")}
+    assert found["wrong"].startswith('What was wrongQueue depth (`depth`) found web1: {"depth": 900}; db1:')
+    assert "matched `steps.depth.max > 100` for Drain (`drain`)" in found["wrong"]
+    assert found["fixed"] == "What fixed itDrain (`drain`) on web1"
+    assert found["how_long"] == "How longtime to mitigation 9.0s, time to verified recovery not reached"
+    assert text.index('class="finding"') < text.index('class="metrics"') < text.index('class="timeline"')

@@ -302,9 +302,9 @@ def report(run_id: str, fmt: str, output: Path | None, runs_dir: Path | None) ->
     RUN_ID is a run id, a unique prefix of one, or latest (default). A journal with torn or corrupted lines
     is still reported (its problems are listed). Exit 0 written, 2 unknown run or unwritable FILE.
     """
-    from irx.report import report_command
+    from irx.commands.report import main
 
-    raise SystemExit(report_command(run_id, fmt=fmt, output=output, runs_dir=runs_dir))
+    raise SystemExit(main(run_id, fmt=fmt, output=output, runs_dir=runs_dir))
 
 
 @cli.command()
@@ -312,9 +312,9 @@ def report(run_id: str, fmt: str, output: Path | None, runs_dir: Path | None) ->
 @RUNS_DIR_OPTION
 def history(fmt: str, runs_dir: Path | None) -> None:
     """List recorded runs, newest first: id, playbook, inventory, mode, status, operator, started, duration."""
-    from irx.history import history_command
+    from irx.commands.history import main
 
-    raise SystemExit(history_command(fmt=fmt, runs_dir=runs_dir))
+    raise SystemExit(main(fmt=fmt, runs_dir=runs_dir))
 
 
 @cli.command()

@@ -1,28 +1,11 @@
-"""``irx history``: one line per recorded run, newest first, from the journals under the runs directory."""
+"""The run history as a table: one line per recorded run, newest first (``irx history`` prints it)."""
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 from irx import humanize
-from irx.errors import ExitCode, UsageError
-from irx.timeline import RunSummary, default_runs_dir, list_runs
+from irx.journal_read import RunSummary
 
 COLUMNS = ("RUN ID", "PLAYBOOK", "INVENTORY", "MODE", "STATUS", "OPERATOR", "STARTED", "DURATION")
-
-
-def history_command(*, fmt: str = "text", runs_dir: Path | None = None) -> int:
-    """Print the run history as a text table or JSON (a list of run summaries). Exit 0, 2 on usage errors."""
-    runs = list_runs(runs_dir if runs_dir is not None else default_runs_dir())
-    if fmt == "json":
-        sys.stdout.write(json.dumps([run.to_dict() for run in runs], indent=2, ensure_ascii=False) + "\n")
-    elif fmt == "text":
-        sys.stdout.write(format_table(runs))
-    else:
-        raise UsageError(f"unknown history format {fmt!r}: use text or json")
-    return ExitCode.OK
 
 
 def format_table(runs: list[RunSummary]) -> str:
@@ -47,9 +30,5 @@ def _row(run: RunSummary) -> tuple[str, ...]:
         status,
         run.operator or "-",
         started,
-        _duration(run.duration),
+        humanize.duration(run.duration, missing="-"),
     )
-
-
-def _duration(seconds: float | None) -> str:
-    return humanize.duration(seconds, missing="-")

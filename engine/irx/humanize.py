@@ -54,3 +54,18 @@ def short_duration(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{int(seconds // 60)}m"
     return f"{seconds:g}s"
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else cut at the last word boundary before it, with ``…``.
+
+    A label is never cut mid-word; only a single word longer than half the limit is cut inside (there is
+    no boundary to cut at)."""
+    if len(text) <= limit:
+        return text
+    room = max(limit - 1, 1)
+    cut = text[:room]
+    boundary = max(cut.rfind(" "), cut.rfind("\n"))
+    if boundary >= room // 2:
+        cut = cut[:boundary]
+    return cut.rstrip(" \t\n,;:.-—/") + "…"

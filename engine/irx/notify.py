@@ -251,15 +251,10 @@ def _started(run: Any) -> datetime | None:
 
 
 def format_duration(seconds: float) -> str:
-    """``1h 02m``, ``4m 12s`` or ``9s``."""
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    """A duration as people write it, the way every report shows it (irx.humanize): ``9.0s``, ``4m 12s``, ``4h``."""
+    from irx import humanize
+
+    return humanize.duration(seconds)
 
 
 # --- delivery -------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from irx.redact import Redactor
-from irx.report.html import render_events
+from irx.report.html import render
+from irx.report.model import build_report
 from irx.timeline import Journal, read_journal
 
 pytestmark = pytest.mark.integration
@@ -166,7 +167,7 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     read = read_journal(write_journal(tmp_path / "runs"))
     assert read.problems == []
     page = tmp_path / "report.html"
-    page.write_text(render_events(read.events, read.problems), encoding="utf-8")
+    page.write_text(render(build_report(read)), encoding="utf-8")
 
     dom = Dom(chromium(tmp_path, "--dump-dom", page.as_uri()).stdout)
     lanes = [lane["data-lane"] for lane in dom.with_class("lane")]

@@ -1,6 +1,7 @@
 """The post-mortem draft in Markdown, following the runbooks' template.
 
-Sections: title, facts (date, duration, severity), summary, impact, timeline (UTC ``HH:MM:SS — event``),
+Sections: title, facts (date, duration, severity), the headline finding (what was wrong, what fixed it,
+how long), summary, impact, timeline (UTC ``HH:MM:SS — event``),
 root-cause evidence, resolution, verification, metrics against the severity targets, action items,
 lessons learned. What irx cannot know (impact, lessons, owners) is left as ``[placeholders]``.
 """
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from irx import humanize
 from irx.approval import short
-from irx.report.model import Report, Step, clock, driving_steps, format_duration, format_target
+from irx.report.model import Ran, Report, Step, clock, driving_steps, format_duration, format_target
 from irx.verdict import VERIFICATION_FAILED, outcome_text
 
 _STATUS_WORDS = {
@@ -40,6 +42,7 @@ def render(report: Report) -> str:
     """The Markdown post-mortem draft of ``report``."""
     lines: list[str] = []
     lines += _header(report)
+    lines += _headline(report)
     lines += _summary(report)
     lines += _impact()
     lines += _timeline(report)
@@ -79,6 +82,36 @@ def _header(report: Report) -> list[str]:
     ]
 
 
+def _headline(report: Report) -> list[str]:
+    """The headline: what was wrong (the diagnosis a mitigation's condition matched), what fixed it (the
+    first mitigation that changed something), how long."""
+    finding = report.finding
+    if report.mode == "dry-run":
+        fixed = "nothing: a dry run changes nothing"
+    else:
+        fixed = finding.fixed or "nothing: no mitigation changed anything"
+    return [
+        "## Finding",
+        "",
+        f"- **What was wrong**: {finding.wrong or 'no diagnosis matched the condition of a mitigation in this run'}",
+        f"- **What fixed it**: {fixed}",
+        f"- **How long**: time to mitigation {_reached(finding.time_to_mitigation)}, "
+        f"time to verified recovery {_reached(finding.time_to_resolution)}",
+        "",
+    ]
+
+
+def _reached(seconds: float | None) -> str:
+    return "not reached" if seconds is None else format_duration(seconds)
+
+
+def _ran(ran: Ran) -> str:
+    on = f" on {humanize.hosts(ran.hosts, shown=len(ran.hosts))}" if ran.hosts else ""
+    how = {"approval": "as shown for approval", "step": "as dispatched", "plan": "as planned"}.get(ran.source, "")
+    text = " / ".join(line.strip() for line in ran.text.splitlines() if line.strip()).replace("`", "'")
+    return f"  - ran{on} ({how}): `{text}`"
+
+
 def _summary(report: Report) -> list[str]:
     sentences = []
     what = report.title or report.playbook or "an incident"
@@ -106,7 +139,7 @@ def _summary(report: Report) -> list[str]:
 def _counts(report: Report) -> str:
     tally: dict[str, int] = {}
     for step in report.steps:
-        tally[step.status] = tally.get(step.status, 0) + 1
+        tally[step.state] = tally.get(step.state, 0) + 1
     parts = [f"{count} {status}" for status, count in tally.items()]
     if report.not_reached:
         parts.append(f"{len(report.not_reached)} never reached")
@@ -144,7 +177,8 @@ def _root_cause(report: Report) -> list[str]:
     if not evidence:
         return [*lines, "- No diagnostic result was recorded.", ""]
     for step in evidence:
-        lines.append(f"- **{step.name}** (`{step.id}`, {step.status}): {step.summary or ''}".rstrip(": "))
+        lines.append(f"- **{step.name}** (`{step.id}`, {step.state})")
+        lines += [_ran(ran) for ran in step.ran]
         for result in step.results:
             lines.append(f"  - {result.host}: {result.status}{_finding(result.data, result.msg)}")
         if step.aggregates:
@@ -164,8 +198,8 @@ def _finding(data: Any, msg: str | None) -> str:
 
 
 def _compact(data: Any) -> str:
-    text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
-    return text if len(text) <= _DATA_LIMIT else text[: _DATA_LIMIT - 1] + "…"
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(", ", ": "), default=str)
+    return humanize.shorten(text, _DATA_LIMIT)
 
 
 def _resolution(report: Report) -> list[str]:
@@ -180,7 +214,7 @@ def _resolution(report: Report) -> list[str]:
 
 def _step_line(report: Report, step: Step) -> str:
     hosts = ", ".join(step.hosts) or "the control node"
-    line = f"- [{step.phase}] **{step.name}** (`{step.id}`): {step.status} on {hosts}"
+    line = f"- [{step.phase}] **{step.name}** (`{step.id}`): {step.state.replace('_', ' ')} on {hosts}"
     if step.duration is not None:
         line += f" in {format_duration(step.duration)}"
     for approval in report.approvals_for(step.id):
@@ -196,9 +230,7 @@ def _step_line(report: Report, step: Step) -> str:
     failed = step.hosts_with("failed", "unreachable", "timed_out")
     if failed:
         line += f"; failed on {', '.join(failed)}"
-    if step.summary:
-        line += f" — `{step.summary}`"
-    return line
+    return "\n".join([line, *(_ran(ran) for ran in step.ran)])
 
 
 def _verification(report: Report) -> list[str]:
@@ -243,7 +275,7 @@ def _action_items(report: Report) -> list[str]:
             where = f" on {', '.join(step.failed_hosts)}" if step.failed_hosts else ""
             why = f": {step.failure_reason}" if step.failure_reason else ""
             items.append(f"Investigate why {step.phase} step `{step.id}` {bad[-1].replace('_', ' ')}{where}{why}")
-        elif step.status == "skipped" and refused:
+        elif step.state == "refused" and refused:
             items.append(f"Review the refused approval of `{step.id}` and whether it must run next time")
     for approval in report.approvals:
         if approval.method == "missing":
