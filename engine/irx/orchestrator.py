@@ -2,10 +2,9 @@
 
 diagnose -> mitigate -> verify; when verification fails (or a step fails with ``on_failure: rollback``)
 the rollback phase runs and verification is repeated. Every decision (run, skip, would run, retry,
-rollback) and every host result goes to the journal as it happens. The orchestrator talks to hosts only
-through ``HostRunner`` (a small Protocol: the Ansible session in production, an in-memory runner in
-unit tests) and never decides anything from stdout scraping: results come as data.
-"""
+rollback) and every host result goes to the journal as it happens. Hosts are reached only through the
+runners given at construction (irx.executors.base: the Ansible session in production, in-memory runners
+in unit tests); results come as data, never from scraping stdout."""
 
 from __future__ import annotations
 
@@ -13,42 +12,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from irx import actions, events, templating
 from irx.approval import digest, host_form, short
 from irx.batches import batches, first_problem, host_event, jsonable, over_budget, parse_into, step_status
 from irx.errors import IrxError, TemplateError
-from irx.events import Event
 from irx.executors.base import LOCAL_HOST, HostRunner, HostTask, HttpRunner
 from irx.model import Playbook, Step
 from irx.outcome import Approver, Outcome
+from irx.ports import Journal as Journal
+from irx.ports import Progress as Progress
+from irx.ports import Targeting as Targeting
 from irx.results import HostResult, StepResult, step_views
 from irx.verdict import VERIFICATION_FAILED, WOULD_RESOLVE
-
-
-class Journal(Protocol):
-    def record(self, event: Event) -> Any: ...
-
-
-class Targeting(Protocol):
-    """Hosts and template contexts, from the inventory and resolved params."""
-
-    def hosts(self, target: str) -> list[str]: ...
-
-    def context(self, host: str | None) -> dict[str, Any]: ...  # params, host, vars, run; None = control node
-
-
-class Progress(Protocol):
-    def phase(self, name: str) -> None: ...
-
-    def step(self, step: Step, hosts: Sequence[str], note: str = "") -> None: ...
-
-    def host(self, step_id: str, host: str, status: str, duration: float) -> None: ...
-
-    def step_done(self, step: Step, result: StepResult) -> None: ...
-
-    def note(self, text: str) -> None: ...
 
 
 class _Stop(Exception):
@@ -498,9 +475,6 @@ class Orchestrator:
                 text = _render(message, context, f"step '{step.id}'", "assert.message") if message else ""
                 return HostResult(LOCAL_HOST, "failed", msg=text or f"assertion failed: {expr} -> {value!r}")
         return HostResult(LOCAL_HOST, "ok", data=True)
-
-
-# -- helpers ---------------------------------------------------------------------------------------------------
 
 
 def _render(source: str, context: Mapping[str, Any], where: str, field_name: str, shell: bool = False) -> str:

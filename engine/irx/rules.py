@@ -8,16 +8,14 @@ own id. The ids are listed in ``RULES`` (shown by docs and tests).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Set
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, nodes
-
-from irx import templating
-from irx.commandline import exposures
-from irx.loader import Document, Path_
-from irx.model import ACTIONS, PHASES, Playbook, default_mutating, normalize_severity
+from irx.document import Document
+from irx.model import ACTIONS, Playbook, default_mutating, normalize_severity
+from irx.rule_context import Context, StepInfo
+from irx.rules_templates import RESULT_FIELDS as RESULT_FIELDS
+from irx.rules_templates import secrets_off_command_lines, templates
 
 RULES: Mapping[str, str] = {
     "duplicate-step-id": "step ids are unique within a playbook",
@@ -46,35 +44,6 @@ RULES: Mapping[str, str] = {
     "shell-module": "host commands are shell: or command: steps, not Ansible's command/shell/raw/script modules",
 }
 
-RESULT_FIELDS = frozenset(
-    {
-        "status",
-        "ok",
-        "failed",
-        "skipped",
-        "changed",
-        "timed_out",
-        "unreachable",
-        "rc",
-        "stdout",
-        "stderr",
-        "data",
-        "values",
-        "total",
-        "max",
-        "min",
-        "count",
-        "any",
-        "all",
-        "hosts",
-        "duration",
-        "status_code",
-        "json",
-        "body",
-        "elapsed",
-        "attempts",
-    }
-)
 _READ_ONLY_MODULES = frozenset(
     f"ansible.builtin.{m}"
     for m in (
@@ -101,124 +70,15 @@ _MUTATING_SHELL = re.compile(
     r"kill|pkill|killall|rm\s+-|truncate|reboot|shutdown|iptables\s+-[AID]|pg_terminate_backend|FLUSHALL|FLUSHDB)\b",
     re.IGNORECASE,
 )
-_JINJA_GLOBALS = frozenset(templating.environment().globals) | {"true", "false", "none", "True", "False", "None"}
-
-
-@dataclass(frozen=True)
-class Field:
-    """One templated field of a step: where it is, its text, and how it is rendered."""
-
-    path: Path_
-    text: str
-    kind: str  # "template", "shell" or "expression"
-    name: str  # for messages: 'shell', 'http.url', 'when'
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    phase: str
-    index: int
-    order: int  # position in execution order
-    raw: Mapping[str, Any]
-
-    @property
-    def path(self) -> Path_:
-        return (self.phase, self.index)
-
-    @property
-    def id(self) -> str | None:
-        value = self.raw.get("id")
-        return value if isinstance(value, str) else None
-
-
-def _steps(data: Mapping[str, Any]) -> list[StepInfo]:
-    out: list[StepInfo] = []
-    for phase in PHASES:
-        raw_steps = data.get(phase)
-        if isinstance(raw_steps, list):
-            for index, raw in enumerate(raw_steps):
-                if isinstance(raw, Mapping):
-                    out.append(StepInfo(phase, index, len(out), raw))
-    return out
-
-
-def _strings(value: Any, path: Path_, name: str) -> Iterator[tuple[Path_, str, str]]:
-    """Every string inside ``value`` (args, json bodies), with its path."""
-    if isinstance(value, str):
-        yield path, value, name
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _strings(item, (*path, key), f"{name}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, (*path, index), f"{name}[{index}]")
-
-
-def step_fields(step: StepInfo) -> Iterator[Field]:
-    raw, base = step.raw, step.path
-    if isinstance(raw.get("shell"), str):
-        yield Field((*base, "shell"), raw["shell"], "shell", "shell")
-    for key in ("command", "args", "env", "chdir"):
-        for path, text, name in _strings(raw.get(key), (*base, key), key):
-            yield Field(path, text, "template", name)
-    http = raw.get("http")
-    if isinstance(http, Mapping):
-        for key in ("url", "headers", "body", "json"):
-            for path, text, name in _strings(http.get(key), (*base, "http", key), f"http.{key}"):
-                yield Field(path, text, "template", name)
-    for action in ("assert", "approve", "notify"):
-        spec = raw.get(action)
-        if isinstance(spec, Mapping) and isinstance(spec.get("message"), str):
-            yield Field((*base, action, "message"), spec["message"], "template", f"{action}.message")
-    for key in ("when", "until"):
-        if isinstance(raw.get(key), str):
-            yield Field((*base, key), raw[key], "expression", key)
-    spec = raw.get("assert")
-    if isinstance(spec, Mapping):
-        that = spec.get("that")
-        exprs = [(0, that)] if isinstance(that, str) else list(enumerate(that)) if isinstance(that, list) else []
-        for index, expr in exprs:
-            if isinstance(expr, str):
-                sub: Path_ = (*base, "assert", "that") if isinstance(that, str) else (*base, "assert", "that", index)
-                yield Field(sub, expr, "expression", "assert.that")
-
-
-class _Context:
-    """Shared state of one playbook's rule run."""
-
-    def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.data: Mapping[str, Any] = doc.data
-        self.steps = _steps(self.data)
-        self.order: dict[str, StepInfo] = {}
-        for step in self.steps:  # the first definition wins; later ones are duplicate-step-id errors
-            if step.id is not None:
-                self.order.setdefault(step.id, step)
-        params = self.data.get("params")
-        targets = self.data.get("targets")
-        self.params: Mapping[str, Any] = params if isinstance(params, Mapping) else {}
-        self.targets: Mapping[str, Any] = targets if isinstance(targets, Mapping) else {}
-        self.used_params: set[str] = set()
-        self.used_targets: set[str] = set()
-
-    def report(self, path: Path_, rule: str, message: str, level: str = "error", key: bool = False) -> None:
-        self.doc.problem(self.doc.position(path, key=key), rule, message, level)
-
-    def report_in(self, field: Field, lineno: int, rule: str, message: str, level: str = "error") -> None:
-        """Report inside a template, on the template's own line when it spans several."""
-        line, col = self.doc.position(field.path)
-        if lineno > 1 or field.path in self.doc.block_scalars:
-            line, col = line + lineno - (0 if field.path in self.doc.block_scalars else 1), 1
-        self.doc.problem((line, col), rule, message, level)
 
 
 def check_rules(doc: Document, playbook: Playbook | None) -> None:
     """Run every rule over ``doc`` (whose data is a mapping), adding problems to it."""
-    ctx = _Context(doc)
+    ctx = Context(doc)
     for rule in (
         _duplicate_ids,
         _targets,
-        _templates,
+        templates,
         _mutating,
         _approvals,
         _rollback,
@@ -226,13 +86,13 @@ def check_rules(doc: Document, playbook: Playbook | None) -> None:
         _controls,
         _name,
         _host_commands,
-        _secrets_off_command_lines,
+        secrets_off_command_lines,
     ):
         rule(ctx)
     _unused(ctx)
 
 
-def _duplicate_ids(ctx: _Context) -> None:
+def _duplicate_ids(ctx: Context) -> None:
     first: dict[str, StepInfo] = {}
     for step in ctx.steps:
         if step.id is None:
@@ -245,7 +105,7 @@ def _duplicate_ids(ctx: _Context) -> None:
             first[step.id] = step
 
 
-def _targets(ctx: _Context) -> None:
+def _targets(ctx: Context) -> None:
     for step in ctx.steps:
         on = step.raw.get("on")
         if not isinstance(on, str):
@@ -268,117 +128,6 @@ def _targets(ctx: _Context) -> None:
             )
 
 
-def _templates(ctx: _Context) -> None:
-    for step in ctx.steps:
-        for field in step_fields(step):
-            tree = _parse(ctx, field)
-            if tree is not None:
-                _check_names(ctx, step, field, tree)
-    messages = ctx.data.get("messages")
-    if isinstance(messages, Mapping):
-        for key, text in messages.items():
-            if isinstance(text, str):
-                field = Field(("messages", key), text, "template", f"messages.{key}")
-                tree = _parse(ctx, field)
-                if tree is not None:
-                    _check_names(ctx, None, field, tree)
-
-
-def _parse(ctx: _Context, field: Field) -> nodes.Template | None:
-    env = templating.shell_environment() if field.kind == "shell" else templating.environment()
-    if field.kind != "expression" and "{" not in field.text:
-        return None  # plain text: nothing to parse or check
-    source = "{{ (" + templating.expression_source(field.text) + ") }}" if field.kind == "expression" else field.text
-    try:
-        tree = env.parse(source)
-    except TemplateSyntaxError as exc:
-        ctx.report_in(field, exc.lineno or 1, "template-syntax", f"{field.name}: {exc.message}")
-        return None
-    # Unknown filters and tests, as Jinja's compiler would report them (without paying for compiling).
-    for node in tree.find_all((nodes.Filter, nodes.Test)):
-        known, kind = (env.filters, "filter") if isinstance(node, nodes.Filter) else (env.tests, "test")
-        if node.name not in known:
-            ctx.report_in(field, node.lineno, "unknown-filter", f"{field.name}: No {kind} named '{node.name}'.")
-            return None
-    return tree
-
-
-_BINDING_NODES = (nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro, nodes.CallBlock, nodes.With)
-
-
-def _undeclared(tree: nodes.Template) -> set[str]:
-    """Names a template reads from its context; the cheap walk unless it binds names of its own."""
-    if any(True for _ in tree.find_all(_BINDING_NODES)):
-        from jinja2 import meta
-
-        return set(meta.find_undeclared_variables(tree))
-    return {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
-
-
-def _ref(node: nodes.Node, root: str) -> tuple[str, nodes.Node] | None:
-    """(name, node) for ``root.name`` or ``root['name']``."""
-    if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name) and node.node.name == root:
-        return node.attr, node
-    if (
-        isinstance(node, nodes.Getitem)
-        and isinstance(node.node, nodes.Name)
-        and node.node.name == root
-        and isinstance(node.arg, nodes.Const)
-        and isinstance(node.arg.value, str)
-    ):
-        return node.arg.value, node
-    return None
-
-
-def _check_names(ctx: _Context, step: StepInfo | None, field: Field, tree: nodes.Template) -> None:
-    allowed = templating.CONTEXT_NAMES | ({"result"} if field.name == "until" else set())
-    for name in sorted(_undeclared(tree) - allowed - _JINJA_GLOBALS):
-        lineno = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
-        known = ", ".join(sorted(allowed))
-        ctx.report_in(field, lineno, "unknown-name", f"{field.name}: unknown name '{name}' (known: {known})")
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = getattr(node, "attr", None) or getattr(getattr(node, "arg", None), "value", None)
-        if isinstance(attr, str) and attr.startswith("_"):
-            ctx.report_in(
-                field,
-                node.lineno,
-                "unsafe-attribute",
-                f"{field.name}: attribute '{attr}' starts with _; the sandbox refuses it",
-            )
-        param = _ref(node, "params")
-        if param is not None:
-            ctx.used_params.add(param[0])
-            if param[0] not in ctx.params:
-                known = ", ".join(sorted(ctx.params)) or "none are declared"
-                ctx.report_in(
-                    field, node.lineno, "unknown-param", f"{field.name}: unknown param '{param[0]}' (params: {known})"
-                )
-        ref = _ref(node, "steps")
-        if ref is not None and step is not None:
-            _check_step_ref(ctx, step, field, ref[0], node)
-        field_name = getattr(node, "attr", None)
-        inner = _ref(node.node, "steps") if isinstance(node, nodes.Getattr) else None
-        if inner is not None and field_name not in RESULT_FIELDS:  # steps.ID.FIELD
-            ctx.report_in(
-                field,
-                node.lineno,
-                "unknown-result-field",
-                f"{field.name}: steps.{inner[0]}.{field_name} is not a result field "
-                f"(known: {', '.join(sorted(RESULT_FIELDS))})",
-                "warning",
-            )
-
-
-def _check_step_ref(ctx: _Context, step: StepInfo, field: Field, target: str, node: nodes.Node) -> None:
-    other = ctx.order.get(target)
-    if other is None:
-        ctx.report_in(field, node.lineno, "unknown-step", f"{field.name}: no step '{target}' in this playbook")
-        return
-    if other.order > step.order or (other.order == step.order and field.name != "until"):
-        when = "its own result" if other.order == step.order else f"'{target}', which runs later ({other.phase})"
-        ctx.report_in(field, node.lineno, "forward-reference", f"{field.name}: step '{step.id}' reads {when}")
-
-
 def _is_mutating(step: StepInfo) -> bool:
     explicit = step.raw.get("mutating")
     if isinstance(explicit, bool):
@@ -390,7 +139,7 @@ def _is_mutating(step: StepInfo) -> bool:
     return default_mutating(step.phase, action, spec if isinstance(spec, Mapping) else {})
 
 
-def _mutating(ctx: _Context) -> None:
+def _mutating(ctx: Context) -> None:
     for step in ctx.steps:
         if step.phase != "diagnose":
             continue
@@ -422,7 +171,7 @@ def _mutating(ctx: _Context) -> None:
             )
 
 
-def _approvals(ctx: _Context) -> None:
+def _approvals(ctx: Context) -> None:
     meta = ctx.data.get("metadata")
     severity = meta.get("severity") if isinstance(meta, Mapping) else None
     if not isinstance(severity, str) or normalize_severity(severity) not in {"SEV1", "SEV2"}:
@@ -437,7 +186,7 @@ def _approvals(ctx: _Context) -> None:
             )
 
 
-def _rollback(ctx: _Context) -> None:
+def _rollback(ctx: Context) -> None:
     if ctx.data.get("rollback"):
         return
     for step in ctx.steps:
@@ -458,7 +207,7 @@ _PY_TYPES: Mapping[str, Callable[[Any], bool]] = {
 }
 
 
-def _params(ctx: _Context) -> None:
+def _params(ctx: Context) -> None:
     for name, spec in ctx.params.items():
         if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str) or spec["type"] not in _PY_TYPES:
             continue
@@ -496,7 +245,7 @@ def _params(ctx: _Context) -> None:
                 ctx.report(("params", name, "pattern"), "param-default", f"param '{name}': invalid pattern: {exc}")
 
 
-def _controls(ctx: _Context) -> None:
+def _controls(ctx: Context) -> None:
     for step in ctx.steps:
         if "until" in step.raw and not step.raw.get("retries"):
             ctx.report(
@@ -508,7 +257,7 @@ def _controls(ctx: _Context) -> None:
             )
 
 
-def _name(ctx: _Context) -> None:
+def _name(ctx: Context) -> None:
     meta = ctx.data.get("metadata")
     name = meta.get("name") if isinstance(meta, Mapping) else None
     stem = ctx.doc.path.name.rsplit(".", 1)[0]
@@ -521,7 +270,7 @@ def _name(ctx: _Context) -> None:
         )
 
 
-def _unused(ctx: _Context) -> None:
+def _unused(ctx: Context) -> None:
     if ctx.doc.ok:  # only meaningful when the templates parsed
         for name in ctx.params:
             if name not in ctx.used_params:
@@ -549,7 +298,7 @@ _COMMAND_MODULES = frozenset(
 )
 
 
-def _host_commands(ctx: _Context) -> None:
+def _host_commands(ctx: Context) -> None:
     for step in ctx.steps:
         module = step.raw.get("module")
         if not isinstance(module, str):
@@ -568,59 +317,3 @@ def _host_commands(ctx: _Context) -> None:
                 f"step '{step.id}': env: is for shell and command steps; pass the module its settings as args",
                 key=True,
             )
-
-
-def _secret_refs(text: str, secrets: Set[str]) -> list[tuple[str, int]]:
-    """(param, line) of every secret param a template reads."""
-    if "{" not in text:
-        return []
-    try:
-        tree = templating.shell_environment().parse(text)
-    except TemplateSyntaxError:  # reported by template-syntax
-        return []
-    found = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        ref = _ref(node, "params")
-        if ref is not None and ref[0] in secrets:
-            found.append((ref[0], node.lineno))
-    return found
-
-
-def _secrets_off_command_lines(ctx: _Context) -> None:
-    secrets = {name for name, spec in ctx.params.items() if isinstance(spec, Mapping) and spec.get("secret") is True}
-    if not secrets:
-        return
-    for step in ctx.steps:
-        env = step.raw.get("env")
-        carriers = {
-            str(key)
-            for key, value in (env.items() if isinstance(env, Mapping) else ())
-            if isinstance(value, str) and _secret_refs(value, secrets)
-        }
-        for field in step_fields(step):
-            if field.path[2] not in {"shell", "command"}:
-                continue
-            for param, lineno in _secret_refs(field.text, secrets):
-                ctx.report_in(
-                    field,
-                    lineno,
-                    "secret-on-command-line",
-                    f"{field.name}: secret param '{param}' would be on the host's command line, readable by every "
-                    "user there (ps); pass it in env: under the name the tool reads (PGPASSWORD, REDISCLI_AUTH, ...)",
-                )
-            if not carriers:
-                continue
-            if field.kind == "shell":
-                hits = [(e.name, e.line, e.command) for e in exposures(field.text, carriers)]
-            else:  # an argv item is not expanded, but sh -c '... $VAR' would be
-                hits = [(name, 1, "") for name in sorted(carriers) if re.search(rf"\$\{{?{name}\b", field.text)]
-            for name, lineno, command in hits:
-                used = f" as an argument of {command}" if command else ""
-                ctx.report_in(
-                    field,
-                    lineno,
-                    "secret-on-command-line",
-                    f"{field.name}: ${name} carries a secret param and is expanded{used}: every user of the "
-                    "host can read it there (ps); let the tool read it from its environment, or pipe it to the "
-                    "tool's stdin from printf (a shell builtin)",
-                )

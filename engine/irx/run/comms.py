@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from irx import events
 from irx.model import Playbook, Step
-from irx.orchestrator import Journal, Progress
 from irx.outcome import Outcome
+from irx.ports import Journal, Progress
 from irx.verdict import WOULD_RESOLVE
 
 if TYPE_CHECKING:

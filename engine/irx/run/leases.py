@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from irx.executors.base import HostRunner
 from irx.lease import HostLeases, LeasedRunner
 from irx.model import Playbook
-from irx.orchestrator import Journal
+from irx.ports import Journal
 from irx.run.prepare import Prepared
 
 if TYPE_CHECKING:
