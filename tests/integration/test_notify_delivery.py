@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from irx.events import Event
 from irx.notify import Notifier, load_channels, secret_values
 from irx.redact import Redactor
 
@@ -85,8 +86,8 @@ class Events:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def __call__(self, type: str, /, **fields: Any) -> None:
-        self.items.append({"type": type, **fields})
+    def __call__(self, event: Event) -> None:  # Journal.record
+        self.items.append({"type": event.type, **event.fields()})
 
 
 def _notifier(inventory: list[dict[str, Any]], events: Events, **options: Any) -> Notifier:
