@@ -27,13 +27,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from irx import events
 from irx.errors import IrxError, UsageError
 from irx.executors.base import HostRunner, HostTask
 from irx.lock import LockHeld, LockHolder
 from irx.results import HostResult
+
+if TYPE_CHECKING:
+    pass
 
 LEASE_STEP = "_irx_lease"  # never a step id (those start with a letter): its host events are not a step's
 DEFAULT_LEASE_FILE = "/var/lib/irx/lease.json"
@@ -316,8 +319,16 @@ def _holder(record: Mapping[str, Any], host: str) -> LockHolder:
     )
 
 
+class LeaseVars(Protocol):
+    """What :func:`lease_hosts` reads of an inventory (:class:`irx.inventory.Inventory` is one)."""
+
+    def host_vars(self, name: str, /) -> Mapping[str, Any]: ...
+
+    def value(self, name: str, var: str, /) -> Any: ...
+
+
 def lease_hosts(
-    changed: Mapping[str, str], inv: Any, become_on: Mapping[str, bool], default_file: str = DEFAULT_LEASE_FILE
+    changed: Mapping[str, str], inv: LeaseVars, become_on: Mapping[str, bool], default_file: str = DEFAULT_LEASE_FILE
 ) -> list[LeaseHost]:
     """The remote hosts among ``changed`` (inventory name -> machine identity), with their lease file."""
     hosts: list[LeaseHost] = []

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from irx.events import Notification
+from irx.events import Event
 from irx.notify import Notifier, load_channels, secret_values
 from irx.redact import Redactor
 
@@ -86,7 +86,7 @@ class Events:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def __call__(self, event: Notification) -> None:
+    def __call__(self, event: Event) -> None:  # Journal.record
         self.items.append({"type": event.type, **event.fields()})
 
 

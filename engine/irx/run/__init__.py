@@ -15,9 +15,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from irx import events
@@ -142,7 +143,9 @@ class _Ending:
     """On leaving the run however it ends: the last message, then ``run_finished``, then the journal closed.
     ``outcome`` is what the walk returned; none (an unexpected stop) is recorded as a failure."""
 
-    def __init__(self, journal: Journal, comms: Communications, close_notifier: Any, dry_run: bool) -> None:
+    def __init__(
+        self, journal: Journal, comms: Communications, close_notifier: Callable[[], None], dry_run: bool
+    ) -> None:
         self.journal, self.comms, self.close_notifier, self.dry_run = journal, comms, close_notifier, dry_run
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
@@ -317,7 +320,7 @@ def _signals(stop: threading.Event, sessions: AnsibleSessions, progress: Progres
         yield
         return
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             progress.note("second interrupt: stopping the running step")
             sessions.abort()
