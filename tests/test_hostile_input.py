@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import time
@@ -69,10 +68,13 @@ def test_hostile_files_through_the_cli_in_bounded_memory(tmp_path: Path) -> None
     for name, (content, _) in HOSTILE.items():
         (tmp_path / f"{name}.yaml").write_bytes(content)
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from irx.cli import main\n"
         "rc = main(['validate', sys.argv[1]])\n"
-        "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        # VmHWM is this process's own peak: ru_maxrss would carry over the forking parent's (pytest's) peak,
+        # which Linux keeps across exec.
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+        "print('MAXRSS_KB', hwm, file=sys.stderr)\n"
         "sys.exit(rc)\n"
     )
     result = subprocess.run(
@@ -83,8 +85,7 @@ def test_hostile_files_through_the_cli_in_bounded_memory(tmp_path: Path) -> None
     for name in HOSTILE:
         assert f"{tmp_path / name}.yaml:" in result.stdout or f"{name}.yaml:" in result.stdout
     maxrss_kb = int(result.stderr.split("MAXRSS_KB")[1].split()[0])
-    assert maxrss_kb < 300_000
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+    assert 0 < maxrss_kb < 300_000
     assert not Path(CANARY).exists()
 
 
