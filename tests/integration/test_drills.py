@@ -52,6 +52,9 @@ def test_sigint_mid_drill_tears_everything_down() -> None:
     proc = subprocess.Popen(
         ["bash", "scripts/drills.sh", SCENARIO], cwd=REPO, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # Ctrl-C as at a terminal: a suite started in the background of a non-interactive shell inherits
+        # SIGINT ignored, and bash cannot trap a signal ignored at its start.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
