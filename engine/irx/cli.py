@@ -64,9 +64,9 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, output: Path | Non
     Reports every problem at once, YAML, schema and semantic, each as path:line:col: rule-id: message.
     Exit 0 when clean, 1 when problems were found (warnings only with --strict), 2 on usage errors.
     """
-    from irx.validate import validate_paths
+    from irx.commands.validate import main
 
-    raise SystemExit(validate_paths(list(paths), fmt=fmt, strict=strict, output=output))
+    raise SystemExit(main(list(paths), fmt=fmt, strict=strict, output=output))
 
 
 @cli.command(name="list")
@@ -74,9 +74,9 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, output: Path | Non
 @click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
 def list_(fmt: str, playbook_dir: Path | None) -> None:
     """List the playbooks: name, severity, title and step counts per phase."""
-    from irx.library import list_command
+    from irx.commands.list import main
 
-    raise SystemExit(list_command(fmt=fmt, playbook_dir=playbook_dir))
+    raise SystemExit(main(fmt=fmt, playbook_dir=playbook_dir))
 
 
 @cli.command()
@@ -85,9 +85,9 @@ def list_(fmt: str, playbook_dir: Path | None) -> None:
 @click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
 def show(name: str, fmt: str, playbook_dir: Path | None) -> None:
     """Show one playbook: symptoms, params and steps by phase. NAME is a name or a file path."""
-    from irx.library import show_command
+    from irx.commands.show import main
 
-    raise SystemExit(show_command(name, fmt=fmt, playbook_dir=playbook_dir))
+    raise SystemExit(main(name, fmt=fmt, playbook_dir=playbook_dir))
 
 
 VAULT_OPTIONS = (
@@ -192,9 +192,9 @@ def plan(
 @cli.command()
 def schema() -> None:
     """Print the playbook JSON Schema (draft 2020-12)."""
-    from irx.loader import schema_text
+    from irx.commands.schema import main
 
-    click.echo(schema_text(), nl=False)
+    raise SystemExit(main())
 
 
 @cli.command()

@@ -1,16 +1,13 @@
-"""The playbook library: finding playbooks by name, ``irx list`` and ``irx show``."""
+"""The playbook library: finding playbooks by name, and what ``irx list`` and ``irx show`` show of them."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-import click
-
 from irx import actions
-from irx.errors import ExitCode, PlaybookError, UsageError
+from irx.errors import PlaybookError, UsageError
 from irx.loader import iter_playbook_files, load_playbook, read_document
 from irx.model import PHASES, Playbook, Step
 
@@ -74,7 +71,8 @@ def _summary(pb: Playbook) -> dict[str, Any]:
     }
 
 
-def list_command(fmt: str = "text", playbook_dir: Path | None = None) -> int:
+def list_playbooks(playbook_dir: Path | None = None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """``irx list``'s rows (by severity, then name) and the files that do not load (path, error)."""
     directory = playbook_dir or default_playbook_dir()
     if not directory.is_dir():
         raise UsageError(f"playbook directory {directory} does not exist")
@@ -85,17 +83,7 @@ def list_command(fmt: str = "text", playbook_dir: Path | None = None) -> int:
         except PlaybookError as exc:  # an invalid file is listed as such, not fatal for the others
             broken.append({"path": str(path), "error": str(exc)})
     rows.sort(key=lambda r: (r["severity"], r["name"]))
-    if fmt == "json":
-        click.echo(json.dumps({"playbooks": rows, "invalid": broken}, indent=2))
-    else:
-        width = max([len(r["name"]) for r in rows] + [4])
-        click.echo(f"{'NAME':<{width}}  SEV   STEPS (d/m/v/r)  TITLE")
-        for r in rows:
-            counts = "/".join(str(r["steps"][p]) for p in PHASES)
-            click.echo(f"{r['name']:<{width}}  {r['severity']}  {counts:<15}  {r['title']}")
-        for b in broken:
-            click.echo(f"invalid: {b['error']}", err=True)
-    return ExitCode.FAILED if broken else ExitCode.OK
+    return rows, broken
 
 
 def describe_action(step: Step) -> str:
@@ -122,63 +110,25 @@ def _step_json(step: Step) -> dict[str, Any]:
     }
 
 
-def show_command(name: str, fmt: str = "text", playbook_dir: Path | None = None) -> int:
-    pb = load_playbook(find_playbook(name, playbook_dir))
-    if fmt == "json":
-        body = {
-            **_summary(pb),
-            "declared_severity": pb.declared_severity,
-            "summary": pb.summary,
-            "symptoms": list(pb.symptoms),
-            "references": [dict(r) for r in pb.references],
-            "params": {
-                p.name: {
-                    "type": p.type,
-                    "description": p.description,
-                    "default": "******" if p.secret and p.has_default else p.default,
-                    "required": p.required,
-                    "secret": p.secret,
-                    "env": p.env,
-                }
-                for p in pb.params.values()
-            },
-            "targets": {t.name: {"hosts": t.hosts, "serial": t.serial} for t in pb.targets.values()},
-            "phases": {phase: [_step_json(s) for s in pb.phases[phase]] for phase in PHASES},
-        }
-        click.echo(json.dumps(body, indent=2))
-        return ExitCode.OK
-    out = [f"{pb.name} — {pb.title} [{pb.severity}]"]
-    if pb.summary:
-        out += ["", " ".join(pb.summary.split())]
-    if pb.symptoms:
-        out += ["", "Symptoms:"] + [f"  - {s}" for s in pb.symptoms]
-    if pb.params:
-        out += ["", "Params:"]
-        for p in pb.params.values():
-            default = (
-                ("******" if p.secret else repr(p.default))
-                if p.has_default
-                else "(required)"
-                if p.required
-                else "(none)"
-            )
-            env = f" env {p.env}" if p.env else ""
-            out.append(
-                f"  {p.name} ({p.type}{', secret' if p.secret else ''}) = {default}{env}  {p.description}".rstrip()
-            )
-    if pb.targets:
-        out += ["", "Targets:"] + [f"  {t.name}: {t.hosts}" for t in pb.targets.values()]
-    for phase in PHASES:
-        steps = pb.phases[phase]
-        if not steps:
-            continue
-        out += ["", f"{phase.capitalize()}:"]
-        for s in steps:
-            flags = ("!" if s.mutating else " ") + ("A" if s.approval_required else " ")
-            where = f" on {s.on}" if s.on else ""
-            out.append(f"  {flags} {s.id}{where}: {s.name or describe_action(s)}")
-            if s.when is not None:
-                out.append(f"       when {s.when}")
-    out += ["", "! mutating   A needs approval"]
-    click.echo("\n".join(out))
-    return ExitCode.OK
+def playbook_json(pb: Playbook) -> dict[str, Any]:
+    """``irx show --format json``: the playbook as data, secret defaults masked."""
+    return {
+        **_summary(pb),
+        "declared_severity": pb.declared_severity,
+        "summary": pb.summary,
+        "symptoms": list(pb.symptoms),
+        "references": [dict(r) for r in pb.references],
+        "params": {
+            p.name: {
+                "type": p.type,
+                "description": p.description,
+                "default": "******" if p.secret and p.has_default else p.default,
+                "required": p.required,
+                "secret": p.secret,
+                "env": p.env,
+            }
+            for p in pb.params.values()
+        },
+        "targets": {t.name: {"hosts": t.hosts, "serial": t.serial} for t in pb.targets.values()},
+        "phases": {phase: [_step_json(s) for s in pb.phases[phase]] for phase in PHASES},
+    }

@@ -1,22 +1,21 @@
-"""``irx validate``: check playbook files and report every problem in the CI's own format."""
+"""Checking playbook files (``irx validate``): every problem at once, and reports in each CI's own format."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from irx import __version__
-from irx.errors import ExitCode, UsageError
+from irx.errors import UsageError
 from irx.loader import Checked, check_file, iter_playbook_files
 from irx.problems import Problem
 
 
-def validate_paths(paths: Sequence[Path], fmt: str = "text", strict: bool = False, output: Path | None = None) -> int:
-    """Check every playbook under ``paths``; write the report; 0 clean, 1 problems."""
+def check_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
+    """Every playbook file under ``paths`` and every problem found in them, in report order."""
     files = playbook_files(paths)
     problems: list[Problem] = []
     names: list[tuple[str, Path, tuple[int, int]]] = []  # only what the cross-file rule needs: memory stays flat
@@ -26,11 +25,12 @@ def validate_paths(paths: Sequence[Path], fmt: str = "text", strict: bool = Fals
         name = _name_of(checked)
         if name is not None:
             names.append((name, path, checked.document.position(("metadata", "name"))))
-    problems = sorted(problems) + _duplicate_names(names)
-    report = FORMATTERS[fmt](files, problems, strict)
-    _write(report, output)
-    failing = [p for p in problems if p.level == "error" or strict]
-    return ExitCode.FAILED if failing else ExitCode.OK
+    return files, sorted(problems) + _duplicate_names(names)
+
+
+def failing(problems: Sequence[Problem], strict: bool) -> bool:
+    """Whether ``problems`` fail a check: any error, or any problem at all with ``strict``."""
+    return any(p.level == "error" or strict for p in problems)
 
 
 def playbook_files(paths: Sequence[Path]) -> list[Path]:
@@ -65,16 +65,6 @@ def _duplicate_names(names: list[tuple[str, Path, tuple[int, int]]]) -> list[Pro
         else:
             first[name] = path
     return problems
-
-
-def _write(report: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(report)
-        return
-    try:
-        output.write_text(report, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
 
 def _shown(path: Path) -> str:
