@@ -93,6 +93,8 @@ def test_the_session_wrapper_never_started_closes_twice_without_starting_ansible
     sessions.close()
     sessions.close()
     sessions.abort()
+    assert sessions._session is None  # closing never started Ansible to stop it
+    assert not sessions._started
 
 
 def test_the_run_prints_nothing_and_the_orchestrator_imports_no_concrete_executor() -> None:
