@@ -64,7 +64,15 @@ class Ran:
 
     text: str
     hosts: tuple[str, ...] = ()
-    source: str = "plan"  # approval: as shown to the approver; step: as dispatched; plan: as planned (first rendering)
+    source: str = "plan"  # approval: as its approver saw it; step: as dispatched; plan: the first planned rendering
+
+    @property
+    def how(self) -> str:
+        """Where this rendering comes from, in the words the report uses."""
+        return _RAN_SOURCES.get(self.source, self.source)
+
+
+_RAN_SOURCES = {"approval": "as shown for approval", "step": "as dispatched", "plan": "as planned: its first rendering"}
 
 
 @dataclass(frozen=True)

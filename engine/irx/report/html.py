@@ -53,7 +53,6 @@ _LEGEND = (
 )
 _TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 _MIN_SPAN = 0.001  # seconds: a run whose events share one timestamp still gets an axis
-_SOURCES = {"approval": "as shown for approval", "step": "as dispatched", "plan": "as planned"}
 
 
 @dataclass(frozen=True)
@@ -421,7 +420,7 @@ def _ran(ran: Ran) -> str:
     on = f" on {humanize.hosts(ran.hosts, shown=len(ran.hosts))}" if ran.hosts else ""
     return (
         f'<div class="ran" data-source="{_e(ran.source)}" data-hosts="{_e(",".join(ran.hosts))}">'
-        f'<div class="ran-head">ran{_e(on)} <span class="muted">({_e(_SOURCES.get(ran.source, ran.source))})</span>'
+        f'<div class="ran-head">ran{_e(on)} <span class="muted">({_e(ran.how)})</span>'
         f'</div><pre class="action">{_e(ran.text)}</pre></div>'
     )
 

@@ -107,9 +107,8 @@ def _reached(seconds: float | None) -> str:
 
 def _ran(ran: Ran) -> str:
     on = f" on {humanize.hosts(ran.hosts, shown=len(ran.hosts))}" if ran.hosts else ""
-    how = {"approval": "as shown for approval", "step": "as dispatched", "plan": "as planned"}.get(ran.source, "")
     text = " / ".join(line.strip() for line in ran.text.splitlines() if line.strip()).replace("`", "'")
-    return f"  - ran{on} ({how}): `{text}`"
+    return f"  - ran{on} ({ran.how}): `{text}`"
 
 
 def _summary(report: Report) -> list[str]:

@@ -172,9 +172,12 @@ def _steps(
     for step_id in order:
         info = fields[step_id]
         info.pop("attempt_ts", None)
+        planned = plan.get(step_id) or {}
+        if info.get("title") is None:  # a run's step_started names the step in the plan only
+            info["title"] = as_str(planned.get("title"))
         asked = [approval for approval in approvals if approval.step == step_id]
         step = Step(**info, results=tuple(results[step_id]), approval=_answer(asked[-1]) if asked else None)
-        steps.append(dataclasses.replace(step, ran=_ran(step, asked, plan.get(step_id) or {})))
+        steps.append(dataclasses.replace(step, ran=_ran(step, asked, planned)))
     return steps
 
 
