@@ -49,6 +49,13 @@ class SshHost:
     veth: str
     workdir: Path
 
+    @property
+    def root_home(self) -> Path:
+        """The host's own ``/root``: bind-mounted over this machine's in the host's mount namespace, so a
+        root login reads this host's (empty) dotfiles, not the control node's (a ``.bashrc`` that runs
+        ``pyenv init`` hangs every session while a killed ``pyenv rehash`` has left its lock behind)."""
+        return self.workdir / "root"
+
 
 class SshHosts(_Service):
     """Real sshd hosts in network namespaces, reachable from this machine and each other over a bridge.
@@ -272,6 +279,7 @@ class SshHosts(_Service):
             "ssh-keygen": "/usr/bin/ssh-keygen",
             "unshare": "/usr/bin/unshare",
             "hostname": "/usr/bin/hostname",
+            "mount": "/usr/bin/mount",
         }
         for binary, where in needed.items():
             _proc.find_binary(binary, where)
@@ -339,6 +347,7 @@ class SshHosts(_Service):
                        "-f", str(self.key_path)])  # fmt: skip
         for name in self.names:  # the subnet (and so host addresses) is not chosen yet
             (self.workdir / name).mkdir(exist_ok=True)
+            (self.workdir / name / "root").mkdir(mode=0o700, exist_ok=True)
             key = self.workdir / name / "ssh_host_ed25519_key"
             if not key.exists():
                 _proc.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)])
@@ -425,10 +434,11 @@ class SshHosts(_Service):
         sshd = _proc.find_binary("sshd", "/usr/sbin/sshd")
         unshare = _proc.find_binary("unshare", "/usr/bin/unshare")
         log = host.workdir / "sshd.log"
-        # A private UTS namespace gives the host its own hostname; sshd needs its absolute path to re-exec.
-        argv = [self._ip, "netns", "exec", host.netns, unshare, "--uts", "/bin/sh", "-c",
-                'hostname "$0" && exec "$@"', host.name,
-                sshd, "-D", "-f", str(host.workdir / "sshd_config"), "-E", str(log)]  # fmt: skip
+        # A private UTS namespace gives the host its own hostname, a private mount namespace its own /root
+        # (SshHost.root_home); sshd needs its absolute path to re-exec.
+        argv = [self._ip, "netns", "exec", host.netns, unshare, "--uts", "--mount", "--propagation", "private",
+                "/bin/sh", "-c", 'hostname "$0" && mount --bind "$1" /root && shift && exec "$@"', host.name,
+                str(host.root_home), sshd, "-D", "-f", str(host.workdir / "sshd_config"), "-E", str(log)]  # fmt: skip
         proc = _proc.spawn(argv, log_path=host.workdir / "sshd.stderr", cwd=host.workdir)
         self._sshd[name] = proc
 

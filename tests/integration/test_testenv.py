@@ -122,6 +122,24 @@ def test_ssh_hosts_answer_with_their_own_hostname(ssh_hosts: SshHosts) -> None:
     assert all(h.address.startswith("10.200.") for h in ssh_hosts.hosts.values())
 
 
+def test_a_root_login_gets_the_hosts_own_home_not_the_control_nodes_dotfiles(ssh_hosts: SshHosts) -> None:
+    # The control node's /root may hold a .bashrc that hangs (pyenv init with a stale rehash lock): a
+    # test host's sessions must not read it, as a real host's would not.
+    for name in ssh_hosts.names:
+        host = ssh_hosts.host(name)
+        (host.root_home / "marker").write_text(f"{name}\n")
+        proc = subprocess.run(
+            ssh_hosts.ssh_argv(name, 'echo "$HOME"; cat /root/marker; ls -A /root'),
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        (host.root_home / "marker").unlink()
+        assert proc.returncode == 0, proc.stderr
+        home, marker, *listing = proc.stdout.splitlines()
+        assert (home, marker) == ("/root", name)
+        assert "marker" in listing
+        assert ".bashrc" not in listing
+
+
 def test_ssh_hosts_reach_each_other(ssh_hosts: SshHosts) -> None:
     web2 = ssh_hosts.address("web2")
     proc = ssh_hosts.run(
