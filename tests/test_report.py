@@ -598,7 +598,7 @@ def test_a_refused_step_reads_refused_in_every_section(runs: Path, clock: Clock)
     (line, ran) = section(text, "Resolution")
     assert line.startswith("- [mitigate] **Drain the queue** (`drain`): refused on web1, web2")
     assert "; refused by bob@ops (refused) at 11:09:46 [abababababab]" in line
-    assert ran == "  - ran on web1, web2 (as shown for approval): `queue-drain --all --token ******`"
+    assert ran == "  - would have run on web1, web2 (as shown for approval): `queue-drain --all --token ******`"
     assert "s3cret" not in text
     assert report.to_dict()["steps"][1]["approval"] == "refused"
     VALIDATOR.validate(report.to_dict())

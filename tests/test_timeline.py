@@ -250,12 +250,20 @@ def write_full_run(journal: Journal) -> None:
         msg="preflight: connection refused",
     )
     journal.event(
+        "approval_requested",
+        phase="mitigate",
+        step="terminate_long_running",
+        approval_hash="sha256:" + "ab" * 32,
+        hosts=["db1"],
+        until="2026-11-22T11:39:44Z",
+    )
+    journal.event(
         "approval",
         phase="mitigate",
         step="terminate_long_running",
         approved=True,
         by="alice@laptop",
-        method="approve-flag",
+        method="cli",
         plan_hash="sha256:0f3a",
         reason="kills sessions",
         hosts=["db1"],

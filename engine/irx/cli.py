@@ -210,6 +210,13 @@ def schema() -> None:
     metavar="STEP[@HASH]",
     help="Approve this step's gate (repeatable); with @HASH (from irx plan or the gate), only that exact rendering.",
 )
+@click.option(
+    "--wait-approval",
+    "wait_approval",
+    metavar="DURATION",
+    help="At a gate nobody approved in advance, wait up to DURATION (e.g. 30m) for irx approve / irx deny from "
+    "another terminal instead of asking here; then stop awaiting approval (exit 4).",
+)
 @click.option("--force", is_flag=True, help="Run even if another run holds the lock of a host this run would change.")
 @click.option(
     "--runs-dir",
@@ -239,6 +246,7 @@ def run(
     dry_run: bool,
     yes: bool,
     approve: tuple[str, ...],
+    wait_approval: str | None,
     force: bool,
     runs_dir: Path | None,
     quiet: bool,
@@ -265,6 +273,7 @@ def run(
         dry_run=dry_run,
         yes=yes,
         approve=approve,
+        wait_approval=_duration_option("--wait-approval", wait_approval),
         force=force,
         runs_dir=runs_dir,
         quiet=quiet,
@@ -313,6 +322,65 @@ def report(run_id: str, fmt: str, output: Path | None, runs_dir: Path | None) ->
 def history(fmt: str, runs_dir: Path | None) -> None:
     """List recorded runs, newest first: id, playbook, inventory, mode, status, operator, started, duration."""
     from irx.commands.history import main
+
+    raise SystemExit(main(fmt=fmt, runs_dir=runs_dir))
+
+
+def _duration_option(name: str, value: str | None) -> float | None:
+    from irx.humanize import parse_duration
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a duration such as 90s, 30m or 2h", param_hint=name)
+    return seconds
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("step", required=False)
+@click.option("--hash", "expect_hash", metavar="HASH", help="Approve only this rendering (from irx runs or the gate).")
+@click.option("-y", "--yes", is_flag=True, help="Approve what the gate shows without asking (no --hash needed).")
+@RUNS_DIR_OPTION
+def approve(run_id: str, step: str | None, expect_hash: str | None, yes: bool, runs_dir: Path | None) -> None:
+    """Approve the gate a run waits at (a run started with --wait-approval), from another terminal.
+
+    Shows what the step would run on each host and its approval hash, then records the approval, as this
+    account, bound to that hash: the run runs exactly that, or nothing. RUN_ID may be a unique prefix; STEP
+    defaults to the step the run waits for. Exit 0 recorded, 2 not waiting, another step, or a stale --hash.
+    """
+    from irx.commands.approve import decide
+
+    raise SystemExit(decide(run_id, step, approve=True, expect_hash=expect_hash, yes=yes, runs_dir=runs_dir))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("step", required=False)
+@click.option("--reason", required=True, help="Why not: recorded in the journal and the post-mortem.")
+@RUNS_DIR_OPTION
+def deny(run_id: str, step: str | None, reason: str, runs_dir: Path | None) -> None:
+    """Refuse the gate a run waits at: the step does not run, the run goes on without it.
+
+    Exit 0 recorded, 2 not waiting or another step.
+    """
+    if not reason.strip():
+        raise click.BadParameter("say why the step must not run", param_hint="--reason")
+    from irx.commands.approve import decide
+
+    raise SystemExit(decide(run_id, step, approve=False, reason=reason.strip(), runs_dir=runs_dir))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
+@RUNS_DIR_OPTION
+def runs(fmt: str, runs_dir: Path | None) -> None:
+    """List the runs still running, waiting at a gate (and for what), or stopped awaiting approval."""
+    from irx.commands.approve import runs as main
 
     raise SystemExit(main(fmt=fmt, runs_dir=runs_dir))
 

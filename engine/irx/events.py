@@ -144,6 +144,16 @@ class Decision(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApprovalRequested(Event):
+    type: ClassVar[str] = "approval_requested"
+    step: str
+    approval_hash: str
+    phase: str | None = None
+    hosts: Sequence[str] | None = None
+    until: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Approval(Event):
     type: ClassVar[str] = "approval"
     step: str
@@ -226,6 +236,7 @@ EVENTS: tuple[type[Event], ...] = (
     HostResultEvent,
     StepFinished,
     Decision,
+    ApprovalRequested,
     Approval,
     Notification,
     Error,

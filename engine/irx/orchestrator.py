@@ -263,15 +263,12 @@ class Orchestrator:
         if approval.approved:
             self._approved[step.id] = (gate_hash, dict(forms))
             return None
-        if approval.method in {"missing", "stale"}:
-            raise _Stop(
-                "awaiting_approval",
-                approval.reason
-                or f"step '{step.id}' needs approval and there is no terminal to ask: "
-                f"rerun with --approve {step.id}@{short(gate_hash)} or --yes",
-            )
-        self.progress.note(f"{step.id}: approval refused by {approval.by}; not run")
-        return StepResult(step.id, "skipped", reason=f"approval refused by {approval.by}")
+        stop = approval.stops_run(step.id, gate_hash)
+        if stop is not None:
+            raise _Stop(*stop)
+        why = f"approval refused by {approval.by}" + (f": {approval.reason}" if approval.reason else "")
+        self.progress.note(f"{step.id}: {why}; not run")
+        return StepResult(step.id, "skipped", reason=why)
 
     def _gate_view(self, step: Step, hosts: Sequence[str]) -> tuple[list[tuple[str, Any]], str]:
         """What the approver approves: each host's rendering (masked) and the text shown for it."""

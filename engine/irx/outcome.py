@@ -27,9 +27,23 @@ Approver = Callable[[Step, Sequence[str], str, str], "Approval"]
 @dataclass(frozen=True)
 class Approval:
     approved: bool
-    method: str  # tty | yes-flag | approve-flag | refused | missing | stale
+    method: str  # tty | yes-flag | approve-flag | cli | web | refused | missing | stale | timeout | interrupted
     by: str
-    reason: str = ""  # why not, when an approval given in advance does not match what would run
+    reason: str = ""  # why not (a stale --approve, a timeout, a refusal's stated reason)
+
+    def stops_run(self, step_id: str, gate_hash: str) -> tuple[str, str] | None:
+        """How the run stops when this answer leaves the step unapproved: (status, reason); None when the
+        run goes on without the step (a refusal)."""
+        if self.method == "interrupted":
+            return "interrupted", self.reason
+        if self.method in {"missing", "stale", "timeout"}:
+            from irx.approval import short
+
+            return "awaiting_approval", self.reason or (
+                f"step '{step_id}' needs approval and there is no terminal to ask: "
+                f"rerun with --approve {step_id}@{short(gate_hash)} or --yes"
+            )
+        return None
 
 
 @dataclass

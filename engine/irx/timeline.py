@@ -89,6 +89,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "host_result",
     "step_finished",
     "decision",
+    "approval_requested",
     "approval",
     "notification",
     "error",

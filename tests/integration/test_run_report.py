@@ -231,8 +231,8 @@ def test_a_real_runs_report_leads_with_its_finding_and_shows_what_each_step_ran(
     assert "): refused on localhost, web1" in resolution[purge]
     assert "; refused by " in resolution[purge]
     assert resolution[purge + 1 : purge + 3] == [
-        f"  - ran on localhost (as shown for approval): `$ touch {state}/purged-localhost`",
-        f"  - ran on web1 (as shown for approval): `$ touch {state}/purged-web1`",
+        f"  - would have run on localhost (as shown for approval): `$ touch {state}/purged-localhost`",
+        f"  - would have run on web1 (as shown for approval): `$ touch {state}/purged-web1`",
     ]
     (tell,) = [index for index, line in enumerate(resolution) if "(`tell_admin`)" in line]
     assert resolution[tell + 1].endswith(f'`POST {webhook.base}/queue/******/drained / json: {{"drained": true}}`')
@@ -249,7 +249,7 @@ def test_a_real_runs_report_leads_with_its_finding_and_shows_what_each_step_ran(
     assert {"purge"} == set(re.findall(r'data-step="(\w+)"[^>]*data-status="refused"', content))
     assert content.count('data-step="purge" data-host="') == 3  # its phase bar and one per host, all refused
     assert '<span class="key" data-key="refused">' in content
-    assert 'data-source="approval" data-hosts="web1"><div class="ran-head">ran on web1' in content
+    assert 'data-source="approval" data-hosts="web1"><div class="ran-head">would have run on web1' in content
     assert f"touch {state}/purged-web1</pre>" in content
     assert content.index('class="finding"') < content.index('class="timeline"')
     assert "matched `steps.depth.count &gt; 0` for Drain the queue" in content

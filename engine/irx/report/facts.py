@@ -117,6 +117,12 @@ class Step:
     def hosts_with(self, *statuses: str) -> list[str]:
         return [result.host for result in self.results if result.status in statuses]
 
+    @property
+    def ran_verb(self) -> str:
+        """How the report introduces what the step ran: ``ran``, or ``would have run`` for a step that
+        did not (refused, awaiting approval, a dry run's would_run, skipped)."""
+        return "ran" if self.results else "would have run"
+
 
 @dataclass(frozen=True)
 class Phase:

@@ -400,7 +400,7 @@ def _step_block(report: Report, step: Step) -> str:
         f'<span class="step-phase">{_e(step.phase)}</span> <strong>{_e(step.name)}</strong> '
         f'{ident}<span class="dur">{_e(format_duration(step.duration))}</span></summary>'
     )
-    lines = [_ran(item) for item in step.ran]
+    lines = [_ran(item, step.ran_verb) for item in step.ran]
     if step.reason:
         lines.append(f'<p class="reason">{_e(step.reason)}</p>')
     lines += [
@@ -416,11 +416,11 @@ def _step_block(report: Report, step: Step) -> str:
     )
 
 
-def _ran(ran: Ran) -> str:
+def _ran(ran: Ran, verb: str) -> str:
     on = f" on {humanize.hosts(ran.hosts, shown=len(ran.hosts))}" if ran.hosts else ""
     return (
         f'<div class="ran" data-source="{_e(ran.source)}" data-hosts="{_e(",".join(ran.hosts))}">'
-        f'<div class="ran-head">ran{_e(on)} <span class="muted">({_e(ran.how)})</span>'
+        f'<div class="ran-head">{_e(verb + on)} <span class="muted">({_e(ran.how)})</span>'
         f'</div><pre class="action">{_e(ran.text)}</pre></div>'
     )
 

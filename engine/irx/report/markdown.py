@@ -105,10 +105,10 @@ def _reached(seconds: float | None) -> str:
     return "not reached" if seconds is None else format_duration(seconds)
 
 
-def _ran(ran: Ran) -> str:
+def _ran(ran: Ran, verb: str) -> str:
     on = f" on {humanize.hosts(ran.hosts, shown=len(ran.hosts))}" if ran.hosts else ""
     text = " / ".join(line.strip() for line in ran.text.splitlines() if line.strip()).replace("`", "'")
-    return f"  - ran{on} ({ran.how}): `{text}`"
+    return f"  - {verb}{on} ({ran.how}): `{text}`"
 
 
 def _summary(report: Report) -> list[str]:
@@ -177,7 +177,7 @@ def _root_cause(report: Report) -> list[str]:
         return [*lines, "- No diagnostic result was recorded.", ""]
     for step in evidence:
         lines.append(f"- **{step.name}** (`{step.id}`, {step.state})")
-        lines += [_ran(ran) for ran in step.ran]
+        lines += [_ran(ran, step.ran_verb) for ran in step.ran]
         for result in step.results:
             lines.append(f"  - {result.host}: {result.status}{_finding(result.data, result.msg)}")
         if step.aggregates:
@@ -229,7 +229,7 @@ def _step_line(report: Report, step: Step) -> str:
     failed = step.hosts_with("failed", "unreachable", "timed_out")
     if failed:
         line += f"; failed on {', '.join(failed)}"
-    return "\n".join([line, *(_ran(ran) for ran in step.ran)])
+    return "\n".join([line, *(_ran(ran, step.ran_verb) for ran in step.ran)])
 
 
 def _verification(report: Report) -> list[str]:

@@ -90,6 +90,11 @@ def _text(report: Report, event: Mapping[str, Any], failing: list[str]) -> str |
         return f"Decision: {event.get('decision')}{subject}" + (f" — {one_line(why)}" if why else "")
     if kind == "approval":
         return _approval_text(event, step_id)
+    if kind == "approval_requested":
+        hosts = as_strs(event.get("hosts"))
+        until = as_str(event.get("until"))
+        limit = f", until {until[11:19]}" if until else ""
+        return f"Approval requested: {label}{' on ' + ', '.join(hosts) if hosts else ''} (irx approve / deny{limit})"
     if kind == "notification":
         channel, note = event.get("channel"), as_str(event.get("kind")) or "message"
         if status == "failed":
@@ -119,10 +124,21 @@ def _approval_text(event: Mapping[str, Any], step_id: str | None) -> str:
     on = f" on {', '.join(hosts)}" if hosts else ""
     if event.get("approved") is True:
         return f"Approval: {step_id}{on} approved by {event.get('by')} ({event.get('method')})"
-    if event.get("method") == "missing":
+    method, why = event.get("method"), as_str(event.get("reason"))
+    if method == "missing":
         return f"Approval: {step_id}{on} awaiting approval (no terminal and no --approve/--yes)"
+    if method in _UNANSWERED:
+        return f"Approval: {step_id}{on} {_UNANSWERED[str(method)]}" + (f" — {one_line(why)}" if why else "")
     who = f" by {event['by']}" if as_str(event.get("by")) else ""
-    return f"Approval: {step_id}{on} refused{who}"
+    return f"Approval: {step_id}{on} refused{who}"  # why: the step's own line says (its reason)
+
+
+_UNANSWERED = {
+    "timeout": "not answered in time",
+    "interrupted": "interrupted while waiting",
+    "stale": "not given for what would run",
+    "binding": "refused by irx",
+}
 
 
 def _hold_text(event: Mapping[str, Any]) -> str | None:

@@ -30,7 +30,7 @@ from irx.model import Playbook
 from irx.orchestrator import Orchestrator, Progress
 from irx.outcome import Outcome
 from irx.redact import Redactor
-from irx.run.approvals import Ask, approver
+from irx.run.approvals import Ask, Inbox, approver
 from irx.run.comms import Communications, notify_channels
 from irx.run.leases import leased, take_leases
 from irx.run.prepare import Prepared, Targeting, check_approve_ids, hosts_changed, prepare, shown_params, start_sessions
@@ -52,6 +52,7 @@ class RunOptions:
     dry_run: bool = False
     yes: bool = False
     approve: Sequence[str] = ()
+    wait_approval: float | None = None  # seconds a gate waits for irx approve / deny (None: it does not wait)
     force: bool = False
     runs_dir: Path | None = None
     quiet: bool = False
@@ -293,6 +294,10 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
     unreachable, runner = _reachable(run, stack)
     run.comms.start()
     stop = threading.Event()
+    inbox = None
+    if run.options.wait_approval is not None:
+        run_dir, timeout = run.journal.path.parent, run.options.wait_approval
+        inbox = Inbox(run_dir, run.run_id, timeout, run.journal, run.progress.note, stop)
     orchestrator = Orchestrator(
         playbook=run.playbook,
         targeting=Targeting(run.inv, run.prepared, run.run_info),
@@ -300,7 +305,7 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
         progress=run.progress,
         host_runner=runner,
         http_runner=run_http,
-        approver=approver(run.options.yes, run.options.approve, run.operator, ask),
+        approver=approver(run.options.yes, run.options.approve, run.operator, ask, inbox),
         dry_run=run.options.dry_run,
         plan_hash=run.prepared.plan_hash,
         mask=run.redactor.redact,
