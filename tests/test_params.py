@@ -214,6 +214,8 @@ def test_integers_round_trip_through_text(number: int) -> None:
         ({"type": "string", "format": "uri"}, "not a uri", "'not a uri' is not a valid uri"),
         ({"type": "string", "format": "uri"}, "example.com/x", "'example.com/x' is not a valid uri"),
         ({"type": "string", "format": "hostname"}, "-bad-.example", "'-bad-.example' is not a valid hostname"),
+        # A trailing newline (an alert label, a file) is not part of a hostname: `$` would have let it through.
+        ({"type": "string", "format": "hostname"}, "db1\n", "'db1\\n' is not a valid hostname"),
         ({"type": "string", "format": "ip"}, "10.0.0.256", "'10.0.0.256' is not a valid ip"),
     ],
 )

@@ -32,6 +32,7 @@ routes:
       threshold: 90
     mode: run
     approve: [kill_idle]
+    approval_timeout: 45m
   - name: anything-else
     match: ['alertname=~".+"']
     playbook: service-down
@@ -80,6 +81,8 @@ def test_the_shipped_schema_is_the_repository_schema() -> None:
         {"params": {"database": {"label": "datname", "default": "x"}}},
         {"params": {"Database": "x"}},
         {"approve": ["Kill"]},
+        {"approval_timeout": "forever"},
+        {"approval_timeout": 30},
         {"match": []},
         {"playbook": "../etc/passwd"},
         {"shell": "rm -rf /"},
@@ -106,6 +109,7 @@ def test_the_model_keeps_everything_the_file_says() -> None:
     assert first.params["threshold"] == Source("literal", value=90)
     assert first.limit == Source("label", name="instance")
     assert built.routes[1].mode == "diagnose"  # the default: an alert alone never changes a system
+    assert (first.approval_timeout, built.routes[1].approval_timeout) == ("45m", "30m")  # the file's, the default
 
 
 def test_the_first_matching_route_wins() -> None:

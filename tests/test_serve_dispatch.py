@@ -29,5 +29,12 @@ def test_run_mode_pre_approves_only_the_named_steps_and_every_value_is_one_argum
     argv = run_argv(route, incident(limit="-rf db1"), LAUNCH, Path("/state/p.json"))
     assert argv == [
         "irx", "run", "db-pool-exhausted", "--runs-dir=/runs", "--quiet", "--format=json", "--inventory=prod",
-        "--limit=-rf db1", "--extra-vars=@/state/p.json", "--approve=kill_idle",
+        "--limit=-rf db1", "--extra-vars=@/state/p.json", "--wait-approval=30m", "--approve=kill_idle",
     ]  # fmt: skip
+
+
+def test_run_mode_gates_wait_for_a_person_as_long_as_the_route_says() -> None:
+    route = Route("r", (), "db-pool-exhausted", mode="run", approval_timeout="2h")
+    assert "--wait-approval=2h" in run_argv(route, incident(), LAUNCH, None)
+    dry = run_argv(Route("r", (), "db-pool-exhausted", mode="dry-run"), incident(), LAUNCH, None)
+    assert not any(a.startswith("--wait-approval") for a in dry)  # a dry run has no gate to wait at

@@ -31,7 +31,7 @@ def hosts(names: Sequence[str], shown: int = 4, none: str = "the control node") 
     return f"{', '.join(names[: shown - 1])} and {len(names) - shown + 1} more"
 
 
-_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)\Z")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 

@@ -29,7 +29,7 @@ from irx.errors import UsageError
 
 WAITING_FILE = "waiting.json"
 DECISIONS_DIR = "decisions"
-STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # what a step id may be (the playbook schema's)
+STEP_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")  # what a step id may be (the playbook schema's)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Decision:
 
 
 def check_step_id(step: str) -> str:
-    if not STEP_ID.match(step):
+    if not STEP_ID.fullmatch(step):
         raise UsageError(f"{step!r} is not a step id (lower-case letters, digits and _)")
     return step
 

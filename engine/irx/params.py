@@ -62,7 +62,7 @@ ANSIBLE_SECRET_VARS: frozenset[str] = frozenset(
         "ansible_winrm_password",
     }
 )
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 # --- the command line -----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from irx.model import Playbook
 
 Mode = Literal["diagnose", "dry-run", "run"]
 DEFAULT_MAX_CONCURRENT = 4
+DEFAULT_APPROVAL_TIMEOUT = "30m"  # mode run: how long a gate waits for irx approve / deny
 # What a label may hold to be used as a --limit: a host name, nothing an Ansible pattern gives meaning to
 # (",", ":", "&", "!", "*", "~", "[", "]" and spaces are all pattern syntax).
 _HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
@@ -60,6 +61,7 @@ class Route:
     params: Mapping[str, Source] = field(default_factory=dict)
     mode: Mode = "diagnose"
     approve: tuple[str, ...] = ()
+    approval_timeout: str = DEFAULT_APPROVAL_TIMEOUT  # mode run: how long a gate waits for a decision
     line: int = 0
 
     def matches(self, note: Notification) -> bool:
@@ -118,6 +120,7 @@ def build_routes(data: Mapping[str, Any], lines: Sequence[int] = ()) -> tuple[Ro
                 params={name: _source(value) for name, value in item.get("params", {}).items()},
                 mode=item.get("mode", "diagnose"),
                 approve=tuple(item.get("approve", ())),
+                approval_timeout=item.get("approval_timeout", DEFAULT_APPROVAL_TIMEOUT),
                 line=lines[index] if index < len(lines) else 0,
             )
         )

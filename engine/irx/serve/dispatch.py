@@ -55,6 +55,8 @@ def run_argv(route: Route, incident: Incident, launch: Launch, params_file: Path
         # diagnose is read-only by definition: irx run's --dry-run runs the read-only steps for real and
         # never a mutating one (it also shows what the mitigations would run).
         argv.append("--dry-run")
+    else:  # a gate waits for a person (irx approve / deny) instead of stopping at once: nobody is at a terminal
+        argv.append(f"--wait-approval={route.approval_timeout}")
     argv += [f"--approve={step}" for step in route.approve]
     return argv
 

@@ -1,0 +1,107 @@
+"""The approval inbox: decisions made once, bound to a hash, and files that are not what they claim."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from irx.errors import UsageError
+from irx.inbox import (
+    DECISIONS_DIR,
+    Decision,
+    Waiting,
+    binds,
+    check_step_id,
+    clear_waiting,
+    identity,
+    read_decision,
+    read_waiting,
+    submit,
+    write_waiting,
+)
+
+GATE = "sha256:" + "3f" * 32
+
+
+def decision(approve: bool = True, approval_hash: str = GATE, by: str = "alice@ops") -> Decision:
+    return Decision("restart_app", approve, approval_hash, by, "cli", "" if approve else "not now", 1.0)
+
+
+def test_a_decision_is_made_once_and_the_first_one_stands(tmp_path: Path) -> None:
+    submit(tmp_path, decision())
+    with pytest.raises(UsageError, match="already approved by alice@ops"):
+        submit(tmp_path, decision(approve=False, by="bob@ops"))
+    assert read_decision(tmp_path, "restart_app") == decision()
+    assert [p.name for p in (tmp_path / DECISIONS_DIR).iterdir()] == ["restart_app.json"]  # no temp file left
+
+
+def test_of_many_simultaneous_deciders_exactly_one_wins(tmp_path: Path) -> None:
+    outcomes: list[str] = []
+    start = threading.Barrier(12)
+
+    def decide(index: int) -> None:
+        start.wait()
+        try:
+            submit(tmp_path, decision(by=f"user{index}@ops"))
+            outcomes.append("won")
+        except UsageError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 11 + ["won"]
+    stored = read_decision(tmp_path, "restart_app")
+    assert stored is not None
+    assert stored.by.startswith("user")
+
+
+def test_a_decision_binds_only_the_rendering_it_names() -> None:
+    assert binds(decision(), GATE)
+    assert binds(decision(approval_hash=GATE[:19]), GATE)  # the 12 hex digits people see
+    assert not binds(decision(approval_hash="sha256:" + "3f" * 5), GATE)  # too short to name one rendering
+    assert not binds(decision(approval_hash="sha256:" + "ab" * 32), GATE)
+    assert decision().method == "cli"
+    assert decision(approve=False).method == "refused"
+
+
+@pytest.mark.parametrize("step", ["../../etc/passwd", "Restart", "", ".hidden", "a/b", "x" * 65, "fix\n"])
+def test_a_step_id_that_could_leave_the_inbox_is_refused(step: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is not a step id"):
+        check_step_id(step)
+    with pytest.raises(UsageError):
+        submit(tmp_path, Decision(step, True, GATE, "mallory@x", "cli"))
+    assert not (tmp_path / DECISIONS_DIR).exists() or list((tmp_path / DECISIONS_DIR).iterdir()) == []
+
+
+@pytest.mark.parametrize("content", ["", "[]", "{", '{"step": "fix"}', '"text"', "\x00\xff"])
+def test_files_that_are_not_records_count_as_none(content: str, tmp_path: Path) -> None:
+    (tmp_path / "waiting.json").write_text(content, errors="surrogateescape")
+    (tmp_path / DECISIONS_DIR).mkdir()
+    (tmp_path / DECISIONS_DIR / "fix.json").write_text(content, errors="surrogateescape")
+    assert read_waiting(tmp_path) is None
+    assert read_decision(tmp_path, "fix") is None
+
+
+def test_what_a_gate_waits_for_is_written_whole_and_cleared(tmp_path: Path) -> None:
+    waiting = Waiting("run1", "fix", "mitigate", "Fix it", ["web1"], "$ echo ******", GATE, 1.0, None, os.getpid())
+    write_waiting(tmp_path, waiting)
+    assert read_waiting(tmp_path) == waiting
+    assert json.loads((tmp_path / "waiting.json").read_text())["approval_hash"] == GATE
+    clear_waiting(tmp_path)
+    clear_waiting(tmp_path)  # already gone: nothing to do
+    assert read_waiting(tmp_path) is None
+
+
+def test_who_decides_comes_from_the_uid_not_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pwd
+
+    monkeypatch.setenv("USER", "ceo")
+    monkeypatch.setenv("LOGNAME", "ceo")
+    assert identity().split("@")[0] == pwd.getpwuid(os.getuid()).pw_name
