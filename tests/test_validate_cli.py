@@ -156,3 +156,43 @@ def test_help_imports_no_heavy_library() -> None:
     )
     assert "Exit codes:" in result.stdout
     assert result.stdout.strip().endswith("HEAVY=")
+
+
+ROUTES_OK = """\
+apiVersion: irx/v1
+kind: Routes  # which alerts start which playbook
+routes:
+  - name: pg-idle
+    match: ['alertname="PgIdleSessionsHigh"']
+    playbook: db-pool-exhausted
+    params: {app_user: {label: usename}}
+    mode: run
+    approval_timeout: 45m
+"""
+
+
+def test_a_routes_file_is_checked_as_routes_not_as_a_playbook(tmp_path: Path) -> None:
+    good = tmp_path / "routes.yaml"
+    good.write_text(ROUTES_OK)
+    ok = run_irx("validate", str(good), "playbooks", cwd=Path(__file__).parents[1])
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "files checked: no problems" in ok.stdout
+    bad = tmp_path / "bad-routes.yaml"
+    bad.write_text(
+        ROUTES_OK.replace("usename}}", "usename}, nope: 1}").replace("45m", "soon")
+        + "  - name: pg-idle\n    match: ['severity=~\"(page']\n    playbook: no-such-playbook\n"
+    )
+    found = run_irx("validate", "--format", "json", str(bad), cwd=Path(__file__).parents[1])
+    assert found.returncode == 1, found.stdout + found.stderr
+    problems = json.loads(found.stdout)["problems"]
+    assert {p["rule"] for p in problems} == {"routes"}
+    messages = [(p["line"], p["message"]) for p in problems]
+    assert any(line == 9 and "approval_timeout: 'soon' does not match" in m for line, m in messages), messages
+    assert any(line == 10 and "is not closed" in m for line, m in messages), messages
+    # Schema problems first: the model's problems (names, playbooks) come once the file fits the schema.
+    bad.write_text(bad.read_text().replace("soon", "45m"))
+    again = run_irx("validate", str(bad), cwd=Path(__file__).parents[1])
+    assert again.returncode == 1
+    assert f"{bad}:10:1: routes: routes/1/name: 'pg-idle' is the name of an earlier route" in again.stdout
+    assert "routes/1/playbook: no playbook named 'no-such-playbook'" in again.stdout
+    assert "schema-" not in again.stdout  # never read as a playbook

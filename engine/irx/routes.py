@@ -135,8 +135,23 @@ def _source(value: Any) -> Source:
     return Source("literal", value=value)
 
 
+# A problem in a routes file: (line, column, message), 1-based.
+RouteProblem = tuple[int, int, str]
+
+
 def load_routes(path: Path) -> Routes:
     """The routes in ``path``, or ``UsageError`` with every problem as ``path:line:col: message``."""
+    routes, problems = check_routes_file(path)
+    if problems or routes is None:
+        shown = "; ".join(f"{path}:{line}:{col}: {message}" for line, col, message in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise UsageError(shown + more)
+    return routes
+
+
+def check_routes_file(path: Path) -> tuple[Routes | None, list[RouteProblem]]:
+    """The routes in ``path`` (None when it cannot be read as routes) and every problem in it, sorted;
+    ``UsageError`` only when the file cannot be read at all."""
     from jsonschema import Draft202012Validator
 
     try:
@@ -147,11 +162,11 @@ def load_routes(path: Path) -> Routes:
         raise UsageError(f"{path}: cannot read the routes file: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise UsageError(f"{where}: not YAML: {getattr(exc, 'problem', None) or exc}") from None
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return None, [(line, col, f"not YAML: {getattr(exc, 'problem', None) or exc}")]
     if not isinstance(data, dict):
-        raise UsageError(f"{path}:1:1: a routes file is a mapping (apiVersion: irx/v1, kind: Routes, routes: [...])")
-    problems = []
+        return None, [(1, 1, "a routes file is a mapping (apiVersion: irx/v1, kind: Routes, routes: [...])")]
+    problems: list[RouteProblem] = []
     schema = json.loads(resources.files("irx").joinpath("schemas/routes.schema.json").read_text(encoding="utf-8"))
     for error in sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(map(str, e.path))):
         line, col = _position(root, list(error.absolute_path))
@@ -172,11 +187,22 @@ def load_routes(path: Path) -> Routes:
             for i, r in enumerate(routes.routes)
             if r.approve and r.mode != "run"
         ]
-    if problems:
-        shown = "; ".join(f"{path}:{line}:{col}: {message}" for line, col, message in sorted(problems)[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise UsageError(shown + more)
-    return routes
+        return routes, sorted(problems)
+    return None, sorted(problems + _matcher_problems(root, data))
+
+
+def _matcher_problems(root: Any, data: Mapping[str, Any]) -> list[RouteProblem]:
+    """The matchers that do not parse, in a file that does not fit the schema (so the model is not built)."""
+    found: list[RouteProblem] = []
+    items = data.get("routes")
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        texts = item.get("match") if isinstance(item, Mapping) else None
+        for text in texts if isinstance(texts, list) else []:
+            try:
+                parse_matcher(str(text))
+            except ValueError as exc:
+                found.append((_position(root, ["routes", index])[0], 1, f"routes/{index}/match: {exc}"))
+    return found
 
 
 def _position(node: Any, path: list[Any]) -> tuple[int, int]:
@@ -194,29 +220,29 @@ def _position(node: Any, path: list[Any]) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1) if mark else (1, 1)
 
 
-def check_playbooks(routes: Routes, path: Path, load: Callable[[str], Playbook]) -> list[str]:
-    """What the routes ask of their playbooks that the playbooks do not have, as ``path:line:col: message``.
+def check_playbooks(routes: Routes, load: Callable[[str], Playbook]) -> list[RouteProblem]:
+    """What the routes ask of their playbooks that the playbooks do not have.
 
     ``load`` returns the playbook of a name (raising ``IrxError`` when there is none or it is invalid).
     """
-    problems = []
+    problems: list[RouteProblem] = []
     for index, route in enumerate(routes.routes):
-        where = f"{path}:{route.line or 1}:1: routes/{index}"
+        line, where = route.line or 1, f"routes/{index}"
         try:
             playbook = load(route.playbook)
         except IrxError as exc:
-            problems.append(f"{where}/playbook: {exc}")
+            problems.append((line, 1, f"{where}/playbook: {exc}"))
             continue
         problems += [
-            f"{where}/params/{name}: playbook {playbook.name} has no param {name!r}"
+            (line, 1, f"{where}/params/{name}: playbook {playbook.name} has no param {name!r}")
             for name in route.params
             if name not in playbook.params
         ]
         gated = {step.id for step in playbook.steps if step.approval_required}
         problems += [
-            f"{where}/approve: {step!r} is not a step of {playbook.name} with an approval gate"
-            + (f" (gated steps: {', '.join(sorted(gated))})" if gated else "")
+            (line, 1, f"{where}/approve: {step!r} is not a step of {playbook.name} with an approval gate"
+             + (f" (gated steps: {', '.join(sorted(gated))})" if gated else ""))
             for step in route.approve
             if step not in gated
-        ]
+        ]  # fmt: skip
     return problems

@@ -42,6 +42,7 @@ RULES: Mapping[str, str] = {
     "secret-on-command-line": "a secret param, or an env var carrying one, never becomes part of a command line",
     "env-on-module": "env: is for shell and command steps (a module takes its settings as args)",
     "shell-module": "host commands are shell: or command: steps, not Ansible's command/shell/raw/script modules",
+    "routes": "a routes file (kind: Routes) matches its schema, its matchers parse, its playbooks have what it names",
 }
 
 _READ_ONLY_MODULES = frozenset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,12 +21,40 @@ def check_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
     problems: list[Problem] = []
     names: list[tuple[str, Path, tuple[int, int]]] = []  # only what the cross-file rule needs: memory stays flat
     for path in files:
+        if _is_routes(path):
+            problems.extend(check_routes(path))
+            continue
         checked = check_file(path)
         problems.extend(checked.problems)
         name = _name_of(checked)
         if name is not None:
             names.append((name, path, checked.document.position(("metadata", "name"))))
     return files, sorted(problems) + _duplicate_names(names)
+
+
+_ROUTES_KIND = re.compile(rb"^kind:[ \t]*[\"']?Routes[\"']?[ \t]*(#.*)?$", re.M)
+
+
+def _is_routes(path: Path) -> bool:
+    """Whether ``path`` says it is a routes file (``kind: Routes`` at the top level) rather than a playbook."""
+    try:
+        with path.open("rb") as stream:
+            return _ROUTES_KIND.search(stream.read(1 << 20)) is not None
+    except OSError:
+        return False  # the playbook check reports what cannot be read
+
+
+def check_routes(path: Path, playbook_dir: Path | None = None) -> list[Problem]:
+    """Every problem of a routes file (schemas/routes.schema.json, matchers, names), and what its routes
+    ask of playbooks that they do not have (playbooks found as irx serve finds them)."""
+    from irx.library import find_playbook
+    from irx.loader import load_playbook
+    from irx.routes import check_playbooks, check_routes_file
+
+    routes, found = check_routes_file(path)
+    if routes is not None:
+        found += check_playbooks(routes, lambda name: load_playbook(find_playbook(name, playbook_dir)))
+    return [Problem(path, line, col, "routes", message) for line, col, message in found]
 
 
 def failing(problems: Sequence[Problem], strict: bool) -> bool:

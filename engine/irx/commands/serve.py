@@ -66,10 +66,11 @@ def main(options: ServeOptions) -> int:
         raise UsageError("--tls-cert and --tls-key go together")
     tokens = read_tokens(options.token_file)
     routes = load_routes(options.routes)
-    problems = check_playbooks(routes, options.routes, functools.partial(_playbook, options.playbook_dir))
+    problems = check_playbooks(routes, functools.partial(_playbook, options.playbook_dir))
     if problems:
+        line, col, message = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UsageError(problems[0] + more)
+        raise UsageError(f"{options.routes}:{line}:{col}: {message}{more}")
     book = IncidentBook(options.state_dir / "incidents")
     launch = Launch(
         command=(sys.executable, "-m", "irx"),
