@@ -13,8 +13,9 @@ from jsonschema import Draft202012Validator
 
 from irx import timeline
 from irx.cli import main
+from irx.incidents import Incident
 from irx.redact import Redactor
-from irx.report import json_report, markdown
+from irx.report import html, json_report, markdown
 from irx.report.model import SEVERITY_TARGETS, Ran, Report, build_report, format_duration, load_report
 from irx.timeline import Journal, read_journal
 
@@ -56,10 +57,13 @@ def runs(tmp_path: Path) -> Path:
     return tmp_path / "runs"
 
 
-def start(runs: Path, run_id: str, *, severity: str = "SEV2", mode: str = "run") -> Journal:
+def start(
+    runs: Path, run_id: str, *, severity: str = "SEV2", mode: str = "run", trigger: dict[str, Any] | None = None
+) -> Journal:
     journal = Journal.create(runs, run_id, Redactor(["s3cret"]))
     journal.event(
         "run_started",
+        trigger=trigger,
         playbook="queue-backlog",
         playbook_path="/p/queue-backlog.yaml",
         title="Queue backlog on web tier",
@@ -221,6 +225,35 @@ def test_verified_run_model(runs: Path, clock: Clock) -> None:
         "total": (38.5, 14400.0, False),
     }
     assert report.problems == ()
+
+
+def test_a_run_an_alert_started_names_it_and_is_timed_from_the_alert(runs: Path, clock: Clock) -> None:
+    from irx.serve.dispatch import trigger_of
+
+    incident = Incident(
+        id="3f2a-1", group_key='{}:{alertname="PgIdleSessionsHigh"}', receiver="irx", route="pg-idle",
+        state="running", opened=(clock.now - timedelta(seconds=90)).timestamp(), updated=0.0,
+        labels={"alertname": "PgIdleSessionsHigh", "usename": "app", "severity": "page"},
+    )  # fmt: skip
+    journal = start(runs, "20261122T110944Z-eeeeee", trigger=trigger_of(incident))
+    diagnose(journal, clock)
+    mitigate(journal, clock)
+    verify(journal, clock)
+    finish(journal, clock, "verified", 0)
+    report = load_report(runs / "20261122T110944Z-eeeeee")
+
+    assert report.trigger["alertname"] == "PgIdleSessionsHigh"
+    metrics = {m.key: (m.label, m.seconds) for m in report.metrics}
+    assert metrics["first_diagnostic"] == ("Time from alert to first diagnostic result", 92.0)
+    assert metrics["verified_recovery"] == ("Time from alert to verified recovery", 128.0)
+    assert metrics["total"] == ("Total run duration", 38.5)  # the run itself
+    text = markdown.render(report)
+    assert (
+        "**Trigger**: alertmanager alert PgIdleSessionsHigh (incident 3f2a-1; route pg-idle; severity=page, "
+        "usename=app) at 11:08:14 UTC"
+    ) in text
+    assert "| Time from alert to first diagnostic result | 1m 32s |" in text
+    assert 'data-field="trigger"' in html.render(report)
 
 
 def test_metrics_over_target_are_flagged(runs: Path, clock: Clock) -> None:

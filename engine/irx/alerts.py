@@ -223,3 +223,35 @@ def parse_matcher(text: str) -> Matcher:
 
 def matches_all(matchers: tuple[Matcher, ...], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
+
+
+# What started a run (irx run --trigger @FILE; irx serve writes it for the run of an alert group). Only these
+# keys, each a short string (labels: a mapping of label names to strings): an alert's values are data.
+TRIGGER_KEYS = ("source", "incident", "route", "receiver", "alertname", "fired_at")
+TRIGGER_MAX_BYTES = 64 * 1024
+
+
+def read_trigger(path: str) -> dict[str, Any]:
+    """The trigger in ``path`` (``@`` prefix allowed), checked; ``UsageError`` naming what is wrong."""
+    from pathlib import Path
+
+    where = Path(path.removeprefix("@"))
+    try:
+        raw = where.read_bytes()[: TRIGGER_MAX_BYTES + 1]
+    except OSError as exc:
+        raise UsageError(f"--trigger {where}: cannot read it: {exc.strerror or exc}") from None
+    if len(raw) > TRIGGER_MAX_BYTES:
+        raise UsageError(f"--trigger {where}: larger than {TRIGGER_MAX_BYTES // 1024} KiB")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"--trigger {where}: not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--trigger {where}: expected a JSON object")
+    unknown = sorted(set(data) - {*TRIGGER_KEYS, "labels"})
+    if unknown:
+        raise UsageError(f"--trigger {where}: unknown key(s) {', '.join(map(repr, unknown[:5]))}")
+    trigger: dict[str, Any] = {key: _text(data, key, where=f"--trigger {where}") for key in TRIGGER_KEYS if key in data}
+    if "labels" in data:
+        trigger["labels"] = _labels(data, "labels", where=f"--trigger {where}")
+    return trigger

@@ -217,6 +217,12 @@ def schema() -> None:
     help="At a gate nobody approved in advance, wait up to DURATION (e.g. 30m) for irx approve / irx deny from "
     "another terminal instead of asking here; then stop awaiting approval (exit 4).",
 )
+@click.option(
+    "--trigger",
+    metavar="@FILE",
+    help="What started this run (JSON: source, incident, route, alertname, labels, fired_at), recorded in the "
+    "journal and the post-mortem; irx serve passes the alert's.",
+)
 @click.option("--force", is_flag=True, help="Run even if another run holds the lock of a host this run would change.")
 @click.option(
     "--runs-dir",
@@ -247,6 +253,7 @@ def run(
     yes: bool,
     approve: tuple[str, ...],
     wait_approval: str | None,
+    trigger: str | None,
     force: bool,
     runs_dir: Path | None,
     quiet: bool,
@@ -274,6 +281,7 @@ def run(
         yes=yes,
         approve=approve,
         wait_approval=_duration_option("--wait-approval", wait_approval),
+        trigger=trigger,
         force=force,
         runs_dir=runs_dir,
         quiet=quiet,

@@ -58,6 +58,7 @@ class RunStarted(Event):
     tags: Sequence[str] | None = None
     references: Sequence[Mapping[str, Any]] | None = None
     plan: Sequence[Mapping[str, Any]] | None = None
+    trigger: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -181,6 +181,18 @@ def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
     assert started["params"]["pg_dsn"].endswith(f":{pg_server.port}/postgres")
     assert started["params"]["idle_threshold"] == THRESHOLD
     assert started["mode"] == "dry-run"
+    trigger = started["trigger"]  # the post-mortem names the alert and times the incident from it
+    assert (trigger["source"], trigger["incident"], trigger["route"]) == (
+        "alertmanager",
+        incident["id"],
+        "pg-idle-sessions",
+    )
+    assert trigger["alertname"] == "PgIdleSessionsHigh"
+    assert trigger["labels"]["usename"] == APP_ROLE
+    report = irx_cli.irx("report", started["run_id"], "--runs-dir", str(irx_cli.runs_dir))
+    assert report.rc == 0, report.output
+    assert "**Trigger**: alertmanager alert PgIdleSessionsHigh (incident " in report.stdout
+    assert "| Time from alert to first diagnostic result |" in report.stdout
     # The real diagnostics saw the leak; the mitigation that would end it never ran.
     idle = [e for e in events if e["type"] == "host_result" and e["step"] == "app_idle"]
     assert [e["data"] for e in idle] == [SESSIONS]

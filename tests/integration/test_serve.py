@@ -216,12 +216,19 @@ def test_an_alert_starts_one_real_run_and_repeats_update_it(server: Server, irx_
     repeats = [server.post(alert).json() for _ in range(3)]
     assert {r["incident"] for r in repeats} == {first.json()["incident"]}
     assert {r["received"] for r in repeats} == {"repeat"}
+    # run-report waits at its gate for a person (the route pre-approved nothing): one approves it from a
+    # terminal of the control node, bound to what the gate shows.
+    gate = _poll_journal(irx_cli, "approval_requested")
+    assert gate["step"] == "gated_fix"
+    [journal] = irx_cli.journals()
+    approved = irx_cli.irx("approve", journal.parent.name, "gated_fix", "--hash", gate["approval_hash"][7:19])
+    assert approved.rc == 0, approved.output
     [incident] = server.wait_for(lambda found: found and found[0]["state"] == "finished")
     assert incident["notifications"] == 4
-    # run-report stops at its gate: no person approved it, and the route pre-approved nothing.
     logs = "".join(p.read_text() for p in (server.state / "runs").glob("*/run.log"))
-    assert incident["outcome"] == "awaiting_approval", logs  # the journal's status, not the exit code
-    [journal] = irx_cli.journals()
+    assert incident["outcome"] == "verified", logs  # the journal's status, not the exit code
+    [approval] = [e for e in read_journal(journal).events if e["type"] == "approval"]
+    assert (approval["approved"], approval["method"]) == (True, "cli")
     started = read_journal(journal).events[0]
     assert incident["run_id"] == started["run_id"] == journal.parent.name
     assert started["limit"] == "web1"  # the label's host, without its port
@@ -229,6 +236,17 @@ def test_an_alert_starts_one_real_run_and_repeats_update_it(server: Server, irx_
     assert started["hosts"] == ["web1"]
     resolved = server.post(notification("QueueStuck", {"instance": "web1:9100"}, status="resolved")).json()
     assert resolved == {"incident": incident["id"], "received": "resolved", "state": "finished"}
+
+
+def _poll_journal(irx_cli: IrxCli, kind: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in irx_cli.journals():
+            found = [e for e in read_journal(path).events if e["type"] == kind]
+            if found:
+                return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} event within {timeout:g}s in {irx_cli.runs_dir}")
 
 
 @pytest.mark.parametrize("instance", ["web1,db1", "all", "web*", "!web1", "nowhere:9100"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -214,6 +215,7 @@ class Report:
     plan_hash: str | None = None
     irx_version: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    trigger: dict[str, Any] = field(default_factory=dict)  # what started the run (an alert), when recorded
     hosts: tuple[str, ...] = ()
     started: str | None = None
     ended: str | None = None
@@ -233,6 +235,21 @@ class Report:
     finding: Finding = field(default_factory=Finding)
     results: tuple[HostResult, ...] = ()  # every host result in journal order, every attempt, preflight too
     problems: tuple[str, ...] = ()
+
+    @property
+    def trigger_text(self) -> str | None:
+        """What started the run, in a line: ``alertmanager alert PgIdleSessionsHigh (incident …, route …)``."""
+        trigger = self.trigger
+        if not trigger:
+            return None
+        what = f"{trigger.get('source') or 'external'} alert {trigger.get('alertname') or '(unnamed)'}"
+        about = [f"{key} {trigger[key]}" for key in ("incident", "route") if trigger.get(key)]
+        labels = trigger.get("labels")
+        if isinstance(labels, Mapping) and labels:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
+            about += [humanize.shorten(shown, 160)] if shown else []
+        at = f" at {clock(as_str(trigger.get('fired_at')))} UTC" if trigger.get("fired_at") else ""
+        return what + (f" ({'; '.join(about)})" if about else "") + at
 
     def step(self, step_id: str) -> Step | None:
         return next((step for step in self.steps if step.id == step_id), None)

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from irx import humanize
-from irx.report.facts import SEVERITY_TARGETS, Finding, HostResult, Metric, Report, Step, elapsed
+from irx.report.facts import SEVERITY_TARGETS, Finding, HostResult, Metric, Report, Step, as_str, elapsed
 
 # Which target each metric is held to: the first diagnostic result is the response, the rest resolution.
 METRICS: tuple[tuple[str, str, str], ...] = (
@@ -48,10 +48,12 @@ def metrics(report: Report) -> list[Metric]:
             (phase.finished for phase in reversed(report.phases) if phase.name == "verify" and phase.status == "ok"),
             report.ended,
         )
+    # With an alert behind the run, its clock starts when the alert arrived, not when the run began.
+    origin = as_str(report.trigger.get("fired_at")) or report.started
     values = {
-        "first_diagnostic": elapsed(report.started, first_diag),
-        "mitigation": elapsed(report.started, fix.finished if fix else None),
-        "verified_recovery": elapsed(report.started, verified),
+        "first_diagnostic": elapsed(origin, first_diag),
+        "mitigation": elapsed(origin, fix.finished if fix else None),
+        "verified_recovery": elapsed(origin, verified),
         "total": report.duration,
     }
     targets = SEVERITY_TARGETS.get(report.severity or "", {})
@@ -59,6 +61,8 @@ def metrics(report: Report) -> list[Metric]:
     for key, label, kind in METRICS:
         seconds, target = values[key], targets.get(kind)
         over = seconds is not None and target is not None and seconds > target
+        if key != "total" and origin != report.started:
+            label = label.replace("Time to", "Time from alert to")
         found.append(Metric(key, label, seconds, target, kind, over))
     return found
 

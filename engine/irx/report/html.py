@@ -235,6 +235,7 @@ def _header(report: Report, title: str) -> str:
         ("Duration", format_duration(report.duration) + ("" if report.finished else " (so far)")),
         ("Mode", report.mode or "—"),
         ("Inventory", report.inventory or "—"),
+        *([("Trigger", report.trigger_text)] if report.trigger_text else []),
     ]
     cells = "".join(
         f'<div class="field" data-field="{_e(name.lower().replace(" ", "_"))}"><dt>{_e(name)}</dt>'

@@ -78,6 +78,7 @@ def _header(report: Report) -> list[str]:
         + (f" (limit {report.limit})" if report.limit else "")
         + f" · **Mode**: {mode}",
         f"**Run**: {report.run_id}" + (f" · **Plan**: {report.plan_hash}" if report.plan_hash else ""),
+        *([f"**Trigger**: {report.trigger_text}"] if report.trigger_text else []),
         "",
     ]
 

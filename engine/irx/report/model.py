@@ -117,6 +117,7 @@ def build_report(journal: JournalRead) -> Report:
         plan_hash=as_str(started.get("plan_hash")),
         irx_version=as_str(started.get("irx_version")),
         params=dict(started["params"]) if isinstance(started.get("params"), Mapping) else {},
+        trigger=dict(started["trigger"]) if isinstance(started.get("trigger"), Mapping) else {},
         hosts=as_strs(started.get("hosts")),
         started=start_ts,
         ended=end_ts,

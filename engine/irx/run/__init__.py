@@ -53,6 +53,7 @@ class RunOptions:
     yes: bool = False
     approve: Sequence[str] = ()
     wait_approval: float | None = None  # seconds a gate waits for irx approve / deny (None: it does not wait)
+    trigger: str | None = None  # @FILE: what started the run (irx.alerts.read_trigger)
     force: bool = False
     runs_dir: Path | None = None
     quiet: bool = False
@@ -85,6 +86,7 @@ def run_playbook(
     """Run playbook ``name``; its journal records everything. ``redactor`` learns the run's secrets (the
     caller redacts its own output with it); ``ask`` asks a person at a gate (None: nobody to ask).
     Raises ``IrxError`` for what was refused before the run began (exit 2), after recording it."""
+    from irx.alerts import read_trigger
     from irx.inventory import load_inventory
     from irx.library import find_playbook
     from irx.loader import load_playbook
@@ -93,6 +95,7 @@ def run_playbook(
 
     playbook = load_playbook(find_playbook(name, options.playbook_dir))
     check_approve_ids(playbook, options.approve)
+    trigger = read_trigger(options.trigger) if options.trigger else None
     supplied = parse_extra_vars(options.extra_vars)
     inv = load_inventory(options.inventory, options.limit, options.vault)
     targets = resolve_targets(playbook, inv)
@@ -106,6 +109,7 @@ def run_playbook(
         stack.callback(sessions.close)
         prepared = prepare(playbook, inv, supplied, options.environ, targets)
         run = _open(stack, playbook, inv, prepared, options, progress, redactor, sessions)
+        run.trigger = trigger
         try:
             run.ending.outcome = _walk(run, stack, ask)
         except IrxError as exc:
@@ -138,6 +142,7 @@ class _Run:
     journal: Journal
     comms: Communications
     ending: _Ending
+    trigger: dict[str, Any] | None = None  # what started the run (--trigger), recorded in run_started
 
 
 class _Ending:
@@ -248,6 +253,7 @@ def _record_start(run: _Run) -> None:
             yes=options.yes,
             approve=list(options.approve),
             limit=options.limit or None,
+            trigger=run.trigger,
         )
     )
     if run.lock is not None:

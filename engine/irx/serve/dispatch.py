@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from irx.incidents import Incident, IncidentBook
 from irx.routes import Route, Routes
@@ -40,9 +41,29 @@ class Launch:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
-def run_argv(route: Route, incident: Incident, launch: Launch, params_file: Path | None) -> list[str]:
+def trigger_of(incident: Incident) -> dict[str, Any]:
+    """What started an incident's run, as ``irx run --trigger`` records it: the alert group, as data."""
+    from datetime import UTC, datetime
+
+    fired = datetime.fromtimestamp(incident.opened, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "source": "alertmanager",
+        "incident": incident.id,
+        "route": incident.route or "",
+        "receiver": incident.receiver,
+        "alertname": incident.labels.get("alertname", ""),
+        "labels": dict(incident.labels),
+        "fired_at": fired,
+    }
+
+
+def run_argv(
+    route: Route, incident: Incident, launch: Launch, params_file: Path | None, trigger_file: Path | None = None
+) -> list[str]:
     """The argv of one incident's run: every value its own argument, in the ``--option=value`` form."""
     argv = [*launch.command, "run", route.playbook, f"--runs-dir={launch.runs_dir}", "--quiet", "--format=json"]
+    if trigger_file is not None:
+        argv.append(f"--trigger=@{trigger_file}")
     if launch.playbook_dir is not None:
         argv.append(f"--playbooks={launch.playbook_dir}")
     if route.inventory:
@@ -102,11 +123,9 @@ class Dispatcher:
         private.mkdir(mode=0o700, exist_ok=True)
         params_file = None
         if incident.params:
-            params_file = private / "params.json"
-            descriptor = os.open(params_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(incident.params, handle)
-        argv = run_argv(route, incident, self.launch, params_file)
+            params_file = _private_json(private / "params.json", incident.params)
+        trigger_file = _private_json(private / "trigger.json", trigger_of(incident))
+        argv = run_argv(route, incident, self.launch, params_file, trigger_file)
         with open(private / "run.log", "ab") as output:
             child = subprocess.Popen(  # argv is a list: no shell, every value one argument
                 argv,
@@ -224,3 +243,11 @@ def _ours(pid: int, incident_id: str) -> bool:
     except OSError:
         return True  # cannot tell: keep watching rather than declare a live run finished
     return f"IRX_INCIDENT={incident_id}".encode() in environ.split(b"\0")
+
+
+def _private_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as JSON to ``path``, readable by this account only; return the path."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    return path
