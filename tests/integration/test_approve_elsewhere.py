@@ -5,6 +5,7 @@ decision each stop the run without running the step."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -12,6 +13,7 @@ import re
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,11 +57,22 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str,
     return proc.returncode, out, err
 
 
+@contextlib.contextmanager
+def _running(irx_cli: IrxCli, state: Path, wait: str) -> Iterator[subprocess.Popen[str]]:
+    """A background run of run-gated with --wait-approval, killed if the test leaves it running."""
+    proc = _start(irx_cli, state, wait)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_irx_approve_from_another_terminal_runs_exactly_what_was_shown(
     irx_cli: IrxCli, state: Path, timeline_validator: Draft202012Validator
 ) -> None:
-    proc = _start(irx_cli, state, "90s")
-    try:
+    with _running(irx_cli, state, "90s") as proc:
         gate = _waiting(irx_cli, proc)
         run_id, full_hash = gate["run_id"], gate["approval_hash"]
         assert gate["step"] == "fix"
@@ -95,10 +108,6 @@ def test_irx_approve_from_another_terminal_runs_exactly_what_was_shown(
         assert "echo fixed >" in approved.stdout  # what is approved is shown
         assert f"approved fix@{full_hash[7:19]} as {ME}: run {run_id} recorded it" in approved.stdout
         rc, out, err = _finish(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert rc == 0, (out, err)
     assert canaries(state) == sorted(["canary-web1", f"canary-{socket.gethostname()}"])
     journal = read_journal(irx_cli.journals()[-1])
@@ -122,8 +131,7 @@ def canaries(state: Path) -> list[str]:
 def test_irx_deny_skips_the_step_and_records_why(
     irx_cli: IrxCli, state: Path, timeline_validator: Draft202012Validator
 ) -> None:
-    proc = _start(irx_cli, state, "90s")
-    try:
+    with _running(irx_cli, state, "90s") as proc:
         gate = _waiting(irx_cli, proc)
         no_reason = irx_cli.irx("deny", gate["run_id"])
         assert no_reason.rc == 2, no_reason.output
@@ -132,10 +140,6 @@ def test_irx_deny_skips_the_step_and_records_why(
         assert denied.rc == 0, denied.output
         assert f"refused fix@{gate['approval_hash'][7:19]} as {ME}" in denied.stdout
         rc, out, err = _finish(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert canaries(state) == []
     journal = read_journal(irx_cli.journals()[-1])
     check_journal(journal, timeline_validator)
@@ -172,15 +176,10 @@ def test_a_gate_nobody_answers_stops_awaiting_approval_and_says_how_to_go_on(
 def test_an_interrupt_while_waiting_stops_the_run_cleanly(
     irx_cli: IrxCli, state: Path, timeline_validator: Draft202012Validator
 ) -> None:
-    proc = _start(irx_cli, state, "90s")
-    try:
+    with _running(irx_cli, state, "90s") as proc:
         gate = _waiting(irx_cli, proc)
         proc.send_signal(signal.SIGINT)
         rc, out, err = _finish(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert rc == 130, (out, err)
     assert canaries(state) == []
     journal = read_journal(irx_cli.journals()[-1])
@@ -196,8 +195,7 @@ def test_a_decision_for_another_rendering_runs_nothing(
 ) -> None:
     # Whoever can write into the run's directory can forge a decision; it still only approves the rendering
     # it names, and this one names another.
-    proc = _start(irx_cli, state, "90s")
-    try:
+    with _running(irx_cli, state, "90s") as proc:
         gate = _waiting(irx_cli, proc)
         forged = {"step": "fix", "approve": True, "approval_hash": "sha256:" + "ab" * 32, "by": "mallory@elsewhere",
                   "via": "cli", "reason": "", "at": 0.0}  # fmt: skip
@@ -205,10 +203,6 @@ def test_a_decision_for_another_rendering_runs_nothing(
         folder.mkdir()
         (folder / "fix.json").write_text(json.dumps(forged))
         rc, out, err = _finish(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert rc == 4, (out, err)
     assert canaries(state) == []
     journal = read_journal(irx_cli.journals()[-1])
