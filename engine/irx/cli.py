@@ -8,12 +8,13 @@ paramiko, jsonschema) are imported inside the functions that need them, so ``irx
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from irx.cli_journal import FORMAT_TEXT_JSON, RUNS_DIR_OPTION
 from irx.errors import ExitCode, IrxError
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ Exit codes:
   130  interrupted (Ctrl-C / SIGTERM / SIGHUP); everything done so far is recorded
 """
 
-FORMAT_TEXT_JSON = click.Choice(["text", "json"])
-
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -43,51 +42,6 @@ def cli() -> None:
     Validate incident playbooks in CI, plan them for drills, run them against an Ansible inventory
     (diagnose -> mitigate -> verify, with approvals and rollback) and keep a timeline for the post-mortem.
     """
-
-
-@cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "github", "junit", "sarif"]),
-    default="text",
-    show_default=True,
-    help="Output format: text (path:line:col: rule: message), json, github (workflow annotations), "
-    "junit (XML) or sarif (2.1.0).",
-)
-@click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 1).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE.")
-def validate(paths: tuple[Path, ...], fmt: str, strict: bool, output: Path | None) -> None:
-    """Validate playbooks (files or directories; default: playbooks/).
-
-    Reports every problem at once, YAML, schema and semantic, each as path:line:col: rule-id: message.
-    Exit 0 when clean, 1 when problems were found (warnings only with --strict), 2 on usage errors.
-    """
-    from irx.commands.validate import main
-
-    raise SystemExit(main(list(paths), fmt=fmt, strict=strict, output=output))
-
-
-@cli.command(name="list")
-@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
-@click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
-def list_(fmt: str, playbook_dir: Path | None) -> None:
-    """List the playbooks: name, severity, title and step counts per phase."""
-    from irx.commands.list import main
-
-    raise SystemExit(main(fmt=fmt, playbook_dir=playbook_dir))
-
-
-@cli.command()
-@click.argument("name")
-@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
-@click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
-def show(name: str, fmt: str, playbook_dir: Path | None) -> None:
-    """Show one playbook: symptoms, params and steps by phase. NAME is a name or a file path."""
-    from irx.commands.show import main
-
-    raise SystemExit(main(name, fmt=fmt, playbook_dir=playbook_dir))
 
 
 VAULT_OPTIONS = (
@@ -189,12 +143,51 @@ def plan(
     )
 
 
-@cli.command()
-def schema() -> None:
-    """Print the playbook JSON Schema (draft 2020-12)."""
-    from irx.commands.schema import main
-
-    raise SystemExit(main())
+def _run_controls(command: Callable[..., None]) -> Callable[..., None]:
+    """The options irx run and irx resume share: approvals, lock, journal, output, forks, secrets."""
+    options: list[Callable[[Any], Any]] = [
+        click.option("-y", "--yes", is_flag=True, help="Approve every approval gate (no prompt)."),
+        click.option(
+            "--approve",
+            multiple=True,
+            metavar="STEP[@HASH]",
+            help="Approve this step's gate (repeatable); with @HASH (from irx plan or the gate), only that exact "
+            "rendering.",
+        ),
+        click.option(
+            "--wait-approval",
+            "wait_approval",
+            metavar="DURATION",
+            help="At a gate nobody approved in advance, wait up to DURATION (e.g. 30m) for irx approve / irx deny "
+            "from another terminal instead of asking here; then stop awaiting approval (exit 4).",
+        ),
+        click.option(
+            "--force", is_flag=True, help="Run even if another run holds the lock of a host this run would change."
+        ),
+        click.option(
+            "--runs-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="IRX_RUNS_DIR",
+            help="Where run journals go. Default: .irx/runs (env IRX_RUNS_DIR).",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No live progress; only the final status line."),
+        click.option(
+            "--format",
+            "fmt",
+            type=FORMAT_TEXT_JSON,
+            default="text",
+            show_default=True,
+            help="json: a machine-readable summary on stdout (progress goes to stderr).",
+        ),
+        click.option("--forks", type=click.IntRange(1, 500), default=10, show_default=True, help="Parallel hosts."),
+        click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."),
+        _vault_options,
+        BECOME_OPTIONS[0],
+        BECOME_OPTIONS[1],
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @cli.command()
@@ -203,47 +196,13 @@ def schema() -> None:
 @click.option("-l", "--limit", help="Further limit the hosts with an Ansible pattern.")
 @click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="K=V|@FILE", help="Param values (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Run the read-only steps for real; show which mutating steps would run.")
-@click.option("-y", "--yes", is_flag=True, help="Approve every approval gate (no prompt).")
-@click.option(
-    "--approve",
-    multiple=True,
-    metavar="STEP[@HASH]",
-    help="Approve this step's gate (repeatable); with @HASH (from irx plan or the gate), only that exact rendering.",
-)
-@click.option(
-    "--wait-approval",
-    "wait_approval",
-    metavar="DURATION",
-    help="At a gate nobody approved in advance, wait up to DURATION (e.g. 30m) for irx approve / irx deny from "
-    "another terminal instead of asking here; then stop awaiting approval (exit 4).",
-)
 @click.option(
     "--trigger",
     metavar="@FILE",
     help="What started this run (JSON: source, incident, route, alertname, labels, fired_at), recorded in the "
     "journal and the post-mortem; irx serve passes the alert's.",
 )
-@click.option("--force", is_flag=True, help="Run even if another run holds the lock of a host this run would change.")
-@click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="IRX_RUNS_DIR",
-    help="Where run journals go. Default: .irx/runs (env IRX_RUNS_DIR).",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No live progress; only the final status line.")
-@click.option(
-    "--format",
-    "fmt",
-    type=FORMAT_TEXT_JSON,
-    default="text",
-    show_default=True,
-    help="json: a machine-readable summary on stdout (progress goes to stderr).",
-)
-@click.option("--forks", type=click.IntRange(1, 500), default=10, show_default=True, help="Parallel hosts.")
-@click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory.")
-@_vault_options
-@BECOME_OPTIONS[0]
-@BECOME_OPTIONS[1]
+@_run_controls
 def run(
     name: str,
     inventory: str | None,
@@ -293,45 +252,66 @@ def run(
     raise SystemExit(main(name, options))
 
 
-RUNS_DIR_OPTION = click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="IRX_RUNS_DIR",
-    help="Where run journals are. Default: .irx/runs (env IRX_RUNS_DIR).",
-)
-
-
 @cli.command()
-@click.argument("run_id", default="latest", metavar="[RUN_ID|latest]")
+@click.argument("run_id", metavar="RUN_ID|latest")
 @click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["markdown", "json", "html"]),
-    default="markdown",
-    show_default=True,
-    help="markdown: a post-mortem draft; json: described by schemas/report.schema.json; html: one file.",
+    "--from", "from_step", metavar="STEP", help="Run again from STEP, on all its hosts (and every later step)."
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE.")
-@RUNS_DIR_OPTION
-def report(run_id: str, fmt: str, output: Path | None, runs_dir: Path | None) -> None:
-    """Render a run's report from its journal: timeline, evidence, resolution, metrics vs severity targets.
+@click.option("--replan", is_flag=True, help="Continue although the playbook or inventory renders differently now.")
+@click.option(
+    "-e",
+    "--extra-vars",
+    "extra_vars",
+    multiple=True,
+    metavar="@FILE",
+    help="A secret param given with -e when the run started (irx did not keep it); best as @FILE.",
+)
+@_run_controls
+def resume(
+    run_id: str,
+    from_step: str | None,
+    replan: bool,
+    extra_vars: tuple[str, ...],
+    yes: bool,
+    approve: tuple[str, ...],
+    wait_approval: str | None,
+    force: bool,
+    runs_dir: Path | None,
+    quiet: bool,
+    fmt: str,
+    forks: int,
+    playbook_dir: Path | None,
+    vault_password_file: str | None,
+    ask_vault_pass: bool,
+    become_password_file: str | None,
+    ask_become_pass: bool,
+) -> None:
+    """Continue a run that stopped: at a gate (exit 4), interrupted, or failed.
 
-    RUN_ID is a run id, a unique prefix of one, or latest (default). A journal with torn or corrupted lines
-    is still reported (its problems are listed). Exit 0 written, 2 unknown run or unwritable FILE.
+    In the same journal, with the same playbook, inventory, limit and params: steps that completed are not
+    run again (their results stand); the step it stopped at runs again only on the hosts where it did not
+    succeed (--from STEP: from that step, on all hosts). Refused, with what differs, when the playbook or
+    inventory renders differently now (--replan accepts it). Exit codes as irx run.
     """
-    from irx.commands.report import main
+    from irx.commands.resume import main
+    from irx.run import RunOptions
 
-    raise SystemExit(main(run_id, fmt=fmt, output=output, runs_dir=runs_dir))
-
-
-@cli.command()
-@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
-@RUNS_DIR_OPTION
-def history(fmt: str, runs_dir: Path | None) -> None:
-    """List recorded runs, newest first: id, playbook, inventory, mode, status, operator, started, duration."""
-    from irx.commands.history import main
-
-    raise SystemExit(main(fmt=fmt, runs_dir=runs_dir))
+    options = RunOptions(
+        extra_vars=extra_vars,
+        yes=yes,
+        approve=approve,
+        wait_approval=_duration_option("--wait-approval", wait_approval),
+        force=force,
+        runs_dir=runs_dir,
+        quiet=quiet,
+        fmt=fmt,
+        forks=forks,
+        playbook_dir=playbook_dir,
+        vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
+        from_step=from_step,
+        replan=replan,
+    )
+    raise SystemExit(main(run_id, options))
 
 
 def _duration_option(name: str, value: str | None) -> float | None:
@@ -346,51 +326,6 @@ def _duration_option(name: str, value: str | None) -> float | None:
     if seconds <= 0:
         raise click.BadParameter(f"{value!r} is not a duration such as 90s, 30m or 2h", param_hint=name)
     return seconds
-
-
-@cli.command()
-@click.argument("run_id")
-@click.argument("step", required=False)
-@click.option("--hash", "expect_hash", metavar="HASH", help="Approve only this rendering (from irx runs or the gate).")
-@click.option("-y", "--yes", is_flag=True, help="Approve what the gate shows without asking (no --hash needed).")
-@RUNS_DIR_OPTION
-def approve(run_id: str, step: str | None, expect_hash: str | None, yes: bool, runs_dir: Path | None) -> None:
-    """Approve the gate a run waits at (a run started with --wait-approval), from another terminal.
-
-    Shows what the step would run on each host and its approval hash, then records the approval, as this
-    account, bound to that hash: the run runs exactly that, or nothing. RUN_ID may be a unique prefix; STEP
-    defaults to the step the run waits for. Exit 0 recorded, 2 not waiting, another step, or a stale --hash.
-    """
-    from irx.commands.approve import decide
-
-    raise SystemExit(decide(run_id, step, approve=True, expect_hash=expect_hash, yes=yes, runs_dir=runs_dir))
-
-
-@cli.command()
-@click.argument("run_id")
-@click.argument("step", required=False)
-@click.option("--reason", required=True, help="Why not: recorded in the journal and the post-mortem.")
-@RUNS_DIR_OPTION
-def deny(run_id: str, step: str | None, reason: str, runs_dir: Path | None) -> None:
-    """Refuse the gate a run waits at: the step does not run, the run goes on without it.
-
-    Exit 0 recorded, 2 not waiting or another step.
-    """
-    if not reason.strip():
-        raise click.BadParameter("say why the step must not run", param_hint="--reason")
-    from irx.commands.approve import decide
-
-    raise SystemExit(decide(run_id, step, approve=False, reason=reason.strip(), runs_dir=runs_dir))
-
-
-@cli.command()
-@click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
-@RUNS_DIR_OPTION
-def runs(fmt: str, runs_dir: Path | None) -> None:
-    """List the runs still running, waiting at a gate (and for what), or stopped awaiting approval."""
-    from irx.commands.approve import runs as main
-
-    raise SystemExit(main(fmt=fmt, runs_dir=runs_dir))
 
 
 @cli.command()
@@ -459,6 +394,13 @@ def serve(
         stop_runs=stop_runs,
     )
     raise SystemExit(serve_main(options))
+
+
+from irx.cli_journal import approve, deny, history, report, runs  # noqa: E402 (the commands on a run's journal)
+from irx.cli_library import list_, schema, show, validate  # noqa: E402 (the commands on the playbook library)
+
+for _command in (validate, list_, show, schema, report, history, approve, deny, runs):
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,6 +59,27 @@ class RunStarted(Event):
     references: Sequence[Mapping[str, Any]] | None = None
     plan: Sequence[Mapping[str, Any]] | None = None
     trigger: Mapping[str, Any] | None = None
+    inventory_source: str | None = None  # what --inventory resolved to (the file Ansible read)
+    supplied: Mapping[str, Any] | None = None  # the -e values (secrets masked): irx resume gives them again
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResumed(Event):
+    """``irx resume``: the same run continues in the same journal, from where it stopped."""
+
+    type: ClassVar[str] = "run_resumed"
+    operator: str
+    after: str  # the status the run had stopped with
+    plan_hash: str
+    attempt: int  # 2 for the first resumption
+    pid: int | None = None
+    from_step: str | None = None  # the first step that runs again
+    rerun_hosts: Sequence[str] | None = None  # that step's hosts that run it again (the others were ok)
+    done: Sequence[str] | None = None  # steps completed before, not run again
+    replanned: bool | None = None  # the plan renders differently and --replan accepted it
+    changes: Sequence[str] | None = None  # what renders differently (with --replan)
+    approve: Sequence[str] | None = None
+    yes: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +252,7 @@ class RunFinished(Event):
 
 EVENTS: tuple[type[Event], ...] = (
     RunStarted,
+    RunResumed,
     PhaseStarted,
     PhaseFinished,
     StepStarted,

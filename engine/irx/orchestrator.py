@@ -25,6 +25,7 @@ from irx.ports import Journal as Journal
 from irx.ports import Progress as Progress
 from irx.ports import Targeting as Targeting
 from irx.results import HostResult, StepResult, step_views
+from irx.resume import Resumption
 from irx.verdict import VERIFICATION_FAILED, WOULD_RESOLVE
 
 
@@ -53,6 +54,7 @@ class Orchestrator:
     notify: Callable[[Step, str], None] | None = None
     on_phase: Callable[[str, bool], None] | None = None  # (phase, again): for status updates to people
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    resume: Resumption | None = None  # irx resume: the steps done before and the hosts kept (irx.resume)
     results: dict[str, StepResult] = field(default_factory=dict)
     _dry_note: str = ""
     _approved: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # step -> (hash, host forms)
@@ -105,7 +107,7 @@ class Orchestrator:
 
     def _phase(self, phase: str, verify: bool = False, again: bool = False) -> str | None:
         """Run one phase; a reason to roll back, or None. Aborts raise _Stop."""
-        steps = self.playbook.phases.get(phase, ())
+        steps = [s for s in self.playbook.phases.get(phase, ()) if again or not self._restored(s)]
         if not steps:
             return None
         label = f"{phase} (again)" if again else phase
@@ -138,6 +140,13 @@ class Orchestrator:
             self.journal.record(events.PhaseFinished(phase=phase, status=status, again=again))
         return None
 
+    def _restored(self, step: Step) -> bool:
+        """A step completed before the run was resumed: its recorded result stands, it does not run again."""
+        done = self.resume.restored(step) if self.resume is not None else None
+        if done is not None:
+            self.results[step.id] = done
+        return done is not None
+
     # -- one step -----------------------------------------------------------------------------------------
 
     def _context(self, host: str | None, own: StepResult | None = None, step: Step | None = None) -> dict[str, Any]:
@@ -156,6 +165,7 @@ class Orchestrator:
     def _step(self, step: Step) -> StepResult:
         self._check_stop()
         hosts = self.targeting.hosts(step.on) if step.runs_on_hosts and step.on else [LOCAL_HOST]
+        hosts = [h for h in hosts if h not in (self.resume.kept_for(step) if self.resume else {})]
         started = time.monotonic()
         self.journal.record(
             events.StepStarted(
@@ -275,12 +285,14 @@ class Orchestrator:
         if step.runs_on_hosts:
             tasks = self._render_hosts(step, hosts)
             forms = [(host, self._form(task)) for task in tasks for host in task.hosts]
-            text = "\n".join(f"{self.mask(_action_text(t))}  [on {', '.join(t.hosts)}]" for t in tasks)
-            return forms, text
+            # The plan's lines for the same rendering (irx.actions), so a gate shows what irx plan showed.
+            lines = [actions.text(actions.host_action(t.action, t.spec, t.args, t.env, t.chdir)) for t in tasks]
+            return forms, "\n".join(
+                f"{self.mask(x)}  [on {', '.join(t.hosts)}]" for x, t in zip(lines, tasks, strict=True)
+            )
         spec = self._render_local(step)
-        return [(LOCAL_HOST, self.mask({"action": step.action, "spec": jsonable(spec)}))], self.mask(
-            _local_text(step, spec)
-        )
+        form = self.mask({"action": step.action, "spec": jsonable(spec)})
+        return [(LOCAL_HOST, form)], self.mask(actions.text(actions.shown(step, spec)))
 
     def _form(self, task: HostTask) -> Any:
         rendered: dict[str, Any] = {"env": dict(task.env), "chdir": task.chdir}
@@ -382,7 +394,8 @@ class Orchestrator:
 
     def _execute_hosts(self, step: Step, hosts: Sequence[str]) -> StepResult:
         target = self.playbook.targets.get(step.on or "")
-        results: dict[str, HostResult] = {}
+        results = dict(self.resume.kept_for(step)) if self.resume else {}  # hosts where it succeeded before
+        total = len(hosts) + len(results)
         for host in hosts:
             if host in self.unreachable:
                 results[host] = HostResult(host, "unreachable", msg=self.unreachable[host])
@@ -413,15 +426,15 @@ class Orchestrator:
                 parse_into(step, result)
                 results[host] = result
                 self.journal.record(host_event(step, result))
-            if over_budget(results, len(hosts), budget):
+            if over_budget(results, total, budget):
                 break
         missing = [h for h in hosts if h not in results]
         for host in missing:
             results[host] = HostResult(host, "skipped", msg="not run: the failure budget was spent")
             self.journal.record(host_event(step, results[host]))
-        status = step_status(results, len(hosts), budget)
+        status = step_status(results, total, budget)
         failed = [h for h, r in results.items() if r.status not in {"ok", "skipped"}]
-        reason = f"{len(failed)} of {len(hosts)} host(s) failed" if failed else ""
+        reason = f"{len(failed)} of {total} host(s) failed" if failed else ""
         return StepResult(step.id, status, hosts=results, reason=reason)
 
     # -- local steps -------------------------------------------------------------------------------------------
@@ -485,13 +498,3 @@ def _fields(context: Mapping[str, Any], where: str) -> actions.Fields:
     """A run's rendering of a step's fields: everything rendered now; an assert's conditions are decided when
     it runs."""
     return actions.Fields(lambda name, source, shell: _render(source, context, where, name, shell=shell))
-
-
-def _action_text(task: HostTask) -> str:
-    """What a gate shows for a host task: the plan's lines for the same rendering (irx.actions)."""
-    return actions.text(actions.host_action(task.action, task.spec, task.args, task.env, task.chdir))
-
-
-def _local_text(step: Step, spec: Any) -> str:
-    """What a gate shows for a control-node step, from its executor's input: the plan's lines (irx.actions)."""
-    return actions.text(actions.shown(step, spec))

@@ -41,7 +41,7 @@ class Approval:
 
             return "awaiting_approval", self.reason or (
                 f"step '{step_id}' needs approval and there is no terminal to ask: "
-                f"rerun with --approve {step_id}@{short(gate_hash)} or --yes"
+                f"approve it with --approve {step_id}@{short(gate_hash)} or --yes"
             )
         return None
 

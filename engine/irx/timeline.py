@@ -83,6 +83,7 @@ OUTPUT_CAP = 64 * 1024  # bytes of UTF-8 kept per stdout/stderr of one host resu
 
 EVENT_TYPES: tuple[str, ...] = (
     "run_started",
+    "run_resumed",
     "phase_started",
     "phase_finished",
     "step_started",
@@ -235,6 +236,29 @@ class Journal:
         for directory in (run_dir, run_dir.parent):
             _fsync_directory(directory)
         return cls(run_dir, run_id, fd, redactor, output_cap)
+
+    @classmethod
+    def reopen(cls, run_dir: Path, redactor: Redactor, *, output_cap: int = OUTPUT_CAP) -> Journal:
+        """Open the journal of a run that ended, to append its continuation (``irx resume``): locked for
+        this process, numbering on from its last event. Refused while another process holds it."""
+        path = Path(run_dir) / TIMELINE_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalError(f"{path}: the run is still running (its journal is locked)") from None
+        except OSError:
+            pass  # a filesystem without flock only loses "running" detection
+        read = read_journal(path)
+        journal = cls(Path(run_dir), Path(run_dir).name, fd, redactor, output_cap)
+        journal._seq = max((int(e.get("seq", 0)) for e in read.events), default=0)
+        size = os.fstat(fd).st_size
+        journal._torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # end a torn last line first
+        return journal
 
     def record(self, event: Event) -> dict[str, Any]:
         """Record a typed event (irx.events): the way the run writes its journal."""

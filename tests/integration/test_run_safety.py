@@ -57,10 +57,15 @@ def test_approval_missing_without_a_terminal_stops_at_the_gate(
     )
 
     assert ran.rc == 4, ran.output
-    assert re.search(
-        r"step 'fix' needs approval and there is no terminal to ask: rerun with --approve fix@[0-9a-f]{12} or --yes",
+    gate = re.search(
+        r"step 'fix' needs approval and there is no terminal to ask: "
+        r"approve it with --approve fix@([0-9a-f]{12}) or --yes",
         ran.stderr,
     )
+    assert gate, ran.stderr
+    # ... and how to continue this same run once it is reviewed.
+    run_id = irx_cli.journal().path.parent.name
+    assert f"irx resume {run_id} --approve fix@{gate.group(1)}" in ran.stderr
     assert "WAITING FOR APPROVAL in " in ran.stdout
     # The channel hears that the run waits, not that remediation failed.
     sent = messages.read_text()

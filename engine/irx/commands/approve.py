@@ -87,7 +87,8 @@ def _not_waiting(run_id: str, status: str, run_dir: Path) -> str:
         gate = read_journal(run_dir).last("approval") or {}
         return (
             f"run {run_id} stopped awaiting approval of {gate.get('step', 'a step')} and is not waiting: "
-            "start it again with --approve STEP@HASH, or with --wait-approval to approve it from here"
+            f"continue it with irx resume {run_id} --approve STEP@HASH, or with --wait-approval to approve it "
+            "from here"
         )
     if status == RUNNING:
         return f"run {run_id} is running and not waiting for an approval (irx runs shows what waits)"

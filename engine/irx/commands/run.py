@@ -153,3 +153,18 @@ def _summary(result: RunResult, fmt: str, progress: Progress, redactor: Redactor
     )
     if outcome.status == "awaiting_approval":
         click.echo(f"irx: {redactor.redact_text(outcome.reason)}", err=True)
+        gate = _last_gate(result)
+        if gate is not None:
+            click.echo(
+                f"irx: to continue this run once reviewed: irx resume {result.run_id} --approve {gate}", err=True
+            )
+
+
+def _last_gate(result: RunResult) -> str | None:
+    """STEP@HASH of the gate the run stopped at, from its journal."""
+    from irx.approval import short
+    from irx.journal_read import read_journal
+
+    gate = read_journal(result.journal).last("approval") or {}
+    step, approval_hash = gate.get("step"), gate.get("approval_hash")
+    return f"{step}@{short(approval_hash)}" if isinstance(step, str) and isinstance(approval_hash, str) else None

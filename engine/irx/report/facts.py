@@ -220,6 +220,7 @@ class Report:
     started: str | None = None
     ended: str | None = None
     duration: float | None = None
+    attempts: int = 1  # 1 + the times irx resume continued the run (its duration is then from start to end)
     exit_code: int | None = None
     reason: str | None = None
     verdict: str | None = None  # a dry run's (irx.verdict): would_resolve | verification_failed

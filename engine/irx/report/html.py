@@ -233,6 +233,7 @@ def _header(report: Report, title: str) -> str:
         ("Operator", report.operator or "—"),
         ("Started", f"{origin:%Y-%m-%d %H:%M:%S} UTC" if origin else "—"),
         ("Duration", format_duration(report.duration) + ("" if report.finished else " (so far)")),
+        *([("Attempts", f"{report.attempts} (resumed with irx resume)")] if report.attempts > 1 else []),
         ("Mode", report.mode or "—"),
         ("Inventory", report.inventory or "—"),
         *([("Trigger", report.trigger_text)] if report.trigger_text else []),

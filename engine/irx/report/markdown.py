@@ -59,6 +59,11 @@ def render(report: Report) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def _resumed(report: Report) -> str:
+    resumed = report.attempts - 1
+    return f", resumed {resumed} time{'s' if resumed > 1 else ''} with irx resume" if resumed else ""
+
+
 def _header(report: Report) -> list[str]:
     title = report.title or report.playbook or report.run_id
     date = (report.started or "")[:10] or "unknown"
@@ -68,7 +73,7 @@ def _header(report: Report) -> list[str]:
         "",
         f"**Date**: {date}",
         f"**Severity**: {report.severity or 'unknown'}",
-        f"**Duration**: {format_duration(report.duration)} (irx run, {clock(report.started)} to "
+        f"**Duration**: {format_duration(report.duration)} (irx run{_resumed(report)}, {clock(report.started)} to "
         f"{clock(report.ended)} UTC)",
         f"**Status**: {report.status.upper()}"
         + (f" ({outcome_text(report.status, report.verdict)})" if report.status == "dry_run" else ""),

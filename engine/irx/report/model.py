@@ -93,7 +93,9 @@ def build_report(journal: JournalRead) -> Report:
     steps = _steps(events, approvals, plan)
     start_ts = as_ts(started.get("ts")) or (as_ts(events[0].get("ts")) if events else None)
     end_ts = as_ts(events[-1].get("ts")) if events else None
-    duration = as_num(finished.get("duration")) if finished else None
+    attempts = 1 + sum(1 for event in events if event.get("type") == "run_resumed")
+    # A resumed run is one incident: its duration is from its start to its end, the waits between included.
+    duration = as_num(finished.get("duration")) if finished and attempts == 1 else None
     if duration is None:
         duration = elapsed(start_ts, end_ts)
     seen = {step.id for step in steps}
@@ -122,6 +124,7 @@ def build_report(journal: JournalRead) -> Report:
         started=start_ts,
         ended=end_ts,
         duration=duration,
+        attempts=attempts,
         exit_code=as_int(finished.get("exit_code")) if finished else None,
         reason=as_str(finished.get("reason")) if finished else None,
         verdict=as_str(finished.get("verdict")) if finished else None,

@@ -106,7 +106,22 @@ def _text(report: Report, event: Mapping[str, Any], failing: list[str]) -> str |
         return _hold_text(event)
     if kind == "run_finished":
         return _run_finished(event, status)
+    if kind == "run_resumed":
+        return _run_resumed(event)
     return None
+
+
+def _run_resumed(event: Mapping[str, Any]) -> str:
+    done, again = as_strs(event.get("done")), as_str(event.get("from_step"))
+    text = (
+        f"Run resumed (attempt {event.get('attempt')}) by {event.get('operator')} after it stopped {event.get('after')}"
+    )
+    if again:
+        hosts = as_strs(event.get("rerun_hosts"))
+        text += f": step {again} again" + (f" on {', '.join(hosts)} only" if hosts else "")
+    text += f"; {len(done)} completed step(s) not run again" if done else ""
+    changes = as_strs(event.get("changes"))
+    return text + (f"; replanned: {one_line('; '.join(changes))}" if changes else "")
 
 
 def _run_started(report: Report) -> str:

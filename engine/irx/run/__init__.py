@@ -34,11 +34,14 @@ from irx.run.approvals import Ask, Inbox, approver
 from irx.run.comms import Communications, notify_channels
 from irx.run.leases import leased, take_leases
 from irx.run.prepare import Prepared, Targeting, check_approve_ids, hosts_changed, prepare, shown_params, start_sessions
+from irx.run.resume import Continuation, check_plan, clear_gate_files, continuation, recorded_supplied, supplied_again
 
 if TYPE_CHECKING:
     from irx.executors.session import AnsibleSessions
     from irx.inventory import Inventory
     from irx.lock import HostLocks
+    from irx.params import Supplied
+    from irx.resume import Resumption
     from irx.timeline import Journal
 
 __all__ = ["Ask", "RunOptions", "RunProgress", "RunResult", "run_playbook"]
@@ -54,6 +57,9 @@ class RunOptions:
     approve: Sequence[str] = ()
     wait_approval: float | None = None  # seconds a gate waits for irx approve / deny (None: it does not wait)
     trigger: str | None = None  # @FILE: what started the run (irx.alerts.read_trigger)
+    resume: Path | None = None  # irx resume: the stopped run's directory, continued in its own journal
+    from_step: str | None = None  # irx resume --from STEP
+    replan: bool = False  # irx resume --replan: continue although the plan renders differently now
     force: bool = False
     runs_dir: Path | None = None
     quiet: bool = False
@@ -86,18 +92,9 @@ def run_playbook(
     """Run playbook ``name``; its journal records everything. ``redactor`` learns the run's secrets (the
     caller redacts its own output with it); ``ask`` asks a person at a gate (None: nobody to ask).
     Raises ``IrxError`` for what was refused before the run began (exit 2), after recording it."""
-    from irx.alerts import read_trigger
-    from irx.inventory import load_inventory
-    from irx.library import find_playbook
-    from irx.loader import load_playbook
-    from irx.params import parse_extra_vars
     from irx.plan import resolve_targets
 
-    playbook = load_playbook(find_playbook(name, options.playbook_dir))
-    check_approve_ids(playbook, options.approve)
-    trigger = read_trigger(options.trigger) if options.trigger else None
-    supplied = parse_extra_vars(options.extra_vars)
-    inv = load_inventory(options.inventory, options.limit, options.vault)
+    playbook, supplied, inv, trigger, cont = _inputs(name, options)
     targets = resolve_targets(playbook, inv)
 
     def on_host_event(step_id: str, host: str, status: str, duration: float) -> None:
@@ -108,8 +105,9 @@ def run_playbook(
         sessions = start_sessions(playbook, inv, targets, options.forks, redactor.exposes, on_host_event)
         stack.callback(sessions.close)
         prepared = prepare(playbook, inv, supplied, options.environ, targets)
-        run = _open(stack, playbook, inv, prepared, options, progress, redactor, sessions)
-        run.trigger = trigger
+        changes = check_plan(cont, prepared, options.replan) if cont is not None else []
+        run = _open(stack, playbook, inv, prepared, options, progress, redactor, sessions, cont)
+        run.trigger, run.supplied, run.changes = trigger, supplied, changes
         try:
             run.ending.outcome = _walk(run, stack, ask)
         except IrxError as exc:
@@ -143,6 +141,9 @@ class _Run:
     comms: Communications
     ending: _Ending
     trigger: dict[str, Any] | None = None  # what started the run (--trigger), recorded in run_started
+    cont: Continuation | None = None  # irx resume: the stopped run this continues
+    supplied: Mapping[str, Supplied] = field(default_factory=dict)  # the -e values
+    changes: list[str] = field(default_factory=list)  # irx resume --replan: what renders differently now
 
 
 class _Ending:
@@ -191,6 +192,7 @@ def _open(
     progress: RunProgress,
     redactor: Redactor,
     sessions: AnsibleSessions,
+    cont: Continuation | None = None,
 ) -> _Run:
     """The host locks (a dry run, or a playbook that changes nothing, takes none), the journal, the channels;
     each closed by ``stack``."""
@@ -200,14 +202,19 @@ def _open(
 
     channels = notify_channels(inv, prepared.hosts, options.environ)
     redactor.add(*prepared.secrets, *secret_values(channels))
-    operator, run_id = current_operator(), new_run_id()
+    operator, run_id = current_operator(), cont.run_id if cont is not None else new_run_id()
     changed = hosts_changed(playbook, prepared, inv)
     lock = None
     if not options.dry_run and changed:
         lock = stack.enter_context(
             HostLocks.acquire(default_lock_dir(), playbook.name, changed, run_id, operator, options.force)
         )
-    journal = Journal.create(options.runs_dir or default_runs_dir(), run_id, redactor)
+    if cont is not None:
+        journal = Journal.reopen(cont.run_dir, redactor)
+        stack.callback(journal.close)  # a refusal before _Ending (below) still lets the journal go
+        clear_gate_files(cont.run_dir, cont.resumption.attempt)
+    else:
+        journal = Journal.create(options.runs_dir or default_runs_dir(), run_id, redactor)
     notifier = Notifier(channels, journal.record, redactor.redact_text, options.dry_run, timeout=3.0, retries=1)
     run_info = {
         "id": run_id,
@@ -221,8 +228,31 @@ def _open(
     stack.callback(sessions.close)  # again (it is idempotent): the session ends before run_finished
     return _Run(
         playbook, inv, prepared, options, progress, redactor, sessions, run_id, operator, run_info, changed, lock,
-        journal, comms, ending,
+        journal, comms, ending, cont=cont,
     )  # fmt: skip
+
+
+def _inputs(
+    name: str, options: RunOptions
+) -> tuple[Playbook, dict[str, Supplied], Inventory, dict[str, Any] | None, Continuation | None]:
+    """The playbook, the -e values, the inventory and the trigger: as given, or (irx resume) as the stopped
+    run was started with. Cheap mistakes fail here, before Ansible is imported."""
+    from irx.alerts import read_trigger
+    from irx.inventory import load_inventory
+    from irx.library import find_playbook
+    from irx.loader import load_playbook
+    from irx.params import parse_extra_vars
+
+    given = parse_extra_vars(options.extra_vars)
+    if options.resume is None:
+        playbook = load_playbook(find_playbook(name, options.playbook_dir))
+        check_approve_ids(playbook, options.approve)
+        trigger = read_trigger(options.trigger) if options.trigger else None
+        return playbook, given, load_inventory(options.inventory, options.limit, options.vault), trigger, None
+    cont, playbook = continuation(options.resume, options.from_step, options.playbook_dir)
+    check_approve_ids(playbook, options.approve)
+    supplied = supplied_again(cont, playbook, given, options.environ)
+    return playbook, supplied, load_inventory(cont.inventory, cont.limit, options.vault), cont.trigger, cont
 
 
 def _record_start(run: _Run) -> None:
@@ -230,6 +260,50 @@ def _record_start(run: _Run) -> None:
 
     playbook, options, prepared = run.playbook, run.options, run.prepared
     mode = "dry-run" if options.dry_run else "run"
+    if run.cont is not None:
+        _record_resumed(run, run.cont)
+    else:
+        _record_started(run, mode, __version__)
+    if run.lock is not None:
+        for event in run.lock.lock_events():
+            run.journal.record(event)
+    verb = f"resume (attempt {run.cont.resumption.attempt})" if run.cont is not None else mode
+    run.progress.header(
+        f"irx {verb} {playbook.name} [{playbook.severity}] on {run.inv.name} ({len(prepared.hosts)} host(s))"
+        f"  run {run.run_id}\nplan {prepared.plan_hash}  journal {run.journal.path}"
+    )
+    for warning in [*prepared.warnings, *(f"replanned: {change}" for change in run.changes)]:
+        run.progress.note(f"warning: {warning}")
+
+
+def _record_resumed(run: _Run, cont: Continuation) -> None:
+    resumption = cont.resumption
+    run.journal.record(
+        events.RunResumed(
+            operator=run.operator,
+            after=resumption.after,
+            plan_hash=run.prepared.plan_hash,
+            attempt=resumption.attempt,
+            pid=os.getpid(),
+            from_step=resumption.from_step,
+            rerun_hosts=_rerun_hosts(run, resumption) if resumption.kept else None,
+            done=list(resumption.done),
+            replanned=bool(run.changes) or None,
+            changes=run.changes or None,
+            approve=list(run.options.approve) or None,
+            yes=run.options.yes or None,
+        )
+    )
+
+
+def _rerun_hosts(run: _Run, resumption: Resumption) -> list[str]:
+    step = next(s for s in run.playbook.steps if s.id == resumption.from_step)
+    hosts = run.prepared.targets.get(step.on or "", [])
+    return [h for h in hosts if h not in resumption.kept]
+
+
+def _record_started(run: _Run, mode: str, version: str) -> None:
+    playbook, options, prepared = run.playbook, run.options, run.prepared
     run.journal.record(
         events.RunStarted(
             playbook=playbook.name,
@@ -243,7 +317,7 @@ def _record_start(run: _Run) -> None:
             params=shown_params(playbook, prepared.params),
             hosts=prepared.hosts,
             targets=prepared.targets,
-            irx_version=__version__,
+            irx_version=version,
             forced_lock=bool(run.lock is not None and run.lock.forced),
             pid=os.getpid(),
             summary=playbook.summary,
@@ -254,17 +328,10 @@ def _record_start(run: _Run) -> None:
             approve=list(options.approve),
             limit=options.limit or None,
             trigger=run.trigger,
+            inventory_source=run.inv.source,
+            supplied=recorded_supplied(playbook, run.supplied) or None,
         )
     )
-    if run.lock is not None:
-        for event in run.lock.lock_events():
-            run.journal.record(event)
-    run.progress.header(
-        f"irx {mode} {playbook.name} [{playbook.severity}] on {run.inv.name} ({len(prepared.hosts)} host(s))"
-        f"  run {run.run_id}\nplan {prepared.plan_hash}  journal {run.journal.path}"
-    )
-    for warning in prepared.warnings:
-        run.progress.note(f"warning: {warning}")
 
 
 def _reachable(run: _Run, stack: contextlib.ExitStack[Any]) -> tuple[dict[str, str], HostRunner]:
@@ -298,7 +365,8 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
 
     _record_start(run)
     unreachable, runner = _reachable(run, stack)
-    run.comms.start()
+    if run.cont is None:  # a continuation's people were told when the run started
+        run.comms.start()
     stop = threading.Event()
     inbox = None
     if run.options.wait_approval is not None:
@@ -319,6 +387,7 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
         notify=run.comms.step,
         on_phase=run.comms.phase,
         stop_requested=stop,
+        resume=run.cont.resumption if run.cont is not None else None,
     )
     stack.enter_context(_signals(stop, run.sessions, run.progress))
     return orchestrator.run()
