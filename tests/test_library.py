@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,15 @@ def test_show_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_show_unknown_name_suggests(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", "db-pool-exhausted-typo", "-p", str(REPO / "playbooks")]) == 2
     assert "; did you mean db-pool-exhausted, " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["list"], ["show", "db-pool-exhausted"], ["plan", "db-pool-exhausted"]])
+def test_a_reader_that_goes_away_is_not_an_error(args: list[str]) -> None:
+    """``irx list | head -1``: the pipe closed before irx wrote is the end of the output, exit 0, no noise."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    proc = subprocess.run(
+        [sys.executable, "-m", "irx", *args], cwd=REPO, stdout=write, stderr=subprocess.PIPE, text=True, check=False
+    )
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")

@@ -26,12 +26,27 @@ Exit codes:
   1    problems found (validate) / the playbook failed (run)
   2    usage error: bad option, unknown playbook, invalid playbook, inventory or params
   3    internal error in irx (the traceback is written to a file)
-  4    run stopped at an approval gate with nobody to approve
+  4    run stopped at an approval gate with nobody to approve (irx resume continues it)
   130  interrupted (Ctrl-C / SIGTERM / SIGHUP); everything done so far is recorded
 """
 
 
+class _Commands(click.Group):
+    """The group; a reader that goes away (``irx list | head -1``) is the end of the output, not an error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            import os
+
+            # Nothing more can be written; the interpreter's last flush must not fail either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(ExitCode.OK) from None
+
+
 @click.group(
+    cls=_Commands,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EXIT_CODES_HELP,
 )
