@@ -10,6 +10,7 @@ run's journal is. Everything it started is stopped at the end, whatever happens.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import subprocess
 import sys
 import threading
@@ -63,9 +64,10 @@ def main() -> int:
         pg.create_role_and_db("app", "app-password", dbname="app")
         held = exhaust(pg)
         print(f"== the incident: the app holds {len(held)} connections; can the app connect? {app_can_connect(pg)}")
-        print("== irx run db-pool-exhausted --yes  (inventory: local, this machine)\n", flush=True)
         command = [str(Path(sys.executable).parent / "irx"), "run", "db-pool-exhausted", "--yes",
                    "-e", "long_running_seconds=1", "-e", "restart_app=false"]
+        shown = shlex.join([".venv/bin/irx", *command[1:]])
+        print(f"== {shown}\n   (inventory: local, this machine; run it yourself the same way)\n", flush=True)
         rc = subprocess.run(command, cwd=REPO, check=False).returncode
         print(f"\n== after irx (exit {rc}): can the app connect? {app_can_connect(pg)}")
         for conn in held:
