@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Mapping, Set
 
@@ -59,23 +61,46 @@ def templates(ctx: Context) -> None:
                     _check_names(ctx, None, field, tree)
 
 
-def _parse(ctx: Context, field: Field) -> nodes.Template | None:
-    env = templating.shell_environment() if field.kind == "shell" else templating.environment()
+@dataclasses.dataclass(frozen=True)
+class _Parsed:
+    """What the rules need from one template source, found once per distinct source (a library repeats the
+    same ``{{ params.x }}`` in many steps and files): its problem, or the names it reads (with the first
+    line of each) and its attribute accesses, in source order."""
+
+    problem: tuple[int, str, str] | None = None  # (line, rule, message without the field name)
+    names: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    accesses: tuple[nodes.Node, ...] = ()
+
+
+def _parse(ctx: Context, field: Field) -> _Parsed | None:
     if field.kind != "expression" and "{" not in field.text:
         return None  # plain text: nothing to parse or check
     source = "{{ (" + templating.expression_source(field.text) + ") }}" if field.kind == "expression" else field.text
+    parsed = _parsed(field.kind == "shell", source)
+    if parsed.problem is not None:
+        lineno, rule, message = parsed.problem
+        ctx.report_in(field, lineno, rule, f"{field.name}: {message}")
+        return None
+    return parsed
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed(shell: bool, source: str) -> _Parsed:
+    env = templating.shell_environment() if shell else templating.environment()
     try:
         tree = env.parse(source)
     except TemplateSyntaxError as exc:
-        ctx.report_in(field, exc.lineno or 1, "template-syntax", f"{field.name}: {exc.message}")
-        return None
+        return _Parsed(problem=(exc.lineno or 1, "template-syntax", exc.message or "syntax error"))
     # Unknown filters and tests, as Jinja's compiler would report them (without paying for compiling).
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         known, kind = (env.filters, "filter") if isinstance(node, nodes.Filter) else (env.tests, "test")
         if node.name not in known:
-            ctx.report_in(field, node.lineno, "unknown-filter", f"{field.name}: No {kind} named '{node.name}'.")
-            return None
-    return tree
+            return _Parsed(problem=(node.lineno, "unknown-filter", f"No {kind} named '{node.name}'."))
+    lines: dict[str, int] = {}
+    for name in tree.find_all(nodes.Name):
+        lines.setdefault(name.name, name.lineno)
+    names = {name: lines.get(name, 1) for name in sorted(_undeclared(tree))}
+    return _Parsed(names=names, accesses=tuple(tree.find_all((nodes.Getattr, nodes.Getitem))))
 
 
 _BINDING_NODES = (nodes.Assign, nodes.AssignBlock, nodes.For, nodes.Macro, nodes.CallBlock, nodes.With)
@@ -105,13 +130,14 @@ def _ref(node: nodes.Node, root: str) -> tuple[str, nodes.Node] | None:
     return None
 
 
-def _check_names(ctx: Context, step: StepInfo | None, field: Field, tree: nodes.Template) -> None:
+def _check_names(ctx: Context, step: StepInfo | None, field: Field, tree: _Parsed) -> None:
     allowed = templating.CONTEXT_NAMES | ({"result"} if field.name == "until" else set())
-    for name in sorted(_undeclared(tree) - allowed - _JINJA_GLOBALS):
-        lineno = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
+    for name, lineno in tree.names.items():
+        if name in allowed or name in _JINJA_GLOBALS:
+            continue
         known = ", ".join(sorted(allowed))
         ctx.report_in(field, lineno, "unknown-name", f"{field.name}: unknown name '{name}' (known: {known})")
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    for node in tree.accesses:
         attr = getattr(node, "attr", None) or getattr(getattr(node, "arg", None), "value", None)
         if isinstance(attr, str) and attr.startswith("_"):
             ctx.report_in(
@@ -158,12 +184,9 @@ def _secret_refs(text: str, secrets: Set[str]) -> list[tuple[str, int]]:
     """(param, line) of every secret param a template reads."""
     if "{" not in text:
         return []
-    try:
-        tree = templating.shell_environment().parse(text)
-    except TemplateSyntaxError:  # reported by template-syntax
-        return []
+    parsed = _parsed(True, text)  # a template that does not parse is reported by template-syntax
     found = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    for node in parsed.accesses:
         ref = _ref(node, "params")
         if ref is not None and ref[0] in secrets:
             found.append((ref[0], node.lineno))
