@@ -425,40 +425,28 @@ def runs(fmt: str, runs_dir: Path | None) -> None:
     is_flag=True,
     help="On shutdown, interrupt running incidents (they record it) instead of letting them finish.",
 )
-def serve(
-    routes: Path,
-    token_file: Path,
-    bind: str,
-    port: int,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    state_dir: Path,
-    runs_dir: Path | None,
-    playbook_dir: Path | None,
-    stop_runs: bool,
-) -> None:
+@click.option(
+    "--approvers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Approvers file (kind: Approvers): turns on the approval page at /runs for its users. Default: off.",
+)
+@click.option(
+    "--public-url",
+    help="Where browsers reach irx serve (scheme and host, e.g. https://irx.example.com behind a TLS proxy): "
+    "links, the Origin check, Secure cookies. Default: from --bind, --port and --tls-cert.",
+)
+def serve(**options: Any) -> None:  # the options are ServeOptions' fields, one to one
     """Receive Alertmanager's webhook (POST /alerts/alertmanager) and start the routed playbooks.
 
     One incident per alert group: repeats and the resolution are recorded on it, at most the routes'
     max_concurrent runs at once, the rest queued. Each run is an ordinary irx run with its own journal.
     SIGTERM / Ctrl-C stop accepting alerts; running incidents continue unless --stop-runs.
+    With --approvers, approvers log in at /runs to follow runs and approve or refuse the gates they wait at.
     """
     from irx.commands.serve import ServeOptions
     from irx.commands.serve import main as serve_main
 
-    options = ServeOptions(
-        routes=routes,
-        token_file=token_file,
-        bind=bind,
-        port=port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        state_dir=state_dir,
-        runs_dir=runs_dir,
-        playbook_dir=playbook_dir,
-        stop_runs=stop_runs,
-    )
-    raise SystemExit(serve_main(options))
+    raise SystemExit(serve_main(ServeOptions(**options)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
