@@ -197,6 +197,14 @@ def schema() -> None:
     raise SystemExit(main())
 
 
+RUNS_DIR_OPTION = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="IRX_RUNS_DIR",
+    help="Where run journals are. Default: .irx/runs (env IRX_RUNS_DIR).",
+)
+
+
 @cli.command()
 @click.argument("name")
 @click.option("-i", "--inventory", help="Inventory NAME (inventories/NAME) or PATH. Default: local (this machine).")
@@ -225,11 +233,13 @@ def schema() -> None:
 )
 @click.option("--force", is_flag=True, help="Run even if another run holds the lock of a host this run would change.")
 @click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="IRX_RUNS_DIR",
-    help="Where run journals go. Default: .irx/runs (env IRX_RUNS_DIR).",
+    "--approvers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="IRX_APPROVERS",
+    help="Who may approve each gate and how many must (schemas/approvers.schema.json; env IRX_APPROVERS). "
+    "Default: anyone, once.",
 )
+@RUNS_DIR_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No live progress; only the final status line.")
 @click.option(
     "--format",
@@ -255,6 +265,7 @@ def run(
     wait_approval: str | None,
     trigger: str | None,
     force: bool,
+    approvers: Path | None,
     runs_dir: Path | None,
     quiet: bool,
     fmt: str,
@@ -274,31 +285,12 @@ def run(
     from irx.run import RunOptions
 
     options = RunOptions(
-        inventory=inventory,
-        limit=limit,
-        extra_vars=extra_vars,
-        dry_run=dry_run,
-        yes=yes,
-        approve=approve,
-        wait_approval=_duration_option("--wait-approval", wait_approval),
-        trigger=trigger,
-        force=force,
-        runs_dir=runs_dir,
-        quiet=quiet,
-        fmt=fmt,
-        forks=forks,
-        playbook_dir=playbook_dir,
+        inventory=inventory, limit=limit, extra_vars=extra_vars, dry_run=dry_run, yes=yes, approve=approve,
+        wait_approval=_duration_option("--wait-approval", wait_approval), approvers=approvers, trigger=trigger,
+        force=force, runs_dir=runs_dir, quiet=quiet, fmt=fmt, forks=forks, playbook_dir=playbook_dir,
         vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
-    )
+    )  # fmt: skip
     raise SystemExit(main(name, options))
-
-
-RUNS_DIR_OPTION = click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="IRX_RUNS_DIR",
-    help="Where run journals are. Default: .irx/runs (env IRX_RUNS_DIR).",
-)
 
 
 @cli.command()
@@ -337,13 +329,11 @@ def history(fmt: str, runs_dir: Path | None) -> None:
 def _duration_option(name: str, value: str | None) -> float | None:
     from irx.humanize import parse_duration
 
-    if value is None:
-        return None
     try:
-        seconds = parse_duration(value)
+        seconds = parse_duration(value) if value is not None else None
     except ValueError:
         seconds = -1.0
-    if seconds <= 0:
+    if seconds is not None and seconds <= 0:
         raise click.BadParameter(f"{value!r} is not a duration such as 90s, 30m or 2h", param_hint=name)
     return seconds
 
@@ -391,6 +381,15 @@ def runs(fmt: str, runs_dir: Path | None) -> None:
     from irx.commands.approve import runs as main
 
     raise SystemExit(main(fmt=fmt, runs_dir=runs_dir))
+
+
+@cli.command(name="hash-password")
+def hash_password() -> None:
+    """Print a password hash for an approvers file: the password is read twice from the terminal, or one line
+    from stdin, never from an argument (ps shows arguments to everyone)."""
+    from irx.commands.passwords import main
+
+    raise SystemExit(main())
 
 
 @cli.command()
