@@ -122,9 +122,14 @@ class LoginLimiter:
             for key in (("name", name), ("client", client)):
                 self._failed.setdefault(key, deque(maxlen=max(self.per_name, self.per_client))).append(now)
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, name: str, client: str) -> None:
+        """A login counted as failed before its check succeeded: forget the name's failures and this
+        attempt of the client's."""
         with self._lock:
             self._failed.pop(("name", name), None)
+            times = self._failed.get(("client", client))
+            if times:
+                times.pop()
 
     def _wait(self, key: tuple[str, str], limit: int, now: float) -> float:
         times = self._failed.get(key)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import anyio.to_thread
 import jinja2
 from starlette.requests import Request
@@ -33,7 +34,7 @@ from irx.serve import run_view
 from irx.serve.sessions import LoginLimiter, Session, Sessions
 
 if TYPE_CHECKING:
-    from irx.approvers import Approvers
+    from irx.approvers import Approvers, Rule
 
 log = logging.getLogger("irx.serve")
 HERE = Path(__file__).parent
@@ -41,6 +42,7 @@ SESSION_COOKIE = "irx_session"
 LOGIN_COOKIE = "irx_login"  # the login form's CSRF token, before there is a session
 MAX_FORM_BYTES = 16 * 1024
 MAX_REASON = 2000
+PASSWORD_CHECKS = 4  # scrypt checks at once
 NEXT_PAGE = re.compile(r"/runs(/[A-Za-z0-9][A-Za-z0-9._-]{0,99})?\Z")
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -99,6 +101,7 @@ def web_routes(web: WebSettings) -> list[BaseRoute]:
 class _Pages:
     def __init__(self, web: WebSettings) -> None:
         self.web = web
+        self._checks = anyio.CapacityLimiter(PASSWORD_CHECKS)
 
     async def root(self, request: Request) -> Response:
         return RedirectResponse("/runs", 303)
@@ -127,13 +130,16 @@ class _Pages:
         wait = self.web.limiter.wait_for(name, client)
         if wait > 0:
             log.info("%s login refused for %r: too many failed logins", client, name)
-            return self._login_page(request, f"Too many failed logins: try again in {wait:.0f} s.", 429)
-        user = await anyio.to_thread.run_sync(self.web.approvers.verify_password, name, password)
+            return self._login_page(request, f"Too many failed logins: try again in {wait:.0f} s.", 429, form)
+        # Counted as failed until it succeeds, so a burst of simultaneous guesses meets the limit too; scrypt
+        # costs 16 MiB and ~50 ms, so only a few checks run at once.
+        self.web.limiter.failed(name, client)
+        check = self.web.approvers.verify_password
+        user = await anyio.to_thread.run_sync(check, name, password, limiter=self._checks)
         if user is None:
-            self.web.limiter.failed(name, client)
             log.info("%s login failed for %r", client, name)
-            return self._login_page(request, "Wrong name or password.", 401)
-        self.web.limiter.succeeded(name)
+            return self._login_page(request, "Wrong name or password.", 401, form)
+        self.web.limiter.succeeded(name, client)
         session_id, _ = self.web.sessions.create(user.name)
         log.info("%s login: %s", client, user.name)
         response = RedirectResponse(_next_page(form.get("next")), 303)
@@ -199,7 +205,7 @@ class _Pages:
         if run_dir is None:
             return _refused(request, _Refused(404, "no such run"))
         try:
-            recorded = await anyio.to_thread.run_sync(_decide, run_dir, form, session.name)
+            recorded = await anyio.to_thread.run_sync(_decide, run_dir, form, session.name, self.web.approvers)
         except UsageError as exc:
             log.info("decision refused: %s on %s: %s", session.name, run_dir.name, exc)
             return await self._run_page(request, session, [str(exc)], 409)
@@ -215,21 +221,23 @@ class _Pages:
             view = await anyio.to_thread.run_sync(run_view.load_run, run_dir)
         except UsageError as exc:
             return _page("message.html.j2", session, 404, message=str(exc))
-        return _page("run.html.j2", session, status, view=view, now=time.time(), extra=messages)
+        rule, allowed = None, False
+        if view.waiting is not None:
+            rule = _rule(self.web.approvers, view.report.playbook, view.report.severity, view.waiting.step)
+            allowed = self.web.approvers.may_approve(rule, session.name)
+        return _page(
+            "run.html.j2", session, status, view=view, now=time.time(), extra=messages, rule=rule, allowed=allowed
+        )
 
     def _session(self, request: Request) -> Session | None:
         return self.web.sessions.get(request.cookies.get(SESSION_COOKIE))
 
-    def _login_page(self, request: Request, message: str | None, status: int) -> Response:
+    def _login_page(
+        self, request: Request, message: str | None, status: int, form: dict[str, str] | None = None
+    ) -> Response:
         token = secrets.token_urlsafe(32)
-        response = _page(
-            "login.html.j2",
-            None,
-            status,
-            token=token,
-            message=message,
-            next=_next_page(request.query_params.get("next")),
-        )
+        wanted = form.get("next") if form is not None else request.query_params.get("next")
+        response = _page("login.html.j2", None, status, token=token, message=message, next=_next_page(wanted))
         self._cookie(response, LOGIN_COOKIE, token, path="/login", max_age=900)
         return response
 
@@ -239,10 +247,15 @@ class _Pages:
         )
 
 
-def _decide(run_dir: Path, form: dict[str, str], by: str) -> str:
-    """Record the decision the form asks for, if the run waits for exactly what the page showed."""
+def _rule(approvers: Approvers, playbook: str | None, severity: str | None, step: str) -> Rule:
+    return approvers.rule_for(playbook or "", severity or "", step)
+
+
+def _decide(run_dir: Path, form: dict[str, str], by: str, approvers: Approvers) -> str:
+    """Record the decision the form asks for, if the run waits for exactly what the page showed and the
+    approvers file lets ``by`` decide that step."""
     from irx.inbox import Decision, check_step_id, read_waiting, submit
-    from irx.journal_read import RUNNING, summarize_run
+    from irx.journal_read import RUNNING, read_journal, summarize_run
 
     step = check_step_id(form.get("step", ""))
     shown = form.get("approval_hash", "")
@@ -260,6 +273,10 @@ def _decide(run_dir: Path, form: dict[str, str], by: str) -> str:
             f"run {run_dir.name} now waits for {waiting.step}@{short(waiting.approval_hash)}, not the rendering "
             f"you were shown ({step}@{short(shown) if shown else '-'}): nothing recorded; review it again"
         )
+    started = read_journal(run_dir).first("run_started") or {}
+    rule = _rule(approvers, started.get("playbook"), started.get("severity"), step)
+    if not approvers.may_approve(rule, by):
+        raise UsageError(f"{by} may not decide {step} of this run: it takes {rule.describe()}; nothing recorded")
     approve = answer == "approve"
     submit(run_dir, Decision(step, approve, waiting.approval_hash, by, "web", reason, time.time()))
     return f"{'approved' if approve else 'refused'} {step}@{short(waiting.approval_hash)}"
