@@ -159,11 +159,12 @@ class Tab:
         return str(self.evaluate(f"document.querySelector({json.dumps(selector)})?.textContent ?? ''"))
 
     def click(self, selector: str) -> None:
-        """A real mouse click at the centre of the element ``selector`` names (scrolled into view first)."""
+        """A real mouse click at the centre of the element ``selector`` names (of its first line, for a link that
+        wraps), scrolled into view first."""
         box = self.wait_for(
             f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
-            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
-            " return r.width > 0 ? [r.x + r.width / 2, r.y + r.height / 2] : null; })()"
+            " e.scrollIntoView({block: 'center'}); const r = e.getClientRects()[0];"
+            " return r && r.width > 0 ? [r.x + r.width / 2, r.y + r.height / 2] : null; })()"
         )
         self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": box[0], "y": box[1]})
         for kind in ("mousePressed", "mouseReleased"):
