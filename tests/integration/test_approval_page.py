@@ -7,7 +7,9 @@ its journal says who decided, via the web; the page follows the run live until i
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -45,8 +47,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(irx_cli: IrxCli, tmp_path: Path, *extra: str) -> Iterator[Served]:
-    """``irx serve`` with an approvers file (alice, bob) on a free loopback port; stopped with SIGTERM."""
+def serving(
+    irx_cli: IrxCli, tmp_path: Path, *extra: str, page: bool = True, verify: ssl.SSLContext | None = None
+) -> Iterator[Served]:
+    """``irx serve`` with an approvers file (alice, bob) on a free loopback port; stopped with SIGTERM.
+    ``page=False``: without --approvers; ``verify``: the server's TLS (``extra`` has --tls-cert, --tls-key)."""
     approvers = tmp_path / "approvers.yaml"
     approvers.write_text(yaml.safe_dump({"apiVersion": "irx/v1", "kind": "Approvers", "users": [
         {"name": "alice", "groups": ["dba"], "password": hash_password(PASSWORD)},
@@ -63,14 +68,14 @@ def serving(irx_cli: IrxCli, tmp_path: Path, *extra: str) -> Iterator[Served]:
     tokens.chmod(0o600)
     port, log = _free_port(), tmp_path / "serve.log"
     argv = [str(VENV_BIN / "irx"), "serve", "--routes", str(routes), "--token-file", str(tokens), "--port", str(port),
-            "-p", str(RUN_PLAYBOOKS), "--state-dir", str(tmp_path / "serve"), "--approvers", str(approvers),
-            *extra]  # fmt: skip
+            "-p", str(RUN_PLAYBOOKS), "--state-dir", str(tmp_path / "serve"),
+            *(["--approvers", str(approvers)] if page else []), *extra]  # fmt: skip
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, cwd=irx_cli.cwd, env=irx_cli.env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    served = Served(proc, f"http://127.0.0.1:{port}", log)
+    served = Served(proc, f"{'https' if verify else 'http'}://127.0.0.1:{port}", log)
     try:
-        _wait_healthy(served)
+        _wait_healthy(served, verify)
         yield served
     finally:
         proc.terminate()
@@ -83,12 +88,12 @@ def serving(irx_cli: IrxCli, tmp_path: Path, *extra: str) -> Iterator[Served]:
     assert "Traceback" not in log.read_text()
 
 
-def _wait_healthy(served: Served) -> None:
+def _wait_healthy(served: Served, verify: ssl.SSLContext | None) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert served.proc.poll() is None, served.log.read_text()
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{served.url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{served.url}/healthz", timeout=2, verify=verify or True).status_code == 200:
                 return
         time.sleep(0.1)
     pytest.fail(f"irx serve did not answer within 30s:\n{served.log.read_text()}")
@@ -193,3 +198,64 @@ def test_an_approver_refuses_in_chromium_with_a_reason_and_the_step_never_runs(
     assert (approval["approved"], approval["method"], approval["by"]) == (False, "refused", "bob")
     assert approval["reason"] == "the backlog drains by itself <after 03:00>"
     assert host_results(journal, "fix") == {}
+
+
+def test_without_an_approvers_file_the_page_is_off_and_says_so(irx_cli: IrxCli, tmp_path: Path) -> None:
+    with serving(irx_cli, tmp_path, page=False) as served:
+        for path in ("/runs", "/login", "/"):
+            assert httpx.get(f"{served.url}{path}", timeout=10).status_code == 404
+        deadline = time.monotonic() + 10
+        while "approval page off" not in served.log.read_text():
+            assert time.monotonic() < deadline, served.log.read_text()
+            time.sleep(0.1)
+    assert "approval page off: no --approvers file" in served.log.read_text()
+
+
+def test_under_tls_the_login_cookies_are_secure(irx_cli: IrxCli, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    trusted = ssl.create_default_context(cafile=str(cert))
+    with (
+        serving(irx_cli, tmp_path, "--tls-cert", str(cert), "--tls-key", str(key), verify=trusted) as served,
+        httpx.Client(base_url=served.url, verify=trusted, timeout=10) as client,
+    ):
+        form = client.get("/login")
+        assert "Secure" in form.headers["set-cookie"]
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        answer = client.post("/login", data={"csrf": token[1], "name": "alice", "password": PASSWORD})
+        assert answer.status_code == 303
+        [session] = [c for c in answer.headers.get_list("set-cookie") if c.startswith("irx_session=")]
+        assert "Secure" in session
+        assert "HttpOnly" in session
+        assert "SameSite=strict" in session
+    assert f"approval page at https://127.0.0.1:{served.url.rsplit(':', 1)[1]}/runs" in served.log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "message"),
+    [
+        ("apiVersion: irx/v1\nkind: Approvers\nusers: [{name: alice}]\n", 0o644, "readable by others; chmod 600"),
+        ("apiVersion: irx/v1\nkind: Approvers\nusers: [{name: alice}]\n", 0o600, "no user has a password"),
+        ("apiVersion: irx/v1\nkind: Approvers\nusers: [{name: alice, password: plain}]\n", 0o600, "approvers.yaml:3"),
+    ],
+)
+def test_a_bad_approvers_file_stops_irx_serve_with_one_line(
+    irx_cli: IrxCli, tmp_path: Path, content: str, mode: int, message: str
+) -> None:
+    approvers = tmp_path / "approvers.yaml"
+    approvers.write_text(content)
+    approvers.chmod(mode)
+    routes, tokens = tmp_path / "routes.yaml", tmp_path / "tokens"
+    routes.write_text(yaml.safe_dump({"apiVersion": "irx/v1", "kind": "Routes", "routes": [
+        {"name": "gated", "match": ['alertname="Gated"'], "playbook": "run-gated", "mode": "run"}]}))  # fmt: skip
+    tokens.write_text(TOKEN + "\n")
+    tokens.chmod(0o600)
+    ran = irx_cli.irx("serve", "--routes", str(routes), "--token-file", str(tokens), "-p", str(RUN_PLAYBOOKS),
+                      "--port", str(_free_port()), "--approvers", str(approvers), timeout=60)  # fmt: skip
+    assert ran.rc == 2, ran.output
+    assert message in ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1, ran.stderr
+    assert "Traceback" not in ran.stderr
