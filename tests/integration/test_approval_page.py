@@ -259,3 +259,40 @@ def test_a_bad_approvers_file_stops_irx_serve_with_one_line(
     assert message in ran.stderr
     assert len(ran.stderr.strip().splitlines()) == 1, ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_the_page_shows_a_secret_only_masked_and_the_approved_step_gets_the_real_one(
+    irx_cli: IrxCli, tmp_path: Path, state: Path, timeline_validator: Draft202012Validator
+) -> None:
+    secret = "s3cr3t-canary-7f1d2a"
+    args = ("-l", "localhost", "-e", f"state_dir={state}", "-e", f"api_token={secret}", "--wait-approval", "120s")
+    with serving(irx_cli, tmp_path) as served:
+        proc = irx_cli.start("run-gated-secret", *args)
+        try:
+            gate = irx_cli.wait_for_event(proc, lambda e: e["type"] == "approval_requested", timeout=90)
+            with Browser(tmp_path / "chromium") as browser:
+                tab = browser.tab()
+                log_in(tab, served, gate["run_id"], "alice", PASSWORD)
+                summary = tab.text("#gate-summary")
+                assert "TOKEN=******" in summary
+                assert "MODE=fix" in summary
+                shown = tab.evaluate("document.documentElement.outerHTML")
+                assert secret not in shown  # not in the gate, not in the diagnostic output, nowhere
+                assert "token=******" in tab.text("table.results[data-step='probe']")
+                events = tab.evaluate(f"fetch('/runs/{gate['run_id']}/events?after=0').then(r => r.text())")
+                assert secret not in events
+                tab.click("#approve")
+                tab.wait_for("document.querySelector('#status')?.dataset.status === 'verified'", timeout=90)
+                assert secret not in tab.evaluate("document.documentElement.outerHTML")
+            out, err = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, (out, err)
+    assert (state / "canary").read_text() == secret  # the approved step ran with the real value
+    journal = read_journal(irx_cli.journals()[-1])
+    check_journal(journal, timeline_validator)
+    [approval] = of_type(journal, "approval", step="fix")
+    assert (approval["approved"], approval["method"], approval["by"]) == (True, "web", "alice")
+    assert secret not in served.log.read_text()
