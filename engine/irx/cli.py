@@ -180,6 +180,13 @@ def _run_controls(command: Callable[..., None]) -> Callable[..., None]:
             "--force", is_flag=True, help="Run even if another run holds the lock of a host this run would change."
         ),
         click.option(
+            "--approvers",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar="IRX_APPROVERS",
+            help="Who may approve each gate and how many must (schemas/approvers.schema.json; env IRX_APPROVERS). "
+            "Default: anyone, once.",
+        ),
+        click.option(
             "--runs-dir",
             type=click.Path(file_okay=False, path_type=Path),
             envvar="IRX_RUNS_DIR",
@@ -229,6 +236,7 @@ def run(
     wait_approval: str | None,
     trigger: str | None,
     force: bool,
+    approvers: Path | None,
     runs_dir: Path | None,
     quiet: bool,
     fmt: str,
@@ -248,22 +256,11 @@ def run(
     from irx.run import RunOptions
 
     options = RunOptions(
-        inventory=inventory,
-        limit=limit,
-        extra_vars=extra_vars,
-        dry_run=dry_run,
-        yes=yes,
-        approve=approve,
-        wait_approval=_duration_option("--wait-approval", wait_approval),
-        trigger=trigger,
-        force=force,
-        runs_dir=runs_dir,
-        quiet=quiet,
-        fmt=fmt,
-        forks=forks,
-        playbook_dir=playbook_dir,
+        inventory=inventory, limit=limit, extra_vars=extra_vars, dry_run=dry_run, yes=yes, approve=approve,
+        wait_approval=_duration_option("--wait-approval", wait_approval), approvers=approvers, trigger=trigger,
+        force=force, runs_dir=runs_dir, quiet=quiet, fmt=fmt, forks=forks, playbook_dir=playbook_dir,
         vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
-    )
+    )  # fmt: skip
     raise SystemExit(main(name, options))
 
 
@@ -291,6 +288,7 @@ def resume(
     approve: tuple[str, ...],
     wait_approval: str | None,
     force: bool,
+    approvers: Path | None,
     runs_dir: Path | None,
     quiet: bool,
     fmt: str,
@@ -312,35 +310,33 @@ def resume(
     from irx.run import RunOptions
 
     options = RunOptions(
-        extra_vars=extra_vars,
-        yes=yes,
-        approve=approve,
-        wait_approval=_duration_option("--wait-approval", wait_approval),
-        force=force,
-        runs_dir=runs_dir,
-        quiet=quiet,
-        fmt=fmt,
-        forks=forks,
-        playbook_dir=playbook_dir,
+        extra_vars=extra_vars, yes=yes, approve=approve, approvers=approvers, force=force, runs_dir=runs_dir,
+        wait_approval=_duration_option("--wait-approval", wait_approval), quiet=quiet, fmt=fmt, forks=forks,
+        playbook_dir=playbook_dir, from_step=from_step, replan=replan,
         vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
-        from_step=from_step,
-        replan=replan,
-    )
+    )  # fmt: skip
     raise SystemExit(main(run_id, options))
 
 
 def _duration_option(name: str, value: str | None) -> float | None:
     from irx.humanize import parse_duration
 
-    if value is None:
-        return None
     try:
-        seconds = parse_duration(value)
+        seconds = parse_duration(value) if value is not None else None
     except ValueError:
         seconds = -1.0
-    if seconds <= 0:
+    if seconds is not None and seconds <= 0:
         raise click.BadParameter(f"{value!r} is not a duration such as 90s, 30m or 2h", param_hint=name)
     return seconds
+
+
+@cli.command(name="hash-password")
+def hash_password() -> None:
+    """Print a password hash for an approvers file: the password is read twice from the terminal, or one line
+    from stdin, never from an argument (ps shows arguments to everyone)."""
+    from irx.commands.passwords import main
+
+    raise SystemExit(main())
 
 
 @cli.command()
@@ -375,40 +371,28 @@ def _duration_option(name: str, value: str | None) -> float | None:
     is_flag=True,
     help="On shutdown, interrupt running incidents (they record it) instead of letting them finish.",
 )
-def serve(
-    routes: Path,
-    token_file: Path,
-    bind: str,
-    port: int,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    state_dir: Path,
-    runs_dir: Path | None,
-    playbook_dir: Path | None,
-    stop_runs: bool,
-) -> None:
+@click.option(
+    "--approvers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Approvers file (kind: Approvers): turns on the approval page at /runs for its users. Default: off.",
+)
+@click.option(
+    "--public-url",
+    help="Where browsers reach irx serve (scheme and host, e.g. https://irx.example.com behind a TLS proxy): "
+    "links, the Origin check, Secure cookies. Default: from --bind, --port and --tls-cert.",
+)
+def serve(**options: Any) -> None:  # the options are ServeOptions' fields, one to one
     """Receive Alertmanager's webhook (POST /alerts/alertmanager) and start the routed playbooks.
 
     One incident per alert group: repeats and the resolution are recorded on it, at most the routes'
     max_concurrent runs at once, the rest queued. Each run is an ordinary irx run with its own journal.
     SIGTERM / Ctrl-C stop accepting alerts; running incidents continue unless --stop-runs.
+    With --approvers, approvers log in at /runs to follow runs and approve or refuse the gates they wait at.
     """
     from irx.commands.serve import ServeOptions
     from irx.commands.serve import main as serve_main
 
-    options = ServeOptions(
-        routes=routes,
-        token_file=token_file,
-        bind=bind,
-        port=port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        state_dir=state_dir,
-        runs_dir=runs_dir,
-        playbook_dir=playbook_dir,
-        stop_runs=stop_runs,
-    )
-    raise SystemExit(serve_main(options))
+    raise SystemExit(serve_main(ServeOptions(**options)))
 
 
 from irx.cli_journal import approve, deny, history, report, runs  # noqa: E402 (the commands on a run's journal)

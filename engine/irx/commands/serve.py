@@ -33,6 +33,8 @@ class ServeOptions:
     runs_dir: Path | None = None
     playbook_dir: Path | None = None
     stop_runs: bool = False
+    approvers: Path | None = None  # the approval page's users (irx.approvers); None: the page is off
+    public_url: str | None = None  # where browsers reach irx serve, e.g. https://irx.example.com
 
 
 def read_tokens(path: Path) -> tuple[str, ...]:
@@ -64,6 +66,7 @@ def main(options: ServeOptions) -> int:
 
     if (options.tls_cert is None) != (options.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
+    public_origin(options)  # a bad --public-url is refused before anything starts
     tokens = read_tokens(options.token_file)
     routes = load_routes(options.routes)
     problems = check_playbooks(routes, functools.partial(_playbook, options.playbook_dir))
@@ -79,7 +82,8 @@ def main(options: ServeOptions) -> int:
         playbook_dir=options.playbook_dir.resolve() if options.playbook_dir else None,
     )
     dispatcher = Dispatcher(book, routes, launch)
-    settings = Settings(routes, book, tuple(token_digest(t) for t in tokens), hosts_of=_hosts_of)
+    web = _web_settings(options, launch.runs_dir)
+    settings = Settings(routes, book, tuple(token_digest(t) for t in tokens), hosts_of=_hosts_of, web=web)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -122,11 +126,40 @@ def main(options: ServeOptions) -> int:
     return ExitCode.OK
 
 
+def public_origin(options: ServeOptions) -> str:
+    """``scheme://host[:port]`` browsers reach irx serve at: --public-url, else the bind address."""
+    from urllib.parse import urlsplit
+
+    if options.public_url is None:
+        host = f"[{options.bind}]" if ":" in options.bind else options.bind
+        return f"{'https' if options.tls_cert else 'http'}://{host}:{options.port}"
+    url = urlsplit(options.public_url)
+    if url.scheme not in {"http", "https"} or not url.hostname or url.path not in {"", "/"} or url.query:
+        raise UsageError(
+            f"--public-url {options.public_url!r}: give scheme and host only, e.g. https://irx.example.com"
+        )
+    return f"{url.scheme}://{url.netloc}"
+
+
+def _web_settings(options: ServeOptions, runs_dir: Path) -> Any:
+    if options.approvers is None:
+        return None
+    from irx.approvers import load_approvers
+    from irx.serve.web import WebSettings
+
+    approvers = load_approvers(options.approvers)
+    if not any(user.password_hash for user in approvers.users.values()):
+        raise UsageError(f"{options.approvers}: no user has a password: nobody could log in to the approval page")
+    origin = public_origin(options)
+    return WebSettings(approvers, runs_dir, secure_cookies=origin.startswith("https:"), public_origin=origin)
+
+
 async def _announce_when_listening(server: Any, options: ServeOptions, routes: int, launch: Any) -> None:
     while not server.started:
         await asyncio.sleep(0.05)
     scheme = "https" if options.tls_cert else "http"
-    logging.getLogger("irx.serve").info(
+    log = logging.getLogger("irx.serve")
+    log.info(
         "listening on %s://%s:%d/alerts/alertmanager, %d route(s), runs in %s",
         scheme,
         options.bind,
@@ -134,6 +167,10 @@ async def _announce_when_listening(server: Any, options: ServeOptions, routes: i
         routes,
         launch.runs_dir,
     )
+    if options.approvers is None:
+        log.info("approval page off: no --approvers file (approve with irx approve on this machine)")
+    else:
+        log.info("approval page at %s/runs, approvers from %s", public_origin(options), options.approvers)
 
 
 def _playbook(playbook_dir: Path | None, name: str) -> Playbook:

@@ -56,6 +56,7 @@ class RunOptions:
     yes: bool = False
     approve: Sequence[str] = ()
     wait_approval: float | None = None  # seconds a gate waits for irx approve / deny (None: it does not wait)
+    approvers: Path | None = None  # who may approve (irx.approvers); None: anyone, once
     trigger: str | None = None  # @FILE: what started the run (irx.alerts.read_trigger)
     resume: Path | None = None  # irx resume: the stopped run's directory, continued in its own journal
     from_step: str | None = None  # irx resume --from STEP

@@ -13,17 +13,21 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute
 from starlette.routing import Route as HttpRoute
 
 from irx.alerts import MAX_BODY_BYTES, AlertError, Notification, parse_notification
 from irx.incidents import Incident, IncidentBook
 from irx.routes import Route, Routes
+
+if TYPE_CHECKING:
+    from irx.serve.web import WebSettings
 
 log = logging.getLogger("irx.serve")
 ALERTS_PATH = "/alerts/alertmanager"
@@ -40,6 +44,7 @@ class Settings:
     token_digests: tuple[bytes, ...]
     hosts_of: Callable[[str | None], Sequence[str]]  # the hosts of a route's inventory, for a limit from a label
     max_body: int = MAX_BODY_BYTES
+    web: WebSettings | None = None  # the approval page (irx.serve.web); None: off
 
 
 class _Refused(Exception):
@@ -83,8 +88,16 @@ def create_app(settings: Settings, wake: Callable[[], None] = lambda: None, life
             body["reason"] = incident.reason
         return JSONResponse(body, 202)
 
+    routes: list[BaseRoute] = [
+        HttpRoute("/healthz", health, methods=["GET"]),
+        HttpRoute(ALERTS_PATH, alerts, methods=["POST"]),
+    ]
+    if settings.web is not None:
+        from irx.serve.web import web_routes
+
+        routes += web_routes(settings.web)
     return Starlette(
-        routes=[HttpRoute("/healthz", health, methods=["GET"]), HttpRoute(ALERTS_PATH, alerts, methods=["POST"])],
+        routes=routes,
         exception_handlers={Exception: _internal},
         lifespan=lifespan,
     )

@@ -1,0 +1,178 @@
+"""The on-call loop closed by a person on the approval page, every piece real: a leaking application → a
+real PostgreSQL → ``postgres_exporter`` → Prometheus → Alertmanager → ``irx serve --approvers`` → a run of
+the shipped ``db-pool-exhausted`` in ``mode: run`` that waits at its gate ``terminate_idle`` → an approver
+in headless Chromium logs in, reads the exact psql it would run, approves → the idle sessions are
+terminated, verification passes, and the alert resolves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import yaml
+from browser import Browser
+
+from conftest import VENV_BIN, IrxCli
+from irx.approvers import hash_password
+from irx.timeline import read_journal
+from irx_testenv import AlertmanagerServer, PostgresExporter, PostgresServer, PrometheusServer, free_port
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
+APP_ROLE = "leaky"
+THRESHOLD = 5
+SESSIONS = 3 * THRESHOLD
+PASSWORD = "on-call pager duty"
+SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+RULE = {
+    "alert": "PgIdleSessionsHigh",
+    "expr": f'sum by (instance, datname) (pg_stat_activity_count{{datname="{APP_ROLE}", state="idle"}}) > {THRESHOLD}',
+    "labels": {"severity": "page", "usename": APP_ROLE},
+    "annotations": {"summary": "{{ $value }} idle sessions on {{ $labels.datname }}"},
+}
+
+
+def _poll(what: str, probe: Callable[[], Any], timeout: float, log: Path) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n--- irx serve log\n{log.read_text()}")
+
+
+def _incidents(state: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((state / "incidents").glob("*/[0-9]*.json"))]
+
+
+@contextlib.contextmanager
+def serving(irx_cli: IrxCli, pg_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """``irx serve --approvers`` routing the alert to db-pool-exhausted in mode run: (url, state, log)."""
+    inventory = tmp_path / "db-inventory.yml"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write_text(yaml.safe_dump({"all": {
+        "hosts": {"localhost": local},
+        "children": {"dbservers": {"hosts": {"localhost": {}}}, "app": {"hosts": {"localhost": {}}}},
+    }}))  # fmt: skip
+    route = {
+        "name": "pg-idle-sessions",
+        "match": ['alertname="PgIdleSessionsHigh"', 'severity="page"'],
+        "playbook": "db-pool-exhausted",
+        "inventory": str(inventory),
+        "params": {
+            "pg_dsn": f"postgresql://{pg_server.superuser}@{pg_server.host}:{pg_server.port}/postgres",
+            "app_user": {"label": "usename"},
+            "idle_threshold": THRESHOLD,
+            "check_health": False,
+            "restart_app": False,
+        },
+        "mode": "run",
+        "approval_timeout": "5m",
+    }
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(yaml.safe_dump({"apiVersion": "irx/v1", "kind": "Routes", "routes": [route]}, sort_keys=False))
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{TOKEN}\n")
+    tokens.chmod(0o600)
+    approvers = tmp_path / "approvers.yaml"
+    approvers.write_text(yaml.safe_dump({"apiVersion": "irx/v1", "kind": "Approvers", "users": [
+        {"name": "carol", "groups": ["dba"], "password": hash_password(PASSWORD)}]}))  # fmt: skip
+    approvers.chmod(0o600)
+    port, state, log = free_port(), tmp_path / "serve", tmp_path / "serve.log"
+    argv = [str(VENV_BIN / "irx"), "serve", "--routes", str(routes), "--token-file", str(tokens), "--port", str(port),
+            "-p", str(SHIPPED_PLAYBOOKS), "--state-dir", str(state), "--approvers", str(approvers)]  # fmt: skip
+    with open(log, "a") as out:
+        proc = subprocess.Popen(argv, cwd=irx_cli.cwd, env=irx_cli.env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert proc.poll() is None, log.read_text()
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        _poll("irx serve to answer", healthy, 30, log)
+        yield url, state, log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def _waiting_gate(irx_cli: IrxCli) -> dict[str, Any] | None:
+    for path in irx_cli.journals():
+        for event in read_journal(path).events:
+            if event["type"] == "approval_requested":
+                return event
+    return None
+
+
+def test_an_alert_run_waits_at_its_gate_until_an_approver_approves_it_in_chromium(
+    irx_cli: IrxCli, pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    app_dsn = pg_server.create_role_and_db(APP_ROLE, "leak-pw")
+    with (
+        serving(irx_cli, pg_server, tmp_path) as (url, state, log),
+        PostgresExporter(pg_server, base_dir=tmp_path) as exporter,
+        AlertmanagerServer(f"{url}/alerts/alertmanager", TOKEN, base_dir=tmp_path, uid=exporter.uid,
+                           repeat_interval="4s") as alertmanager,
+        PrometheusServer({"postgres": [exporter.address]}, [RULE], [alertmanager.address], base_dir=tmp_path,
+                         uid=exporter.uid) as prometheus,
+    ):  # fmt: skip
+        _poll("Prometheus to scrape the exporter", prometheus.targets_up, 60, log)
+        sessions = [psycopg.connect(app_dsn, autocommit=True) for _ in range(SESSIONS)]
+        try:
+            gate = _poll("the alert's run to wait at its gate", lambda: _waiting_gate(irx_cli), 180, log)
+            assert gate["step"] == "terminate_idle"
+            with Browser(tmp_path / "chromium") as browser:
+                tab = browser.tab()
+                tab.open(f"{url}/runs")
+                tab.type("#name", "carol")
+                tab.type("#password", PASSWORD)
+                tab.click("#submit")
+                tab.wait_for(f'!!document.querySelector(\'tr[data-run="{gate["run_id"]}"][data-state="waiting"]\')')
+                tab.click(f'tr[data-run="{gate["run_id"]}"] a')
+                tab.wait_for(f"location.pathname === '/runs/{gate['run_id']}' && !!document.querySelector('#gate')")
+                assert tab.text("#gate-hash") == gate["approval_hash"]
+                assert "pg_terminate_backend(pid)" in tab.text("#gate-summary")
+                assert f"-v app_user={APP_ROLE}" in tab.text("#gate-summary")
+                tab.click("#approve")
+                tab.wait_for("document.querySelector('#status')?.dataset.status === 'verified'", timeout=180)
+            left = pg_server.psql(f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{APP_ROLE}'")
+            assert int(left) == 0  # the approved mitigation ended every idle session of the leak
+        finally:
+            for session in sessions:
+                with contextlib.suppress(psycopg.Error):
+                    session.close()
+        [incident] = _poll("the incident to finish", lambda: [i for i in _incidents(state) if i["state"] == "finished"],
+                           60, log)  # fmt: skip
+        assert incident["outcome"] == "verified"
+        _poll("the resolution", lambda: [i for i in _incidents(state) if i["status"] == "resolved"], 120, log)
+    [journal] = irx_cli.journals()
+    events = read_journal(journal).events
+    [approval] = [e for e in events if e["type"] == "approval" and e["step"] == "terminate_idle"]
+    assert (approval["approved"], approval["method"], approval["by"]) == (True, "web", "carol")
+    assert approval["approval_hash"] == gate["approval_hash"]
+    terminated = [e for e in events if e["type"] == "host_result" and e["step"] == "terminate_idle"]
+    assert [e["data"] for e in terminated] == [SESSIONS]
+    assert events[-1]["status"] == "verified"
