@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from irx.cli_options import duration_option, url_option
 from irx.errors import ExitCode, IrxError
 
 if TYPE_CHECKING:
@@ -223,6 +224,7 @@ def schema() -> None:
     help="What started this run (JSON: source, incident, route, alertname, labels, fired_at), recorded in the "
     "journal and the post-mortem; irx serve passes the alert's.",
 )
+@click.option("--approval-url", metavar="URL", callback=url_option, help="Messages link to URL/runs/RUN_ID.")
 @click.option("--force", is_flag=True, help="Run even if another run holds the lock of a host this run would change.")
 @click.option(
     "--runs-dir",
@@ -254,6 +256,7 @@ def run(
     approve: tuple[str, ...],
     wait_approval: str | None,
     trigger: str | None,
+    approval_url: str | None,
     force: bool,
     runs_dir: Path | None,
     quiet: bool,
@@ -280,8 +283,9 @@ def run(
         dry_run=dry_run,
         yes=yes,
         approve=approve,
-        wait_approval=_duration_option("--wait-approval", wait_approval),
+        wait_approval=duration_option("--wait-approval", wait_approval),
         trigger=trigger,
+        approval_url=approval_url,
         force=force,
         runs_dir=runs_dir,
         quiet=quiet,
@@ -332,20 +336,6 @@ def history(fmt: str, runs_dir: Path | None) -> None:
     from irx.commands.history import main
 
     raise SystemExit(main(fmt=fmt, runs_dir=runs_dir))
-
-
-def _duration_option(name: str, value: str | None) -> float | None:
-    from irx.humanize import parse_duration
-
-    if value is None:
-        return None
-    try:
-        seconds = parse_duration(value)
-    except ValueError:
-        seconds = -1.0
-    if seconds <= 0:
-        raise click.BadParameter(f"{value!r} is not a duration such as 90s, 30m or 2h", param_hint=name)
-    return seconds
 
 
 @cli.command()
@@ -411,6 +401,7 @@ def runs(fmt: str, runs_dir: Path | None) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=9095, show_default=True, help="Port to listen on.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS certificate.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS private key.")
+@click.option("--public-url", metavar="URL", callback=url_option, help="How people reach this server (run pages).")
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -432,6 +423,7 @@ def serve(
     port: int,
     tls_cert: Path | None,
     tls_key: Path | None,
+    public_url: str | None,
     state_dir: Path,
     runs_dir: Path | None,
     playbook_dir: Path | None,
@@ -453,6 +445,7 @@ def serve(
         port=port,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        public_url=public_url,
         state_dir=state_dir,
         runs_dir=runs_dir,
         playbook_dir=playbook_dir,

@@ -29,6 +29,7 @@ class ServeOptions:
     port: int = 9095
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    public_url: str | None = None  # how people reach this server; default http(s)://BIND:PORT
     state_dir: Path = Path(".irx/serve")
     runs_dir: Path | None = None
     playbook_dir: Path | None = None
@@ -51,6 +52,15 @@ def read_tokens(path: Path) -> tuple[str, ...]:
     if short:
         raise UsageError(f"{path}: a token is shorter than 16 characters; use e.g. `openssl rand -hex 32`")
     return tokens
+
+
+def public_url(options: ServeOptions) -> str:
+    """The base of the links in the runs' messages (BASE/runs/RUN_ID): --public-url, else where we listen."""
+    if options.public_url:
+        return options.public_url
+    scheme = "https" if options.tls_cert else "http"
+    host = f"[{options.bind}]" if ":" in options.bind else options.bind
+    return f"{scheme}://{host}:{options.port}"
 
 
 def main(options: ServeOptions) -> int:
@@ -77,6 +87,7 @@ def main(options: ServeOptions) -> int:
         runs_dir=(options.runs_dir or default_runs_dir()).resolve(),
         work_dir=(options.state_dir / "runs").resolve(),
         playbook_dir=options.playbook_dir.resolve() if options.playbook_dir else None,
+        public_url=public_url(options),
     )
     dispatcher = Dispatcher(book, routes, launch)
     settings = Settings(routes, book, tuple(token_digest(t) for t in tokens), hosts_of=_hosts_of)
