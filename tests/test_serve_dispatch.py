@@ -38,3 +38,26 @@ def test_run_mode_gates_wait_for_a_person_as_long_as_the_route_says() -> None:
     assert "--wait-approval=2h" in run_argv(route, incident(), LAUNCH, None)
     dry = run_argv(Route("r", (), "db-pool-exhausted", mode="dry-run"), incident(), LAUNCH, None)
     assert not any(a.startswith("--wait-approval") for a in dry)  # a dry run has no gate to wait at
+
+
+def test_the_public_url_reaches_the_run_as_its_own_argument() -> None:
+    launch = Launch(command=("irx",), runs_dir=Path("/runs"), work_dir=Path("/state"), environ={},
+                    public_url="https://irx.example.com/on call")  # fmt: skip
+    argv = run_argv(Route("r", (), "db-pool-exhausted"), incident(), launch, None, Path("/state/t.json"))
+    assert argv[6:8] == ["--trigger=@/state/t.json", "--approval-url=https://irx.example.com/on call"]
+    assert not any(a.startswith("--approval-url") for a in run_argv(Route("r", (), "x"), incident(), LAUNCH, None))
+
+
+@pytest.mark.parametrize(
+    ("bind", "tls", "expected"),
+    [("127.0.0.1", False, "http://127.0.0.1:9095"), ("::1", True, "https://[::1]:9095")],
+)
+def test_the_default_public_url_is_where_irx_serve_listens(bind: str, tls: bool, expected: str) -> None:
+    from irx.commands.serve import ServeOptions, public_origin
+
+    options = ServeOptions(Path("r.yaml"), Path("t"), bind=bind, tls_cert=Path("c") if tls else None)
+    assert public_origin(options) == expected
+    assert (
+        public_origin(ServeOptions(Path("r.yaml"), Path("t"), public_url="https://irx.example"))
+        == "https://irx.example"
+    )

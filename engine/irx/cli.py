@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from irx.cli_journal import FORMAT_TEXT_JSON, RUNS_DIR_OPTION
+from irx.cli_options import duration_option, url_option
 from irx.errors import ExitCode, IrxError
 
 if TYPE_CHECKING:
@@ -224,6 +225,7 @@ def _run_controls(command: Callable[..., None]) -> Callable[..., None]:
     help="What started this run (JSON: source, incident, route, alertname, labels, fired_at), recorded in the "
     "journal and the post-mortem; irx serve passes the alert's.",
 )
+@click.option("--approval-url", metavar="URL", callback=url_option, help="Messages link to URL/runs/RUN_ID.")
 @_run_controls
 def run(
     name: str,
@@ -235,6 +237,7 @@ def run(
     approve: tuple[str, ...],
     wait_approval: str | None,
     trigger: str | None,
+    approval_url: str | None,
     force: bool,
     approvers: Path | None,
     runs_dir: Path | None,
@@ -257,8 +260,9 @@ def run(
 
     options = RunOptions(
         inventory=inventory, limit=limit, extra_vars=extra_vars, dry_run=dry_run, yes=yes, approve=approve,
-        wait_approval=_duration_option("--wait-approval", wait_approval), approvers=approvers, trigger=trigger,
-        force=force, runs_dir=runs_dir, quiet=quiet, fmt=fmt, forks=forks, playbook_dir=playbook_dir,
+        wait_approval=duration_option("--wait-approval", wait_approval), approvers=approvers, trigger=trigger,
+        approval_url=approval_url, force=force, runs_dir=runs_dir, quiet=quiet, fmt=fmt, forks=forks,
+        playbook_dir=playbook_dir,
         vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
     )  # fmt: skip
     raise SystemExit(main(name, options))
@@ -311,23 +315,11 @@ def resume(
 
     options = RunOptions(
         extra_vars=extra_vars, yes=yes, approve=approve, approvers=approvers, force=force, runs_dir=runs_dir,
-        wait_approval=_duration_option("--wait-approval", wait_approval), quiet=quiet, fmt=fmt, forks=forks,
+        wait_approval=duration_option("--wait-approval", wait_approval), quiet=quiet, fmt=fmt, forks=forks,
         playbook_dir=playbook_dir, from_step=from_step, replan=replan,
         vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
     )  # fmt: skip
     raise SystemExit(main(run_id, options))
-
-
-def _duration_option(name: str, value: str | None) -> float | None:
-    from irx.humanize import parse_duration
-
-    try:
-        seconds = parse_duration(value) if value is not None else None
-    except ValueError:
-        seconds = -1.0
-    if seconds is not None and seconds <= 0:
-        raise click.BadParameter(f"{value!r} is not a duration such as 90s, 30m or 2h", param_hint=name)
-    return seconds
 
 
 @cli.command(name="hash-password")

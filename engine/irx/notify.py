@@ -180,12 +180,13 @@ def render_message(
 ) -> str:
     """The text of a ``kind`` message (initial, update, resolved, failed, step) rendered in ``context``.
 
-    ``context`` holds ``run`` (id, started_at, severity, operator, dry_run) and ``playbook`` (name, title,
-    severity), and optionally ``status``, ``reason``, ``phase``, ``step``, ``summary`` and ``message`` (a
-    notify step's text). The template is ``override`` (a playbook's ``messages:`` entry) if given, else
-    ``$IRX_TEMPLATES_DIR/<kind>.j2`` if it exists, else the packaged one. Templates also see ``now`` (UTC),
-    ``started`` (``run.started_at`` as UTC text) and ``elapsed`` (since then). A template that fails raises
-    :class:`TemplateError` naming its source.
+    ``context`` holds ``run`` (id, started_at, severity, operator, dry_run; ``url``: the run's page, when it
+    has one) and ``playbook`` (name, title, severity), and optionally ``status``, ``reason``, ``phase``,
+    ``step``, ``summary``, ``message`` (a notify step's text) and ``diagnosis`` / ``diagnosis_headline`` (the
+    first message of a run an alert started). The template is ``override`` (a playbook's ``messages:``
+    entry) if given, else ``$IRX_TEMPLATES_DIR/<kind>.j2`` if it exists, else the packaged one. Templates
+    also see ``now`` (UTC), ``started`` (``run.started_at`` as UTC text) and ``elapsed`` (since then). A
+    template that fails raises :class:`TemplateError` naming its source.
     """
     if kind not in MESSAGE_KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
@@ -220,11 +221,14 @@ def message_template(kind: str, override: str | None = None, *, environ: Mapping
     return packaged.read_text(encoding="utf-8"), f"templates/messages/{kind}.j2"
 
 
+_OPTIONAL = ("status", "reason", "phase", "step", "summary", "message", "headline", "diagnosis", "diagnosis_headline")
+
+
 def message_context(context: Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
     """``context`` with the optional names defaulted to None and ``now``/``elapsed`` added, so a template
     can test ``{% if reason %}`` under StrictUndefined; a missing ``run`` or ``playbook`` stays an error."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    full: dict[str, Any] = dict.fromkeys(("status", "reason", "phase", "step", "summary", "message", "headline"))
+    full: dict[str, Any] = dict.fromkeys(_OPTIONAL)
     full.update(context)
     if full["status"] is None and isinstance(full["phase"], str):
         full["status"] = PHASE_STATUS.get(full["phase"])
@@ -369,7 +373,9 @@ class Notifier:
 
     def _deliver(self, channel: Channel, kind: str, text: str, context: Mapping[str, Any]) -> _Outcome:
         if channel.kind == "slack":
-            return self._post(channel, {"text": text})
+            # Slack reads <...> as links and mentions (<!channel>, <https://x|approve>): a host's output or an
+            # alert's label in a message must stay text, so the three control characters are escaped.
+            return self._post(channel, {"text": slack_escape(text)})
         payload = {"kind": kind, **context, "message": text}
         if channel.kind == "webhook":
             return self._post(channel, payload)
@@ -416,6 +422,11 @@ class Notifier:
                 break
             time.sleep(self.backoff * 2 ** (attempt - 1))
         return outcome
+
+
+def slack_escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as Slack asks them escaped; Slack still turns a bare URL into a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _timeout_phase(exc: Exception) -> str:

@@ -80,6 +80,7 @@ def main(options: ServeOptions) -> int:
         runs_dir=(options.runs_dir or default_runs_dir()).resolve(),
         work_dir=(options.state_dir / "runs").resolve(),
         playbook_dir=options.playbook_dir.resolve() if options.playbook_dir else None,
+        public_url=public_origin(options),  # the runs' messages link to BASE/runs/RUN_ID
     )
     dispatcher = Dispatcher(book, routes, launch)
     web = _web_settings(options, launch.runs_dir)
@@ -127,7 +128,8 @@ def main(options: ServeOptions) -> int:
 
 
 def public_origin(options: ServeOptions) -> str:
-    """``scheme://host[:port]`` browsers reach irx serve at: --public-url, else the bind address."""
+    """``scheme://host[:port]`` browsers reach irx serve at: --public-url, else the bind address. The page's
+    links, the Origin check and the runs' messages (their link to BASE/runs/RUN_ID) all use it."""
     from urllib.parse import urlsplit
 
     if options.public_url is None:

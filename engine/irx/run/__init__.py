@@ -58,6 +58,7 @@ class RunOptions:
     wait_approval: float | None = None  # seconds a gate waits for irx approve / deny (None: it does not wait)
     approvers: Path | None = None  # who may approve (irx.approvers); None: anyone, once
     trigger: str | None = None  # @FILE: what started the run (irx.alerts.read_trigger)
+    approval_url: str | None = None  # irx serve's public URL: the run's page is APPROVAL_URL/runs/RUN_ID
     resume: Path | None = None  # irx resume: the stopped run's directory, continued in its own journal
     from_step: str | None = None  # irx resume --from STEP
     replan: bool = False  # irx resume --replan: continue although the plan renders differently now
@@ -216,15 +217,21 @@ def _open(
         clear_gate_files(cont.run_dir, cont.resumption.attempt)
     else:
         journal = Journal.create(options.runs_dir or default_runs_dir(), run_id, redactor)
-    notifier = Notifier(channels, journal.record, redactor.redact_text, options.dry_run, timeout=3.0, retries=1)
+    # A run an alert started tells people even in a dry run (a route in mode diagnose): the alert is real
+    # and someone was paged; the messages say it is a dry run. A dry run typed at a terminal sends nothing.
+    alerted = options.trigger is not None
+    notifier = Notifier(
+        channels, journal.record, redactor.redact_text, options.dry_run and not alerted, timeout=3.0, retries=1
+    )
     run_info = {
         "id": run_id,
         "started_at": utc_timestamp(),
         "severity": playbook.severity,
         "operator": operator,
         "dry_run": options.dry_run,
+        "url": f"{options.approval_url.rstrip('/')}/runs/{run_id}" if options.approval_url else None,
     }
-    comms = Communications(notifier, playbook, run_info, prepared.hosts, journal, progress)
+    comms = Communications(notifier, playbook, run_info, prepared.hosts, journal, progress, after_diagnosis=alerted)
     ending = stack.enter_context(_Ending(journal, comms, notifier.close, options.dry_run))
     stack.callback(sessions.close)  # again (it is idempotent): the session ends before run_finished
     return _Run(
@@ -388,6 +395,7 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
         notify=run.comms.step,
         on_phase=run.comms.phase,
         stop_requested=stop,
+        results=run.comms.results,  # the same mapping: the first message reads the diagnosis from it
         resume=run.cont.resumption if run.cont is not None else None,
     )
     stack.enter_context(_signals(stop, run.sessions, run.progress))

@@ -9,6 +9,7 @@ from irx import events
 from irx.model import Playbook, Step
 from irx.outcome import Outcome
 from irx.ports import Journal, Progress
+from irx.results import StepResult
 from irx.verdict import WOULD_RESOLVE
 
 if TYPE_CHECKING:
@@ -23,7 +24,13 @@ def hosts_text(hosts: Sequence[str]) -> str:
 class Communications:
     """Messages at run start, at each phase after diagnose, on notify steps and at the end; rendered from the
     runbook-style templates (or the playbook's ``messages:``), redacted, delivered, and journaled per channel.
-    A message that fails to render or deliver is recorded and never stops the run."""
+    A message that fails to render or deliver is recorded and never stops the run.
+
+    ``after_diagnosis`` (a run an alert started): the first message waits until the diagnosis is done and
+    carries it (irx.run.diagnosis) with the run's page (``run_info["url"]``), instead of an "investigating"
+    message nobody can act on. It goes out when the next phase begins (and stands for that phase's update),
+    or with the end of the run when the run ends in or right after diagnose. ``results`` is the walk's own
+    mapping of step results, filled as steps finish."""
 
     def __init__(
         self,
@@ -33,10 +40,14 @@ class Communications:
         hosts: Sequence[str],
         journal: Journal,
         progress: Progress,
+        after_diagnosis: bool = False,
     ) -> None:
         self.notifier, self.playbook, self.journal, self.progress = notifier, playbook, journal, progress
         self.run_info = dict(run_info)
         self.hosts = list(hosts)
+        self.after_diagnosis = after_diagnosis
+        self.results: dict[str, StepResult] = {}
+        self._first_sent = False
 
     def _send(self, kind: str, status: str, channel: str | None = None, **context: Any) -> None:
         from irx.errors import TemplateError
@@ -49,7 +60,7 @@ class Communications:
         except TemplateError as exc:
             self.journal.record(events.Error(message=f"message {kind}: {exc}", where="notify"))
             return
-        if self.run_info.get("dry_run"):  # rendered and shown, never sent
+        if self.notifier.dry_run:  # rendered and shown, never sent
             self.progress.note(f"message {kind} (not sent in a dry run): {text.strip().splitlines()[0]}")
         self.notifier.send(
             kind,
@@ -59,15 +70,35 @@ class Communications:
             playbook=self.playbook.name,
             severity=self.playbook.severity,
             status=status,
+            url=self.run_info.get("url"),
             **{k: v for k, v in context.items() if k in {"phase", "step"}},
         )
 
     def start(self) -> None:
-        self._send("initial", "investigating", summary=hosts_text(self.hosts) if self.hosts else None)
+        if not self.after_diagnosis:
+            self._first("investigating")
+
+    def _first(self, status: str, phase: str | None = None) -> None:
+        from irx.run.diagnosis import diagnosis_headline, diagnosis_text
+
+        self._first_sent = True
+        scope = hosts_text(self.hosts) if self.hosts else None
+        if not self.after_diagnosis:
+            self._send("initial", status, summary=scope)
+            return
+        steps = self.playbook.phases.get("diagnose", ())
+        self._send(
+            "initial", status, phase=phase, summary=scope,
+            diagnosis=diagnosis_text(steps, self.results) if steps else "(the playbook has no diagnose steps)",
+            diagnosis_headline=diagnosis_headline(steps, self.results) if steps else None,
+        )  # fmt: skip
 
     def phase(self, phase: str, again: bool) -> None:
         if phase != "diagnose":
             status = {"mitigate": "mitigating", "verify": "verifying", "rollback": "rolling back"}[phase]
+            if not self._first_sent:  # the diagnosis is done: the first message, standing for this update
+                self._first(status, phase)
+                return
             self._send("update", status, phase=phase, reason="verification repeated after rollback" if again else None)
 
     def step(self, step: Step, message: str) -> None:
@@ -78,6 +109,8 @@ class Communications:
     def finish(self, outcome: Outcome) -> None:
         """The last message: resolved only for a verified real run; a dry run says what it would do, a gate
         that nobody answered says it is waiting (irx.verdict)."""
+        if self.after_diagnosis and not self._first_sent:
+            self._first("diagnosed")
         kind = "resolved" if outcome.status == "verified" or outcome.verdict == WOULD_RESOLVE else "failed"
         if outcome.dry_run:
             status = outcome.headline.lower()  # dry run: would resolve | verification failed | failed

@@ -38,6 +38,7 @@ class Launch:
     runs_dir: Path
     work_dir: Path  # params files and run logs, 0700
     playbook_dir: Path | None = None
+    public_url: str | None = None  # the runs link to PUBLIC_URL/runs/RUN_ID in their messages
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -64,6 +65,8 @@ def run_argv(
     argv = [*launch.command, "run", route.playbook, f"--runs-dir={launch.runs_dir}", "--quiet", "--format=json"]
     if trigger_file is not None:
         argv.append(f"--trigger=@{trigger_file}")
+    if launch.public_url:
+        argv.append(f"--approval-url={launch.public_url}")
     if launch.playbook_dir is not None:
         argv.append(f"--playbooks={launch.playbook_dir}")
     if route.inventory:
