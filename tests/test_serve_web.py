@@ -268,7 +268,9 @@ def test_the_events_endpoint_gives_what_happened_after_n(page: Page) -> None:
     assert everything["status"] == "running"
     assert everything["gate"] == f"restart_app@{GATE}"
     assert everything["count"] == len(everything["entries"]) > 0
-    later = page.client.get(f"/runs/{RUN_ID}/events?after={everything['count']}").json()
+    answer = page.client.get(f"/runs/{RUN_ID}/events?after={everything['count']}")
+    assert answer.headers["cache-control"] == "no-store"
+    later = answer.json()
     assert later["entries"] == []
     for bad in ["-1", "x", "1e9", "99999999"]:
         assert page.client.get(f"/runs/{RUN_ID}/events?after={bad}").status_code == 400
@@ -277,6 +279,7 @@ def test_the_events_endpoint_gives_what_happened_after_n(page: Page) -> None:
 def test_the_runs_page_lists_the_waiting_run_and_logout_ends_the_session(page: Page) -> None:
     csrf = login(page)
     listed = page.client.get("/runs").text
+    assert '<meta http-equiv="refresh" content="10">' in listed  # the list follows new runs by itself
     assert f'data-run="{RUN_ID}" data-state="waiting"' in listed
     assert f"approval of restart_app@{GATE[7:19]}" in listed
     assert page.client.post("/logout", data={"csrf": "wrong"}).status_code == 403

@@ -52,6 +52,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",  # no-referrer would make Chromium send Origin: null
     "Cache-Control": "no-store",
 }
+JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 STATIC = {"page.css": "text/css; charset=utf-8", "run.js": "text/javascript; charset=utf-8"}
 
 
@@ -189,7 +190,7 @@ class _Pages:
             view = await anyio.to_thread.run_sync(run_view.load_run, run_dir)
         except UsageError as exc:
             return JSONResponse({"error": str(exc)}, 404)
-        return JSONResponse(run_view.events_after(view, int(after)), headers={"Cache-Control": "no-store"})
+        return JSONResponse(run_view.events_after(view, int(after)), headers=JSON_HEADERS)
 
     async def decision(self, request: Request) -> Response:
         session = self._session(request)
