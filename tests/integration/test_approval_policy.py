@@ -215,7 +215,10 @@ def test_two_people_must_approve_and_the_same_one_twice_or_a_non_approver_does_n
     assert approval["by"] == f"{IDENTITY}, alice"
     report = local.cmd("report", requested["run_id"])
     assert report.returncode == 0, report.stderr
-    assert f"{IDENTITY}, alice" in report.stdout
+    assert f"approved by {IDENTITY}, alice (web)" in report.stdout
+    assert f"Approval given: fix (Write the canary) by {IDENTITY} (cli), 1 of 2" in report.stdout
+    assert "Approval not counted: fix (Write the canary) by mallory (web) — mallory is not an approver" in report.stdout
+    assert "needs 2 approvals from group:oncall" in report.stdout
 
 
 def test_one_refusal_by_an_approver_skips_the_step(
@@ -274,3 +277,8 @@ def test_gates_nobody_answers_escalate_then_skip_or_stop_the_run(
     assert [body.get("step") for body in hooked] == ["fix_more"], webhook[1]
     notified = of_type(journal, "notification", step="fix_more")
     assert any(n["channel"] == "hook" and n["status"] == "sent" for n in notified), notified
+    report = local.cmd("report")
+    assert report.returncode == 0, report.stderr
+    assert "Approval escalated: fix (Write the canary) still waiting after 1" in report.stdout
+    assert "told leads" in report.stdout
+    assert "Approval: fix on localhost not answered in time, so skipped (on_timeout: skip)" in report.stdout
