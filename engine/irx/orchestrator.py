@@ -258,6 +258,8 @@ class Orchestrator:
                 hosts=list(hosts),
                 reason=approval.reason or step.approval_reason,
                 summary=summary,
+                approvers=list(approval.approvers) or None,
+                needed=approval.needed,
             )
         )
         if approval.approved:
@@ -266,7 +268,7 @@ class Orchestrator:
         stop = approval.stops_run(step.id, gate_hash)
         if stop is not None:
             raise _Stop(*stop)
-        why = f"approval refused by {approval.by}" + (f": {approval.reason}" if approval.reason else "")
+        why = approval.skip_reason()
         self.progress.note(f"{step.id}: {why}; not run")
         return StepResult(step.id, "skipped", reason=why)
 

@@ -30,12 +30,13 @@ from irx.model import Playbook
 from irx.orchestrator import Orchestrator, Progress
 from irx.outcome import Outcome
 from irx.redact import Redactor
-from irx.run.approvals import Ask, Inbox, approver
+from irx.run.approvals import Ask, Inbox, Policy, approver
 from irx.run.comms import Communications, notify_channels
 from irx.run.leases import leased, take_leases
 from irx.run.prepare import Prepared, Targeting, check_approve_ids, hosts_changed, prepare, shown_params, start_sessions
 
 if TYPE_CHECKING:
+    from irx.approvers import Approvers
     from irx.executors.session import AnsibleSessions
     from irx.inventory import Inventory
     from irx.lock import HostLocks
@@ -88,6 +89,7 @@ def run_playbook(
     caller redacts its own output with it); ``ask`` asks a person at a gate (None: nobody to ask).
     Raises ``IrxError`` for what was refused before the run began (exit 2), after recording it."""
     from irx.alerts import read_trigger
+    from irx.approvers import anyone, load_approvers
     from irx.inventory import load_inventory
     from irx.library import find_playbook
     from irx.loader import load_playbook
@@ -96,6 +98,7 @@ def run_playbook(
 
     playbook = load_playbook(find_playbook(name, options.playbook_dir))
     check_approve_ids(playbook, options.approve)
+    book = load_approvers(options.approvers) if options.approvers is not None else anyone()
     trigger = read_trigger(options.trigger) if options.trigger else None
     supplied = parse_extra_vars(options.extra_vars)
     inv = load_inventory(options.inventory, options.limit, options.vault)
@@ -110,7 +113,7 @@ def run_playbook(
         stack.callback(sessions.close)
         prepared = prepare(playbook, inv, supplied, options.environ, targets)
         run = _open(stack, playbook, inv, prepared, options, progress, redactor, sessions)
-        run.trigger = trigger
+        run.trigger, run.approvers = trigger, book
         try:
             run.ending.outcome = _walk(run, stack, ask)
         except IrxError as exc:
@@ -144,6 +147,7 @@ class _Run:
     comms: Communications
     ending: _Ending
     trigger: dict[str, Any] | None = None  # what started the run (--trigger), recorded in run_started
+    approvers: Approvers | None = None  # who may approve (--approvers); None: anyone, once
 
 
 class _Ending:
@@ -304,7 +308,8 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
     inbox = None
     if run.options.wait_approval is not None:
         run_dir, timeout = run.journal.path.parent, run.options.wait_approval
-        inbox = Inbox(run_dir, run.run_id, timeout, run.journal, run.progress.note, stop)
+        inbox = Inbox(run_dir, run.run_id, timeout, run.journal, run.progress.note, stop, escalate=run.comms.escalate)
+    policy = Policy(run.approvers, run.playbook.name, run.playbook.severity) if run.approvers is not None else None
     orchestrator = Orchestrator(
         playbook=run.playbook,
         targeting=Targeting(run.inv, run.prepared, run.run_info),
@@ -312,7 +317,7 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
         progress=run.progress,
         host_runner=runner,
         http_runner=run_http,
-        approver=approver(run.options.yes, run.options.approve, run.operator, ask, inbox),
+        approver=approver(run.options.yes, run.options.approve, run.operator, ask, inbox, policy),
         dry_run=run.options.dry_run,
         plan_hash=run.prepared.plan_hash,
         mask=run.redactor.redact,
