@@ -80,6 +80,7 @@ def main(options: ServeOptions) -> int:
         runs_dir=(options.runs_dir or default_runs_dir()).resolve(),
         work_dir=(options.state_dir / "runs").resolve(),
         playbook_dir=options.playbook_dir.resolve() if options.playbook_dir else None,
+        approvers=options.approvers.resolve() if options.approvers else None,
     )
     dispatcher = Dispatcher(book, routes, launch)
     web = _web_settings(options, launch.runs_dir)

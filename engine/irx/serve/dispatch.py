@@ -39,6 +39,7 @@ class Launch:
     work_dir: Path  # params files and run logs, 0700
     playbook_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    approvers: Path | None = None  # serve's approvers file: its runs' gates follow the same rule
 
 
 def trigger_of(incident: Incident) -> dict[str, Any]:
@@ -79,6 +80,8 @@ def run_argv(
     else:  # a gate waits for a person (irx approve / deny) instead of stopping at once: nobody is at a terminal
         argv.append(f"--wait-approval={route.approval_timeout}")
     argv += [f"--approve={step}" for step in route.approve]
+    if launch.approvers is not None:
+        argv.append(f"--approvers={launch.approvers}")
     return argv
 
 
