@@ -19,6 +19,7 @@ from irx.inbox import (
     clear_waiting,
     identity,
     read_decision,
+    read_decisions,
     read_waiting,
     submit,
     write_waiting,
@@ -36,7 +37,7 @@ def test_a_decision_is_made_once_and_the_first_one_stands(tmp_path: Path) -> Non
     with pytest.raises(UsageError, match="already approved by alice@ops"):
         submit(tmp_path, decision(approve=False, by="bob@ops"))
     assert read_decision(tmp_path, "restart_app") == decision()
-    assert [p.name for p in (tmp_path / DECISIONS_DIR).iterdir()] == ["restart_app.json"]  # no temp file left
+    assert [p.name for p in (tmp_path / DECISIONS_DIR / "restart_app").iterdir()] == ["1.json"]  # no temp file left
 
 
 def test_of_many_simultaneous_deciders_exactly_one_wins(tmp_path: Path) -> None:
@@ -83,8 +84,8 @@ def test_a_step_id_that_could_leave_the_inbox_is_refused(step: str, tmp_path: Pa
 @pytest.mark.parametrize("content", ["", "[]", "{", '{"step": "fix"}', '"text"', "\x00\xff"])
 def test_files_that_are_not_records_count_as_none(content: str, tmp_path: Path) -> None:
     (tmp_path / "waiting.json").write_text(content, errors="surrogateescape")
-    (tmp_path / DECISIONS_DIR).mkdir()
-    (tmp_path / DECISIONS_DIR / "fix.json").write_text(content, errors="surrogateescape")
+    (tmp_path / DECISIONS_DIR / "fix").mkdir(parents=True)
+    (tmp_path / DECISIONS_DIR / "fix" / "1.json").write_text(content, errors="surrogateescape")
     assert read_waiting(tmp_path) is None
     assert read_decision(tmp_path, "fix") is None
 
@@ -105,3 +106,65 @@ def test_who_decides_comes_from_the_uid_not_the_environment(monkeypatch: pytest.
     monkeypatch.setenv("USER", "ceo")
     monkeypatch.setenv("LOGNAME", "ceo")
     assert identity().split("@")[0] == pwd.getpwuid(os.getuid()).pw_name
+
+
+def two_person_gate(tmp_path: Path, requester_may_approve: bool = True) -> Waiting:
+    gate = Waiting(
+        "run1", "restart_app", "mitigate", "Restart", ["web1"], "$ systemctl restart app", GATE, 1.0, None,
+        os.getpid(), ["group:oncall"], ["alice", "bob", "carol"], 2, "carol@ops", requester_may_approve,
+    )  # fmt: skip
+    write_waiting(tmp_path, gate)
+    return gate
+
+
+def test_a_two_person_gate_takes_two_different_approvers_and_no_third(tmp_path: Path) -> None:
+    assert two_person_gate(tmp_path).progress() == "0 of 2 approvals"
+    submit(tmp_path, decision(by="alice@ops"))
+    with pytest.raises(UsageError) as twice:
+        submit(tmp_path, decision(by="alice@elsewhere"))  # the same account from another host
+    assert (
+        str(twice.value) == "alice already approved restart_app: it needs 2 approvals from different people (1 given)"
+    )
+    submit(tmp_path, Decision("restart_app", True, GATE, "bob", "web", "", 2.0))
+    with pytest.raises(UsageError) as third:
+        submit(tmp_path, decision(by="carol@ops"))
+    assert str(third.value) == "step 'restart_app' of this run was already approved by alice@ops, bob"
+    assert [(d.by, d.via) for d in read_decisions(tmp_path, "restart_app")] == [("alice@ops", "cli"), ("bob", "web")]
+
+
+def test_who_the_rule_does_not_allow_is_refused_with_the_reason(tmp_path: Path) -> None:
+    two_person_gate(tmp_path, requester_may_approve=False)
+    with pytest.raises(UsageError) as stranger:
+        submit(tmp_path, decision(by="mallory@ops"))
+    assert str(stranger.value) == "mallory may not approve or refuse restart_app: its approvers are group:oncall"
+    with pytest.raises(UsageError) as requester:
+        submit(tmp_path, decision(by="carol@ops"))
+    assert str(requester.value) == (
+        "carol started this run, so their approval of restart_app does not count: someone else must"
+    )
+    submit(tmp_path, decision(approve=False, by="carol@ops"))  # the requester may still stop their own step
+    with pytest.raises(UsageError, match="already refused by carol@ops"):
+        submit(tmp_path, decision(by="alice@ops"))
+
+
+def test_of_many_simultaneous_approvers_of_a_two_person_gate_exactly_two_count(tmp_path: Path) -> None:
+    gate = two_person_gate(tmp_path)
+    write_waiting(tmp_path, Waiting(**{**gate.__dict__, "eligible": None}))  # anyone may approve
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def decide(index: int) -> None:
+        start.wait()
+        try:
+            submit(tmp_path, decision(by=f"user{index}@ops"))
+            outcomes.append("won")
+        except UsageError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 6 + ["won"] * 2
+    assert len({d.by for d in read_decisions(tmp_path, "restart_app")}) == 2

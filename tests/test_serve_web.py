@@ -24,11 +24,12 @@ with warnings.catch_warnings():  # starlette would have httpx2 for its TestClien
 from irx.approvers import hash_password, load_approvers
 from irx.commands.serve import ServeOptions, public_origin
 from irx.errors import UsageError
-from irx.inbox import DECISIONS_DIR, Waiting, read_decision, write_waiting
-from irx.incidents import IncidentBook
+from irx.inbox import DECISIONS_DIR, Waiting, read_decision, read_decisions, write_waiting
+from irx.incidents import Incident, IncidentBook
 from irx.redact import Redactor
-from irx.routes import Routes
+from irx.routes import Route, Routes
 from irx.serve.app import Settings, create_app
+from irx.serve.dispatch import Launch, run_argv
 from irx.serve.sessions import LoginLimiter, Sessions
 from irx.serve.web import WebSettings
 from irx.timeline import Journal
@@ -268,7 +269,9 @@ def test_the_events_endpoint_gives_what_happened_after_n(page: Page) -> None:
     assert everything["status"] == "running"
     assert everything["gate"] == f"restart_app@{GATE}"
     assert everything["count"] == len(everything["entries"]) > 0
-    later = page.client.get(f"/runs/{RUN_ID}/events?after={everything['count']}").json()
+    answer = page.client.get(f"/runs/{RUN_ID}/events?after={everything['count']}")
+    assert answer.headers["cache-control"] == "no-store"
+    later = answer.json()
     assert later["entries"] == []
     for bad in ["-1", "x", "1e9", "99999999"]:
         assert page.client.get(f"/runs/{RUN_ID}/events?after={bad}").status_code == 400
@@ -277,6 +280,7 @@ def test_the_events_endpoint_gives_what_happened_after_n(page: Page) -> None:
 def test_the_runs_page_lists_the_waiting_run_and_logout_ends_the_session(page: Page) -> None:
     csrf = login(page)
     listed = page.client.get("/runs").text
+    assert '<meta http-equiv="refresh" content="10">' in listed  # the list follows new runs by itself
     assert f'data-run="{RUN_ID}" data-state="waiting"' in listed
     assert f"approval of restart_app@{GATE[7:19]}" in listed
     assert page.client.post("/logout", data={"csrf": "wrong"}).status_code == 403
@@ -389,3 +393,46 @@ def test_after_a_failed_login_the_form_still_leads_to_the_page_asked_for(page: P
     )
     assert failed.status_code == 401
     assert f'name="next" value="/runs/{RUN_ID}"' in failed.text
+
+
+def test_a_two_person_gate_takes_two_different_approvers_on_the_page(page: Page) -> None:
+    two = Waiting(RUN_ID, "restart_app", "mitigate", "Restart", ["db1"], "systemctl restart app", GATE, time.time(),
+                  None, 1, approvers=["alice", "bob"], eligible=["alice", "bob"], approvals=2)  # fmt: skip
+    write_waiting(page.run_dir, two)
+    alice = login(page)
+    status, text = decide(page, alice)
+    assert status == 200
+    assert "You approved it; it needs 1 more approval from someone else." in text
+    assert 'id="approve"' not in text
+    again, text = decide(page, alice)
+    assert again == 409
+    assert "alice already approved restart_app: it needs 2 approvals from different people" in text
+    page.client.cookies.clear()
+    bob = login(page, "bob", "battery staple")
+    shown = page.client.get(f"/runs/{RUN_ID}").text
+    assert "so far <span" in shown
+    assert "1 of 2 approvals (alice)" in shown
+    assert 'id="approve"' in shown
+    status, text = decide(page, bob)
+    assert status == 200
+    assert "Approved by alice, bob; the run is picking it up." in text
+    assert [(d.by, d.via) for d in read_decisions(page.run_dir, "restart_app")] == [("alice", "web"), ("bob", "web")]
+
+
+def test_the_runs_own_rule_decides_too(page: Page) -> None:
+    only_alice = Waiting(RUN_ID, "restart_app", "mitigate", "Restart", ["db1"], "x", GATE, time.time(), None, 1,
+                         approvers=["alice"], eligible=["alice"])  # fmt: skip
+    write_waiting(page.run_dir, only_alice)
+    bob = login(page, "bob", "battery staple")
+    assert "bob may not decide this step" in page.client.get(f"/runs/{RUN_ID}").text
+    status, text = decide(page, bob)
+    assert status == 409
+    assert "bob may not approve or refuse restart_app: its approvers are alice" in text
+    assert read_decisions(page.run_dir, "restart_app") == []
+
+
+def test_the_runs_irx_serve_starts_follow_its_approvers_file() -> None:
+    launch = Launch(("irx",), Path("/runs"), Path("/state"), environ={}, approvers=Path("/etc/irx/approvers.yaml"))
+    incident = Incident("0123456789abcdef-0001", "{}:{}", "irx", "r", "running", 1.0, 1.0)
+    argv = run_argv(Route("r", (), "db-pool-exhausted", mode="run"), incident, launch, None)
+    assert argv[-1] == "--approvers=/etc/irx/approvers.yaml"

@@ -258,19 +258,47 @@ def write_full_run(journal: Journal) -> None:
         approval_hash="sha256:" + "ab" * 32,
         hosts=["db1"],
         until="2026-11-22T11:39:44Z",
+        approvers=["group:dba"],
+        needed=2,
+        requester_may_approve=False,
+        escalate_at="2026-11-22T11:14:44Z",
     )
+    for by, counted in (("alice@laptop", True), ("mallory@laptop", False), ("bob", True)):
+        journal.event(
+            "approval_given",
+            phase="mitigate",
+            step="terminate_long_running",
+            by=by,
+            via="web" if by == "bob" else "cli",
+            approve=True,
+            approval_hash="sha256:" + "ab" * 32,
+            counted=counted,
+            reason=None if counted else "mallory is not an approver of terminate_long_running (group:dba)",
+            given=1 if by != "bob" else 2,
+            needed=2,
+        )
+    journal.event(
+        "approval_escalated", phase="mitigate", step="terminate_long_running", channel="leads", after=300.0, given=1,
+        needed=2,
+    )  # fmt: skip
     journal.event(
         "approval",
         phase="mitigate",
         step="terminate_long_running",
         approved=True,
-        by="alice@laptop",
-        method="cli",
+        by="alice@laptop, bob",
+        method="web",
         plan_hash="sha256:0f3a",
         reason="kills sessions",
         hosts=["db1"],
         summary="psql ...",
+        approvers=["alice@laptop", "bob"],
+        needed=2,
     )
+    journal.event(
+        "approval", step="skip_me", approved=False, method="timeout-skip", plan_hash="sha256:0f3a",
+        reason="nobody approved or refused skip_me within 30m; skipped (on_timeout: skip)",
+    )  # fmt: skip
     journal.event("approval", step="restart_app", approved=False, method="missing", plan_hash="sha256:0f3a")
     journal.event(
         "notification",

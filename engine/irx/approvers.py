@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from irx.errors import UsageError
+from irx.inbox import account_of
+
+__all__ = ["ANYONE", "Approvers", "Rule", "User", "account_of", "anyone", "hash_password", "load_approvers"]
 
 # scrypt's cost for new hashes: 16 MiB and about 50 ms per check. Hashes read from the file are capped so a
 # hash cannot make one login cost more than a few hundred MiB of memory.
@@ -98,6 +101,12 @@ class Approvers:
         requester = next((lv.requester_may_approve for lv in levels if lv.requester_may_approve is not None), True)
         return Rule(approvers, max(approvals, declared or 1), requester)
 
+    def eligible(self, rule: Rule) -> list[str] | None:
+        """The accounts of this file that may approve under ``rule`` (groups resolved); None: anyone."""
+        if not rule.approvers:
+            return None
+        return sorted(name for name in self.users if self.may_approve(rule, name))
+
     def may_approve(self, rule: Rule, name: str) -> bool:
         """Whether identity ``name`` (a login name, or ``user@host``) is one of ``rule``'s approvers."""
         account = account_of(name)
@@ -112,11 +121,6 @@ class Approvers:
 def anyone() -> Approvers:
     """The policy without a file: anyone may approve, once (unless a step declares more)."""
     return Approvers({})
-
-
-def account_of(identity: str) -> str:
-    """The account an identity names: ``alice@db-admin-1`` -> ``alice``; a login name is itself."""
-    return identity.partition("@")[0]
 
 
 def hash_password(password: str) -> str:

@@ -173,6 +173,10 @@ class ApprovalRequested(Event):
     phase: str | None = None
     hosts: Sequence[str] | None = None
     until: str | None = None
+    approvers: Sequence[str] | None = None
+    needed: int | None = None
+    requester_may_approve: bool | None = None
+    escalate_at: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +192,34 @@ class Approval(Event):
     reason: str | None = None
     hosts: Sequence[str] | None = None
     summary: str | None = None
+    approvers: Sequence[str] | None = None
+    needed: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalGiven(Event):
+    type: ClassVar[str] = "approval_given"
+    step: str
+    by: str
+    via: str
+    approve: bool
+    counted: bool
+    phase: str | None = None
+    approval_hash: str | None = None
+    reason: str | None = None
+    given: int | None = None
+    needed: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalEscalated(Event):
+    type: ClassVar[str] = "approval_escalated"
+    step: str
+    after: float
+    phase: str | None = None
+    channel: str | None = None
+    given: int | None = None
+    needed: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,6 +292,8 @@ EVENTS: tuple[type[Event], ...] = (
     StepFinished,
     Decision,
     ApprovalRequested,
+    ApprovalGiven,
+    ApprovalEscalated,
     Approval,
     Notification,
     Error,

@@ -56,6 +56,7 @@ class ActiveRun:
     hosts: tuple[str, ...] = ()
     since: float | None = None  # epoch seconds the gate has waited since
     until: float | None = None
+    approvals: str | None = None  # a gate needing several: "1 of 2 approvals (alice)"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,7 +79,8 @@ def active_runs(runs_dir: Path) -> list[ActiveRun]:
             else:
                 hosts = tuple(waiting.hosts)
                 shown = (waiting.step, waiting.approval_hash, waiting.summary, hosts, waiting.since, waiting.until)
-                found.append(ActiveRun(run, "waiting", *shown))
+                progress = waiting.progress() if waiting.approvals > 1 else None
+                found.append(ActiveRun(run, "waiting", *shown, approvals=progress))
         elif run.status == "awaiting_approval":
             gate = read_journal(run.path).last("approval") or {}
             shown_at_gate = (gate.get("step"), gate.get("approval_hash"), str(gate.get("summary", "")))
@@ -95,6 +97,8 @@ def format_active(runs: list[ActiveRun], now: float) -> str:
     rows: list[tuple[str, ...]] = [ACTIVE_COLUMNS]
     for run in runs:
         waits = f"approval of {run.step}@{short(run.approval_hash)}" if run.step and run.approval_hash else "-"
+        if run.state == "waiting" and run.approvals:
+            waits += f", {run.approvals}"
         if run.state == "waiting" and run.until is not None:
             waits += f" ({humanize.duration(max(run.until - now, 0))} left)"
         since = humanize.duration(now - run.since) + " ago" if run.since is not None else "-"

@@ -1,15 +1,19 @@
 """A run's approval inbox: what its gate waits for, and the decisions given from elsewhere.
 
 A run started with ``--wait-approval`` does not stop at a gate it cannot answer itself: it writes what it
-waits for and polls for a decision that ``irx approve`` / ``irx deny`` (or the approval page) writes. Both
+waits for and polls for decisions that ``irx approve`` / ``irx deny`` (or the approval page) write. Both
 sides meet in the run's own directory, next to its journal:
 
-    <runs>/<run_id>/waiting.json            what the gate shows: step, hosts, rendered actions, approval hash
-    <runs>/<run_id>/decisions/<step>.json   one decision per step, made once (the first one stands)
+    <runs>/<run_id>/waiting.json                what the gate shows: step, hosts, rendered actions, approval
+                                                hash, and its rule (who may approve, how many, given so far)
+    <runs>/<run_id>/decisions/<step>/<n>.json   the step's decisions in the order given: 1.json, 2.json, ...
 
-A decision names the approval hash its giver was shown; the run acts on it only if that is the hash of
-what it would run, so an approval given for one rendering never runs another. Who decided is the account
-that wrote it (``irx approve`` records its own user, not a name it is told).
+Each decision takes the next free number with ``os.link`` (atomic, exclusive), then checks again what came
+before it: so of two people deciding at once exactly one is first, the same person never counts twice, and
+nobody adds to a step that is already refused or has all its approvals. A decision names the approval hash
+its giver was shown; the run acts on it only if that is the hash of what it would run, and it checks every
+decision against the rule again itself (a file is not trusted because it exists). Who decided is the
+account that wrote it (``irx approve`` records its own user, not a name it is told).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,8 @@ from irx.errors import UsageError
 WAITING_FILE = "waiting.json"
 DECISIONS_DIR = "decisions"
 STEP_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")  # what a step id may be (the playbook schema's)
+_SLOT = re.compile(r"([1-9][0-9]{0,3})\.json")
+MAX_DECISIONS = 100  # per step: more is not people deciding
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,20 @@ class Waiting:
     since: float  # epoch seconds
     until: float | None  # when the gate stops waiting (epoch seconds), None: no limit
     pid: int
+    # The gate's rule (irx.approvers.Rule), for irx approve, irx runs and the approval page, and checked by
+    # submit; the run checks every decision against its own copy again.
+    approvers: list[str] = field(default_factory=list)  # "alice", "group:dba"; empty: anyone
+    eligible: list[str] | None = None  # the accounts that may approve (groups resolved); None: anyone
+    approvals: int = 1  # how many different people must approve
+    requester: str = ""  # the run's operator (user@host)
+    requester_may_approve: bool = True
+    approved_by: list[str] = field(default_factory=list)  # approvals counted so far, in order
+    escalate_at: float | None = None  # when the gate escalates (epoch seconds), None: it does not
+
+    def progress(self) -> str:
+        """``1 of 2 approvals (alice)``: what the gate has so far."""
+        names = f" ({', '.join(self.approved_by)})" if self.approved_by else ""
+        return f"{len(self.approved_by)} of {self.approvals} approval{'s' if self.approvals != 1 else ''}{names}"
 
 
 @dataclass(frozen=True)
@@ -102,32 +122,97 @@ def read_waiting(run_dir: Path) -> Waiting | None:
         return None
 
 
+def account_of(identity: str) -> str:
+    """The account an identity names: ``alice@db-admin-1`` -> ``alice``; a login name is itself."""
+    return identity.partition("@")[0]
+
+
 def submit(run_dir: Path, decision: Decision) -> Path:
-    """Record ``decision`` for its step; refused (``UsageError``) when the step already has one."""
+    """Record ``decision`` for its step; ``UsageError`` saying why when it is refused: not an approver of
+    the step, the run's requester where the rule forbids it, the same person twice, or a step already
+    refused or fully approved. The rule is the one the run wrote into waiting.json (without one: anyone,
+    once)."""
     check_step_id(decision.step)
-    folder = run_dir / DECISIONS_DIR
+    waiting = read_waiting(run_dir)
+    gate = waiting if waiting is not None and waiting.step == decision.step else None
+    if gate is not None and (why := _not_allowed(gate, decision)) is not None:
+        raise UsageError(why)
+    folder = run_dir / DECISIONS_DIR / decision.step
+    folder.parent.mkdir(mode=0o700, exist_ok=True)
     folder.mkdir(mode=0o700, exist_ok=True)
-    target = folder / f"{decision.step}.json"
-    body = asdict(decision) | {"at": decision.at or time.time()}
-    temp = _write_temp(folder, body)
+    temp = _write_temp(folder, asdict(decision) | {"at": decision.at or time.time()})
     try:
-        os.link(temp, target)  # atomic and exclusive: a second decision for the step fails here
-    except FileExistsError:
-        existing = read_decision(run_dir, decision.step)
-        what = f"{'approved' if existing.approve else 'refused'} by {existing.by}" if existing else "decided"
-        raise UsageError(f"step {decision.step!r} of this run was already {what}") from None
+        while True:
+            slots = _slots(folder)
+            # What counts is what the run counts: a file by someone the rule does not allow is not a decision.
+            given = [d for _, d in slots if d is not None and (gate is None or _not_allowed(gate, d) is None)]
+            _check_open(decision, given, gate.approvals if gate else 1)
+            number = max((n for n, _ in slots), default=0) + 1
+            if number > MAX_DECISIONS:
+                raise UsageError(f"step {decision.step!r} of this run has {MAX_DECISIONS} decisions already")
+            target = folder / f"{number}.json"
+            try:
+                os.link(temp, target)  # atomic and exclusive: of two deciders one is first, the other looks again
+            except FileExistsError:
+                continue
+            return target
     finally:
         temp.unlink()
-    return target
+
+
+def _not_allowed(gate: Waiting, decision: Decision) -> str | None:
+    account, step = account_of(decision.by), decision.step
+    if gate.eligible is not None and account not in gate.eligible:
+        return f"{account} may not approve or refuse {step}: its approvers are {', '.join(gate.approvers)}"
+    if decision.approve and not gate.requester_may_approve and account == account_of(gate.requester):
+        return f"{account} started this run, so their approval of {step} does not count: someone else must"
+    return None
+
+
+def _check_open(decision: Decision, given: list[Decision], needed: int) -> None:
+    step, account = decision.step, account_of(decision.by)
+    refused = next((d for d in given if not d.approve), None)
+    if refused is not None:
+        raise UsageError(f"step {step!r} of this run was already refused by {refused.by}")
+    approvals = [d for d in given if d.approve]
+    if len(approvals) >= needed:
+        raise UsageError(f"step {step!r} of this run was already approved by {', '.join(d.by for d in approvals)}")
+    if any(account_of(d.by) == account for d in approvals):
+        raise UsageError(
+            f"{account} already approved {step}: it needs {needed} approvals from different people "
+            f"({len(approvals)} given)"
+        )
+
+
+def read_decisions(run_dir: Path, step: str) -> list[Decision]:
+    """The decisions given for ``step``, in the order given; files that are not decisions are left out."""
+    return [d for _, d in _slots(run_dir / DECISIONS_DIR / check_step_id(step)) if d is not None]
 
 
 def read_decision(run_dir: Path, step: str) -> Decision | None:
-    """The decision given for ``step``, or None; a file that is not a decision counts as none."""
+    """The first decision given for ``step``, or None."""
+    found = read_decisions(run_dir, step)
+    return found[0] if found else None
+
+
+def _slots(folder: Path) -> list[tuple[int, Decision | None]]:
+    """Every numbered decision file in ``folder``, in order, each read (None: not a decision)."""
     try:
-        data = json.loads((run_dir / DECISIONS_DIR / f"{check_step_id(step)}.json").read_text())
-        return Decision(**data) if isinstance(data, dict) else None
+        names = [m for m in map(_SLOT.fullmatch, os.listdir(folder)) if m is not None]
+    except OSError:
+        return []
+    return [(int(m.group(1)), _read(folder / m.group(0), folder.name)) for m in sorted(names, key=lambda m: int(m[1]))]
+
+
+def _read(path: Path, step: str) -> Decision | None:
+    try:
+        data = json.loads(path.read_text())
+        decision = Decision(**data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
+    if decision is None or decision.step != step or not all(isinstance(v, str) for v in (decision.by, decision.via)):
+        return None
+    return decision
 
 
 def binds(decision: Decision, gate_hash: str) -> bool:

@@ -89,6 +89,7 @@ class Step:
     mutating: bool = False
     approval_required: bool = False
     approval_reason: str | None = None
+    gate: GateSpec = field(default_factory=lambda: GateSpec())
     parse: ParseSpec | None = None
     line: int = 0
 
@@ -99,6 +100,27 @@ class Step:
     @property
     def title(self) -> str:
         return self.name or self.id
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """What a step's ``approval:`` says beyond required: how many must approve, escalation, timeout."""
+
+    approvals: int = 1
+    escalate_after: float | None = None
+    escalate_to: str | None = None
+    timeout: float | None = None
+    on_timeout: Literal["abort", "skip"] = "abort"
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> GateSpec:
+        def seconds(key: str) -> float | None:
+            return parse_duration(raw[key]) if key in raw else None
+
+        return cls(
+            raw.get("approvals", 1), seconds("escalate_after"), raw.get("escalate_to"), seconds("timeout"),
+            raw.get("on_timeout", "abort"),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -144,10 +166,12 @@ def build_step(phase: Phase, raw: Mapping[str, Any], line: int = 0) -> Step:
     action = next(name for name in ACTIONS if name in raw)
     spec = raw[action]
     approval = raw.get("approval")
+    gate = GateSpec()
     if approval == "required":
         approval_required, approval_reason = True, None
     elif isinstance(approval, Mapping):
         approval_required, approval_reason = bool(approval["required"]), approval.get("reason")
+        gate = GateSpec.of(approval)
     else:
         approval_required, approval_reason = KINDS[action].gated, None
     mutating = raw.get("mutating")
@@ -171,6 +195,7 @@ def build_step(phase: Phase, raw: Mapping[str, Any], line: int = 0) -> Step:
         mutating=default_mutating(phase, action, spec) if mutating is None else bool(mutating),
         approval_required=approval_required,
         approval_reason=approval_reason,
+        gate=gate,
         parse=_build_parse(raw.get("parse")),
         line=line,
     )

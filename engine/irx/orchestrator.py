@@ -130,11 +130,8 @@ class Orchestrator:
                 if verify or (step.on_failure == "rollback" and phase != "rollback"):
                     return why
                 raise _Stop("failed", why)
-        except _Stop as stop:
-            status = stop.status
-            raise
-        except BaseException:  # the executor failed: the phase did not end well
-            status = "failed"
+        except BaseException as exc:  # a stop says how the phase ended; anything else (the executor) is a failure
+            status = exc.status if isinstance(exc, _Stop) else "failed"
             raise
         finally:
             self.journal.record(events.PhaseFinished(phase=phase, status=status, again=again))
@@ -268,6 +265,8 @@ class Orchestrator:
                 hosts=list(hosts),
                 reason=approval.reason or step.approval_reason,
                 summary=summary,
+                approvers=list(approval.approvers) or None,
+                needed=approval.needed,
             )
         )
         if approval.approved:
@@ -276,7 +275,7 @@ class Orchestrator:
         stop = approval.stops_run(step.id, gate_hash)
         if stop is not None:
             raise _Stop(*stop)
-        why = f"approval refused by {approval.by}" + (f": {approval.reason}" if approval.reason else "")
+        why = approval.skip_reason()
         self.progress.note(f"{step.id}: {why}; not run")
         return StepResult(step.id, "skipped", reason=why)
 

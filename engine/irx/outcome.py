@@ -27,9 +27,18 @@ Approver = Callable[[Step, Sequence[str], str, str], "Approval"]
 @dataclass(frozen=True)
 class Approval:
     approved: bool
-    method: str  # tty | yes-flag | approve-flag | cli | web | refused | missing | stale | timeout | interrupted
-    by: str
+    method: str  # tty | yes-flag | approve-flag | cli | web | refused | missing | stale | timeout | timeout-skip
+    # | interrupted
+    by: str  # who decided; for a gate several people approved, their names joined with ", "
     reason: str = ""  # why not (a stale --approve, a timeout, a refusal's stated reason)
+    approvers: tuple[str, ...] = ()  # everyone whose approval counted, in order
+    needed: int | None = None  # how many approvals the gate needed (None: one, without a rule)
+
+    def skip_reason(self) -> str:
+        """Why the step is skipped when this answer refuses it and the run goes on."""
+        if self.method == "timeout-skip":
+            return self.reason
+        return f"approval refused by {self.by}" + (f": {self.reason}" if self.reason else "")
 
     def stops_run(self, step_id: str, gate_hash: str) -> tuple[str, str] | None:
         """How the run stops when this answer leaves the step unapproved: (status, reason); None when the

@@ -29,6 +29,7 @@ RULES: Mapping[str, str] = {
     "unsafe-attribute": "no attribute or key starting with _ (the sandbox refuses them)",
     "mutating-in-diagnose": "diagnose steps are read-only",
     "approval-missing": "in SEV1/SEV2 playbooks a mutating step declares its approval",
+    "approval-timing": "a gate escalates before its timeout; escalate_to needs escalate_after; only gates have them",
     "no-rollback-steps": "on_failure: rollback needs a rollback phase",
     "param-default": "a param's default matches its type, choices and bounds",
     "duplicate-playbook-name": "playbook names are unique across files",
@@ -82,6 +83,7 @@ def check_rules(doc: Document, playbook: Playbook | None) -> None:
         templates,
         _mutating,
         _approvals,
+        _gate_timing,
         _rollback,
         _params,
         _controls,
@@ -184,6 +186,32 @@ def _approvals(ctx: Context) -> None:
                 "approval-missing",
                 f"step '{step.id}' is mutating in a {normalize_severity(severity)} playbook: add 'approval: required' "
                 "or 'approval: {required: false, reason: ...}'",
+            )
+
+
+def _gate_timing(ctx: Context) -> None:
+    from irx.humanize import parse_duration
+
+    for step in ctx.steps:
+        gate = step.raw.get("approval")
+        if not isinstance(gate, Mapping):
+            continue
+        at = (*step.path, "approval")
+        extra = [key for key in ("approvals", "escalate_after", "escalate_to", "timeout", "on_timeout") if key in gate]
+        if gate.get("required") is False and extra:
+            ctx.report(at, "approval-timing", f"step '{step.id}' needs no approval: {', '.join(extra)} has no effect")
+        if "escalate_to" in gate and "escalate_after" not in gate:
+            ctx.report((*at, "escalate_to"), "approval-timing", f"step '{step.id}': escalate_to needs escalate_after")
+        try:
+            after, limit = (parse_duration(gate[k]) if k in gate else None for k in ("escalate_after", "timeout"))
+        except (TypeError, ValueError):  # the schema reports a malformed duration
+            continue
+        if after is not None and limit is not None and after >= limit:
+            ctx.report(
+                (*at, "escalate_after"),
+                "approval-timing",
+                f"step '{step.id}': escalate_after ({gate['escalate_after']}) must be shorter than timeout "
+                f"({gate['timeout']}), or the escalation never happens",
             )
 
 

@@ -91,6 +91,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "step_finished",
     "decision",
     "approval_requested",
+    "approval_given",
+    "approval_escalated",
     "approval",
     "notification",
     "error",

@@ -296,3 +296,42 @@ def test_the_page_shows_a_secret_only_masked_and_the_approved_step_gets_the_real
     [approval] = of_type(journal, "approval", step="fix")
     assert (approval["approved"], approval["method"], approval["by"]) == (True, "web", "alice")
     assert secret not in served.log.read_text()
+
+
+def test_a_two_person_gate_is_approved_by_two_people_logging_in_one_after_the_other(
+    irx_cli: IrxCli, tmp_path: Path, state: Path, timeline_validator: Draft202012Validator
+) -> None:
+    with serving(irx_cli, tmp_path) as served:
+        args = ("-l", "localhost", "-e", f"state_dir={state}", "--wait-approval", "120s")
+        proc = irx_cli.start("run-two-person", *args, "--approvers", str(tmp_path / "approvers.yaml"))
+        try:
+            gate = irx_cli.wait_for_event(proc, lambda e: e["type"] == "approval_requested", timeout=90)
+            with Browser(tmp_path / "chromium") as browser:
+                tab = browser.tab()
+                log_in(tab, served, gate["run_id"], "alice", PASSWORD)
+                assert "0 of 2 approvals" in tab.text("#gate-progress")
+                tab.click("#approve")
+                tab.wait_for("!!document.querySelector('#decided')")
+                assert tab.text("#decided") == "You approved it; it needs 1 more approval from someone else."
+                assert tab.evaluate("document.querySelector('#approve')") is None
+                assert not (state / "canary").exists()
+                tab.click(".logout button")  # a POST with the session's CSRF token
+                tab.wait_for("location.pathname === '/login'")
+                log_in(tab, served, gate["run_id"], "bob", "another one")
+                assert "1 of 2 approvals (alice)" in tab.text("#gate-progress")
+                tab.click("#approve")
+                tab.wait_for("document.querySelector('#status')?.dataset.status === 'verified'", timeout=90)
+            out, err = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, (out, err)
+    assert (state / "canary").read_text() == "fixed\n"
+    journal = read_journal(irx_cli.journals()[-1])
+    check_journal(journal, timeline_validator)
+    given = of_type(journal, "approval_given", step="fix")
+    assert [(g["by"], g["via"], g["counted"]) for g in given] == [("alice", "web", True), ("bob", "web", True)]
+    [approval] = of_type(journal, "approval", step="fix")
+    assert (approval["approved"], approval["method"], approval["approvers"]) == (True, "web", ["alice", "bob"])
+    assert "logout: alice" in served.log.read_text()

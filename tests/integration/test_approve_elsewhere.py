@@ -199,9 +199,9 @@ def test_a_decision_for_another_rendering_runs_nothing(
         gate = _waiting(irx_cli, proc)
         forged = {"step": "fix", "approve": True, "approval_hash": "sha256:" + "ab" * 32, "by": "mallory@elsewhere",
                   "via": "cli", "reason": "", "at": 0.0}  # fmt: skip
-        folder = gate["run_dir"] / DECISIONS_DIR
-        folder.mkdir()
-        (folder / "fix.json").write_text(json.dumps(forged))
+        folder = gate["run_dir"] / DECISIONS_DIR / "fix"
+        folder.mkdir(parents=True)
+        (folder / "1.json").write_text(json.dumps(forged))
         rc, out, err = _finish(proc)
     assert rc == 4, (out, err)
     assert canaries(state) == []

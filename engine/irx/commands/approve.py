@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -60,10 +60,20 @@ def decide(
     decision = Decision(waiting.step, approve, waiting.approval_hash, identity(), "cli", reason, time.time())
     submit(run_dir, decision)
     verb = "approved" if approve else "refused"
-    if _acknowledged(run_dir, waiting.step):
-        click.echo(f"{verb} {gate} as {decision.by}: run {summary.run_id} recorded it")
-    else:
+    seen = _acknowledged(run_dir, waiting.step, decision.by)
+    if seen is None:
         click.echo(f"{verb} {gate} as {decision.by}: recorded; run {summary.run_id} has not picked it up yet")
+    elif approve and seen.get("counted") and seen.get("needed", 1) > seen.get("given", 1):
+        given, needed = seen["given"], seen["needed"]
+        click.echo(
+            f"{verb} {gate} as {decision.by}: run {summary.run_id} recorded it; {given} of {needed} approvals, "
+            "it waits for another approver"
+        )
+    elif seen.get("counted") is False:
+        click.echo(f"{verb} {gate} as {decision.by}: run {summary.run_id} did not count it: {seen.get('reason')}")
+        return ExitCode.USAGE
+    else:
+        click.echo(f"{verb} {gate} as {decision.by}: run {summary.run_id} recorded it")
     return ExitCode.OK
 
 
@@ -101,15 +111,23 @@ def _show(run_id: str, waiting: Waiting, gate: str) -> None:
     for line in waiting.summary.splitlines():
         click.echo(f"    {line}")
     click.echo(f"    approval hash {gate}")
+    if waiting.approvals > 1 or waiting.approvers or not waiting.requester_may_approve:
+        who = ", ".join(waiting.approvers) or "anyone"
+        others = "" if waiting.requester_may_approve else f", not {waiting.requester} who started the run"
+        click.echo(f"    needs {waiting.approvals} different approver(s) from {who}{others}: {waiting.progress()}")
 
 
-def _acknowledged(run_dir: Path, step: str) -> bool:
+def _acknowledged(run_dir: Path, step: str, by: str) -> dict[str, Any] | None:
+    """The run's record of this decision (its approval_given event, or the gate's approval), or None when
+    the run has not recorded it within ACK_TIMEOUT."""
     from irx.journal_read import read_journal
 
     deadline = time.monotonic() + ACK_TIMEOUT
     while time.monotonic() < deadline:
-        journal = read_journal(run_dir)
-        if any(e.get("type") == "approval" and e.get("step") == step for e in journal.events[-50:]):
-            return True
+        for event in reversed(read_journal(run_dir).events[-50:]):
+            if event.get("step") == step and (
+                event.get("type") == "approval" or (event.get("type") == "approval_given" and event.get("by") == by)
+            ):
+                return dict(event)
         time.sleep(0.2)
-    return False
+    return None

@@ -81,6 +81,7 @@ def main(options: ServeOptions) -> int:
         work_dir=(options.state_dir / "runs").resolve(),
         playbook_dir=options.playbook_dir.resolve() if options.playbook_dir else None,
         public_url=public_origin(options),  # the runs' messages link to BASE/runs/RUN_ID
+        approvers=options.approvers.resolve() if options.approvers else None,
     )
     dispatcher = Dispatcher(book, routes, launch)
     web = _web_settings(options, launch.runs_dir)

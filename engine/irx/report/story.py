@@ -94,7 +94,17 @@ def _text(report: Report, event: Mapping[str, Any], failing: list[str]) -> str |
         hosts = as_strs(event.get("hosts"))
         until = as_str(event.get("until"))
         limit = f", until {until[11:19]}" if until else ""
-        return f"Approval requested: {label}{' on ' + ', '.join(hosts) if hosts else ''} (irx approve / deny{limit})"
+        where = f" on {', '.join(hosts)}" if hosts else ""
+        return f"Approval requested: {label}{where}{_needs(event)} (irx approve / deny{limit})"
+    if kind == "approval_given":
+        return _given_text(event, label)
+    if kind == "approval_escalated":
+        after = as_num(event.get("after"))
+        waited = f" after {format_duration(after)}" if after is not None else ""
+        count = f" ({event.get('given')} of {event.get('needed')} approvals)" if event.get("needed") else ""
+        return (
+            f"Approval escalated: {label} still waiting{waited}{count}; told {event.get('channel') or 'every channel'}"
+        )
     if kind == "notification":
         channel, note = event.get("channel"), as_str(event.get("kind")) or "message"
         if status == "failed":
@@ -134,6 +144,27 @@ def _run_started(report: Report) -> str:
     )
 
 
+def _needs(event: Mapping[str, Any]) -> str:
+    """`` — needs 2 approvals from group:dba, not the requester`` for a gate with a rule beyond one approval."""
+    needed, who = event.get("needed"), as_strs(event.get("approvers"))
+    if not isinstance(needed, int) or (needed <= 1 and not who and event.get("requester_may_approve") is not False):
+        return ""
+    others = ", not the requester" if event.get("requester_may_approve") is False else ""
+    return f" — needs {needed} approval{'s' if needed != 1 else ''} from {', '.join(who) or 'anyone'}{others}"
+
+
+def _given_text(event: Mapping[str, Any], label: str) -> str | None:
+    by, via, why = event.get("by"), event.get("via"), as_str(event.get("reason"))
+    if event.get("counted") is not True:
+        return f"Approval not counted: {label} by {by} ({via})" + (f" — {one_line(why)}" if why else "")
+    if event.get("approve") is not True:
+        return None  # the approval event that follows says it was refused, and by whom
+    needed = event.get("needed")
+    if not isinstance(needed, int) or needed <= 1:
+        return None  # one approval: the approval event says it all
+    return f"Approval given: {label} by {by} ({via}), {event.get('given')} of {needed}"
+
+
 def _approval_text(event: Mapping[str, Any], step_id: str | None) -> str:
     hosts = as_strs(event.get("hosts"))
     on = f" on {', '.join(hosts)}" if hosts else ""
@@ -150,6 +181,7 @@ def _approval_text(event: Mapping[str, Any], step_id: str | None) -> str:
 
 _UNANSWERED = {
     "timeout": "not answered in time",
+    "timeout-skip": "not answered in time, so skipped (on_timeout: skip)",
     "interrupted": "interrupted while waiting",
     "stale": "not given for what would run",
     "binding": "refused by irx",

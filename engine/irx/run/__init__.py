@@ -30,13 +30,14 @@ from irx.model import Playbook
 from irx.orchestrator import Orchestrator, Progress
 from irx.outcome import Outcome
 from irx.redact import Redactor
-from irx.run.approvals import Ask, Inbox, approver
+from irx.run.approvals import Ask, Inbox, Policy, approver
 from irx.run.comms import Communications, notify_channels
 from irx.run.leases import leased, take_leases
 from irx.run.prepare import Prepared, Targeting, check_approve_ids, hosts_changed, prepare, shown_params, start_sessions
 from irx.run.resume import Continuation, check_plan, clear_gate_files, continuation, recorded_supplied, supplied_again
 
 if TYPE_CHECKING:
+    from irx.approvers import Approvers
     from irx.executors.session import AnsibleSessions
     from irx.inventory import Inventory
     from irx.lock import HostLocks
@@ -94,9 +95,11 @@ def run_playbook(
     """Run playbook ``name``; its journal records everything. ``redactor`` learns the run's secrets (the
     caller redacts its own output with it); ``ask`` asks a person at a gate (None: nobody to ask).
     Raises ``IrxError`` for what was refused before the run began (exit 2), after recording it."""
+    from irx.approvers import anyone, load_approvers
     from irx.plan import resolve_targets
 
     playbook, supplied, inv, trigger, cont = _inputs(name, options)
+    book = load_approvers(options.approvers) if options.approvers is not None else anyone()
     targets = resolve_targets(playbook, inv)
 
     def on_host_event(step_id: str, host: str, status: str, duration: float) -> None:
@@ -109,7 +112,7 @@ def run_playbook(
         prepared = prepare(playbook, inv, supplied, options.environ, targets)
         changes = check_plan(cont, prepared, options.replan) if cont is not None else []
         run = _open(stack, playbook, inv, prepared, options, progress, redactor, sessions, cont)
-        run.trigger, run.supplied, run.changes = trigger, supplied, changes
+        run.trigger, run.supplied, run.changes, run.approvers = trigger, supplied, changes, book
         try:
             run.ending.outcome = _walk(run, stack, ask)
         except IrxError as exc:
@@ -146,6 +149,7 @@ class _Run:
     cont: Continuation | None = None  # irx resume: the stopped run this continues
     supplied: Mapping[str, Supplied] = field(default_factory=dict)  # the -e values
     changes: list[str] = field(default_factory=list)  # irx resume --replan: what renders differently now
+    approvers: Approvers | None = None  # who may approve (--approvers); None: anyone, once
 
 
 class _Ending:
@@ -379,7 +383,8 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
     inbox = None
     if run.options.wait_approval is not None:
         run_dir, timeout = run.journal.path.parent, run.options.wait_approval
-        inbox = Inbox(run_dir, run.run_id, timeout, run.journal, run.progress.note, stop)
+        inbox = Inbox(run_dir, run.run_id, timeout, run.journal, run.progress.note, stop, escalate=run.comms.escalate)
+    policy = Policy(run.approvers, run.playbook.name, run.playbook.severity) if run.approvers is not None else None
     orchestrator = Orchestrator(
         playbook=run.playbook,
         targeting=Targeting(run.inv, run.prepared, run.run_info),
@@ -387,7 +392,7 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
         progress=run.progress,
         host_runner=runner,
         http_runner=run_http,
-        approver=approver(run.options.yes, run.options.approve, run.operator, ask, inbox),
+        approver=approver(run.options.yes, run.options.approve, run.operator, ask, inbox, policy),
         dry_run=run.options.dry_run,
         plan_hash=run.prepared.plan_hash,
         mask=run.redactor.redact,

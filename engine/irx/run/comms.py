@@ -106,6 +106,10 @@ class Communications:
         channel = step.spec.get("channel") if isinstance(step.spec, Mapping) else None
         self._send("step", "in progress", channel=channel, step=step.id, phase=step.phase, message=message)
 
+    def escalate(self, step: Step, channel: str | None, text: str) -> None:
+        """A gate still waits for approval: tell ``channel`` (None: every channel) again."""
+        self._send("step", "waiting for approval", channel=channel, step=step.id, phase=step.phase, message=text)
+
     def finish(self, outcome: Outcome) -> None:
         """The last message: resolved only for a verified real run; a dry run says what it would do, a gate
         that nobody answered says it is waiting (irx.verdict)."""

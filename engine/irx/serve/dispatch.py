@@ -40,6 +40,7 @@ class Launch:
     playbook_dir: Path | None = None
     public_url: str | None = None  # the runs link to PUBLIC_URL/runs/RUN_ID in their messages
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    approvers: Path | None = None  # serve's approvers file: its runs' gates follow the same rule
 
 
 def trigger_of(incident: Incident) -> dict[str, Any]:
@@ -82,6 +83,8 @@ def run_argv(
     else:  # a gate waits for a person (irx approve / deny) instead of stopping at once: nobody is at a terminal
         argv.append(f"--wait-approval={route.approval_timeout}")
     argv += [f"--approve={step}" for step in route.approve]
+    if launch.approvers is not None:
+        argv.append(f"--approvers={launch.approvers}")
     return argv
 
 

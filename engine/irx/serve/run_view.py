@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from irx.errors import UsageError
-from irx.inbox import Decision, Waiting, read_decision, read_waiting
+from irx.inbox import Decision, Waiting, account_of, read_decisions, read_waiting
 from irx.journal_read import RUNNING, read_journal, resolve_run
 from irx.report.facts import Report, TimelineEntry
 from irx.report.model import build_report
@@ -45,9 +45,25 @@ class RunView:
     run_id: str
     report: Report
     waiting: Waiting | None  # set only while the run lives and waits at a gate
-    decided: Decision | None  # a decision already given for that gate, not yet picked up by the run
+    decisions: tuple[Decision, ...]  # given for that gate so far, in order (two-person gates take several)
     timeline: tuple[TimelineEntry, ...]
     diagnostics: tuple[Diagnostic, ...]
+
+    def closed(self, name: str) -> str:
+        """Why ``name`` gets no Approve / Refuse buttons at this gate (already refused, fully approved, or
+        approved by them), or "": they may answer. Whether the rule lets them is checked apart."""
+        if self.waiting is None:
+            return "the run does not wait for an approval"
+        approvals = [d for d in self.decisions if d.approve]
+        refused = next((d for d in self.decisions if not d.approve), None)
+        if refused is not None:
+            return f"Refused by {refused.by}; the run is picking it up."
+        if len(approvals) >= self.waiting.approvals:
+            return f"Approved by {', '.join(d.by for d in approvals)}; the run is picking it up."
+        if any(account_of(d.by) == account_of(name) for d in approvals):
+            left = self.waiting.approvals - len(approvals)
+            return f"You approved it; it needs {left} more approval{'s' if left != 1 else ''} from someone else."
+        return ""
 
     @property
     def gate(self) -> str:
@@ -77,7 +93,7 @@ def load_run(run_dir: Path) -> RunView:
         run_id=run_dir.name,
         report=report,
         waiting=waiting,
-        decided=read_decision(run_dir, waiting.step) if waiting is not None else None,
+        decisions=tuple(read_decisions(run_dir, waiting.step)) if waiting is not None else (),
         timeline=report.timeline,
         diagnostics=tuple(_diagnostics(report)),
     )

@@ -52,6 +52,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",  # no-referrer would make Chromium send Origin: null
     "Cache-Control": "no-store",
 }
+JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 STATIC = {"page.css": "text/css; charset=utf-8", "run.js": "text/javascript; charset=utf-8"}
 
 
@@ -189,7 +190,7 @@ class _Pages:
             view = await anyio.to_thread.run_sync(run_view.load_run, run_dir)
         except UsageError as exc:
             return JSONResponse({"error": str(exc)}, 404)
-        return JSONResponse(run_view.events_after(view, int(after)), headers={"Cache-Control": "no-store"})
+        return JSONResponse(run_view.events_after(view, int(after)), headers=JSON_HEADERS)
 
     async def decision(self, request: Request) -> Response:
         session = self._session(request)
@@ -221,13 +222,16 @@ class _Pages:
             view = await anyio.to_thread.run_sync(run_view.load_run, run_dir)
         except UsageError as exc:
             return _page("message.html.j2", session, 404, message=str(exc))
-        rule, allowed = None, False
+        gate: dict[str, Any] = {"rule": None, "allowed": False, "closed": "", "approved": []}
         if view.waiting is not None:
             rule = _rule(self.web.approvers, view.report.playbook, view.report.severity, view.waiting.step)
-            allowed = self.web.approvers.may_approve(rule, session.name)
-        return _page(
-            "run.html.j2", session, status, view=view, now=time.time(), extra=messages, rule=rule, allowed=allowed
-        )
+            eligible = view.waiting.eligible  # the run's own rule, when it was given one
+            allowed = self.web.approvers.may_approve(rule, session.name) and (
+                eligible is None or session.name in eligible
+            )
+            approved = [d.by for d in view.decisions if d.approve]
+            gate = {"rule": rule, "allowed": allowed, "closed": view.closed(session.name), "approved": approved}
+        return _page("run.html.j2", session, status, view=view, now=time.time(), extra=messages, **gate)
 
     def _session(self, request: Request) -> Session | None:
         return self.web.sessions.get(request.cookies.get(SESSION_COOKIE))
