@@ -157,3 +157,30 @@ def test_hash_password_reads_stdin_and_prints_a_hash_that_verifies(tmp_path: Pat
         [sys.executable, "-m", "irx", "hash-password"], input="\n", capture_output=True, text=True, check=False
     )
     assert (empty.returncode, empty.stdout, empty.stderr) == (2, "", "irx: error: an empty password: nothing printed\n")
+
+
+def test_irx_run_refuses_a_bad_approvers_file_before_anything_starts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import irx
+
+    engine = Path(irx.__file__).resolve().parents[1]
+    path = write(
+        tmp_path, "apiVersion: irx/v1\nkind: Approvers\nusers: [{name: x}]\npolicy: {default: {approvers: [y]}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(engine), "IRX_APPROVERS": str(path), "IRX_RUNS_DIR": str(tmp_path / "runs")}
+    argv = [
+        sys.executable,
+        "-m",
+        "irx",
+        "run",
+        "db-pool-exhausted",
+        "-p",
+        str(engine.parent / "playbooks"),
+        "--dry-run",
+    ]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"irx: error: {path}:4:32: policy/default/approvers/0: 'y' is not a user of this file\n"
+    assert not (tmp_path / "runs").exists()  # no journal: nothing started

@@ -106,3 +106,61 @@ def test_the_run_prints_nothing_and_the_orchestrator_imports_no_concrete_executo
         "assert 'click' not in sys.modules and 'irx.commands' not in sys.modules and 'irx.cli' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_operators_own_approval_is_one_of_the_two_a_two_person_gate_needs(tmp_path: Path) -> None:
+    import json
+    import threading
+
+    from irx.approvers import anyone
+    from irx.errors import UsageError
+    from irx.inbox import Decision, read_waiting, submit
+    from irx.redact import Redactor
+    from irx.run.approvals import Inbox, Policy
+    from irx.timeline import Journal, read_journal
+
+    path = tmp_path / "tt.yaml"
+    path.write_text(PLAYBOOK.replace("approval: required", "approval: {required: true, approvals: 2}"))
+    (step,) = load_playbook(path).steps
+    policy = Policy(anyone(), "tt", "SEV3")
+    alone = approver(True, (), "op@here", None, policy=policy)(step, ["db1"], "fix", GATE)
+    assert (alone.approved, alone.method) == (False, "missing")
+    assert alone.reason == (
+        "step 'fix' needs 2 approvals from anyone: start the run with --wait-approval so that they can approve it "
+        "with irx approve or on the approval page"
+    )
+    journal = Journal.create(tmp_path / "runs", "run1", Redactor())
+    run_dir = journal.path.parent
+    inbox = Inbox(run_dir, "run1", 30.0, journal, lambda _: None, threading.Event(), poll=0.05)
+
+    def second() -> None:
+        for _ in range(200):
+            waiting = read_waiting(run_dir)
+            if waiting is not None and waiting.approved_by == ["op@here"]:
+                try:
+                    submit(run_dir, Decision("fix", True, GATE, "op@elsewhere", "cli", "", 1.0))
+                except UsageError as exc:
+                    refused.append(str(exc))
+                # Written by hand, past submit: the run checks it and does not count the same account twice.
+                forged = {"step": "fix", "approve": True, "approval_hash": GATE, "by": "op@elsewhere", "via": "cli"}
+                (run_dir / "decisions" / "fix").mkdir(parents=True, exist_ok=True)  # submit made it
+                (run_dir / "decisions" / "fix" / "1.json").write_text(json.dumps(forged | {"reason": "", "at": 1.0}))
+                break
+            threading.Event().wait(0.05)
+
+    refused: list[str] = []
+    thread = threading.Thread(target=second)
+    thread.start()
+    try:
+        waited = approver(True, (), "op@here", None, inbox, policy)
+        # The same account from another host does not count twice: the gate is still open when time is up.
+        inbox.timeout = 1.0
+        answer = waited(step, ["db1"], "fix", GATE)
+    finally:
+        thread.join()
+    assert refused == ["op already approved fix: it needs 2 approvals from different people (1 given)"]
+    assert (answer.approved, answer.method) == (False, "timeout")
+    assert answer.reason == "nobody approved or refused fix within 1s (1 of 2 approvals)"
+    journal.close()
+    given = [(e["by"], e["via"], e["counted"]) for e in read_journal(run_dir).events if e["type"] == "approval_given"]
+    assert given == [("op@here", "yes-flag", True), ("op@elsewhere", "cli", False)]

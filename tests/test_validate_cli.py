@@ -196,3 +196,24 @@ def test_a_routes_file_is_checked_as_routes_not_as_a_playbook(tmp_path: Path) ->
     assert f"{bad}:10:1: routes: routes/1/name: 'pg-idle' is the name of an earlier route" in again.stdout
     assert "routes/1/playbook: no playbook named 'no-such-playbook'" in again.stdout
     assert "schema-" not in again.stdout  # never read as a playbook
+
+
+def test_an_approvers_file_is_checked_as_approvers(tmp_path: Path) -> None:
+    good = tmp_path / "approvers.yaml"
+    good.write_text(
+        "apiVersion: irx/v1\nkind: Approvers\nusers:\n  - {name: alice, groups: [dba]}\n"
+        'policy:\n  default: {approvers: ["group:dba"], approvals: 2}\n'
+    )
+    ok = run_irx("validate", str(good), cwd=Path(__file__).parents[1])
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "bad-approvers.yaml"
+    bad.write_text(good.read_text().replace("group:dba", "group:dbas").replace("alice, groups", "alice, group"))
+    found = run_irx("validate", str(bad), cwd=Path(__file__).parents[1])
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert (
+        f"{bad}:4:5: approvers: users/0: Additional properties are not allowed ('group' was unexpected)" in found.stdout
+    )
+    assert "schema-" not in found.stdout  # never read as a playbook
+    bad.write_text(good.read_text().replace("group:dba", "group:dbas"))
+    again = run_irx("validate", str(bad), cwd=Path(__file__).parents[1])
+    assert f"{bad}:6:25: approvers: policy/default/approvers/0: no user of this file is in group 'dbas'" in again.stdout

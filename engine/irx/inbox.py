@@ -146,7 +146,7 @@ def submit(run_dir: Path, decision: Decision) -> Path:
             slots = _slots(folder)
             # What counts is what the run counts: a file by someone the rule does not allow is not a decision.
             given = [d for _, d in slots if d is not None and (gate is None or _not_allowed(gate, d) is None)]
-            _check_open(decision, given, gate.approvals if gate else 1)
+            _check_open(decision, given, gate.approvals if gate else 1, gate.approved_by if gate else [])
             number = max((n for n, _ in slots), default=0) + 1
             if number > MAX_DECISIONS:
                 raise UsageError(f"step {decision.step!r} of this run has {MAX_DECISIONS} decisions already")
@@ -169,15 +169,16 @@ def _not_allowed(gate: Waiting, decision: Decision) -> str | None:
     return None
 
 
-def _check_open(decision: Decision, given: list[Decision], needed: int) -> None:
+def _check_open(decision: Decision, given: list[Decision], needed: int, counted: list[str]) -> None:
+    """``counted``: the approvals the run has counted (the operator's own --yes among them, which is no file)."""
     step, account = decision.step, account_of(decision.by)
     refused = next((d for d in given if not d.approve), None)
     if refused is not None:
         raise UsageError(f"step {step!r} of this run was already refused by {refused.by}")
-    approvals = [d for d in given if d.approve]
+    approvals = list(dict.fromkeys([*counted, *(d.by for d in given if d.approve)]))
     if len(approvals) >= needed:
-        raise UsageError(f"step {step!r} of this run was already approved by {', '.join(d.by for d in approvals)}")
-    if any(account_of(d.by) == account for d in approvals):
+        raise UsageError(f"step {step!r} of this run was already approved by {', '.join(approvals)}")
+    if any(account_of(by) == account for by in approvals):
         raise UsageError(
             f"{account} already approved {step}: it needs {needed} approvals from different people "
             f"({len(approvals)} given)"

@@ -44,6 +44,7 @@ RULES: Mapping[str, str] = {
     "env-on-module": "env: is for shell and command steps (a module takes its settings as args)",
     "shell-module": "host commands are shell: or command: steps, not Ansible's command/shell/raw/script modules",
     "routes": "a routes file (kind: Routes) matches its schema, its matchers parse, its playbooks have what it names",
+    "approvers": "an approvers file (kind: Approvers) matches its schema; its rules name its users and groups",
 }
 
 _READ_ONLY_MODULES = frozenset(

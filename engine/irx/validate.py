@@ -21,8 +21,12 @@ def check_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
     problems: list[Problem] = []
     names: list[tuple[str, Path, tuple[int, int]]] = []  # only what the cross-file rule needs: memory stays flat
     for path in files:
-        if _is_routes(path):
+        kind = _kind(path)
+        if kind == "Routes":
             problems.extend(check_routes(path))
+            continue
+        if kind == "Approvers":
+            problems.extend(check_approvers(path))
             continue
         checked = check_file(path)
         problems.extend(checked.problems)
@@ -32,16 +36,27 @@ def check_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
     return files, sorted(problems) + _duplicate_names(names)
 
 
-_ROUTES_KIND = re.compile(rb"^kind:[ \t]*[\"']?Routes[\"']?[ \t]*(#.*)?$", re.M)
+_KIND = re.compile(rb"^kind:[ \t]*[\"']?(Routes|Approvers)[\"']?[ \t]*(#.*)?$", re.M)
 
 
-def _is_routes(path: Path) -> bool:
-    """Whether ``path`` says it is a routes file (``kind: Routes`` at the top level) rather than a playbook."""
+def _kind(path: Path) -> str | None:
+    """``Routes`` or ``Approvers`` when ``path`` says it is one (``kind:`` at the top level), else None: a
+    playbook."""
     try:
         with path.open("rb") as stream:
-            return _ROUTES_KIND.search(stream.read(1 << 20)) is not None
+            found = _KIND.search(stream.read(1 << 20))
     except OSError:
-        return False  # the playbook check reports what cannot be read
+        return None  # the playbook check reports what cannot be read
+    return found.group(1).decode() if found is not None else None
+
+
+def check_approvers(path: Path) -> list[Problem]:
+    """Every problem of an approvers file (schemas/approvers.schema.json, users, groups, password hashes).
+    Its file mode is checked where it is used (irx run --approvers), not in a checkout."""
+    from irx.approvers import check_approvers_file
+
+    _, found = check_approvers_file(path)
+    return [Problem(path, line, col, "approvers", message) for line, col, message in found]
 
 
 def check_routes(path: Path, playbook_dir: Path | None = None) -> list[Problem]:

@@ -429,7 +429,9 @@ def _ran(ran: Ran, verb: str) -> str:
 
 def _approval_note(approval: Approval) -> str:
     verdict = "approved" if approval.approved else "refused" if approval.refused else "awaiting approval"
-    who = f" by {approval.by}" if approval.by and verdict != "awaiting approval" else ""
+    if approval.method == "timeout-skip":
+        verdict = "not approved in time, skipped"
+    who = f" by {approval.by}" if approval.by and (approval.approved or approval.refused) else ""
     bound = f" [{short(approval.approval_hash)}]" if approval.approval_hash else ""
     why = f": {approval.reason}" if approval.method in {"stale", "binding"} and approval.reason else ""
     state = "approved" if approval.approved else "refused" if approval.refused else "awaiting"

@@ -228,6 +228,9 @@ def _step_line(report: Report, step: Step) -> str:
             line += f"; approved by {approval.by} ({approval.method}) at {clock(approval.ts)}{bound}"
         elif approval.method == "missing":
             line += f"; approval never given{bound}"
+        elif approval.method in {"timeout", "timeout-skip"}:
+            skipped = ", skipped (on_timeout: skip)" if approval.method == "timeout-skip" else ""
+            line += f"; not approved in time{skipped} at {clock(approval.ts)}{bound}"
         else:
             why = f": {approval.reason}" if approval.method in {"stale", "binding"} and approval.reason else ""
             line += f"; refused{' by ' + approval.by if approval.by else ''} ({approval.method}) at "
