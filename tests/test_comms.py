@@ -109,6 +109,7 @@ def test_a_failed_diagnosis_is_still_told_first_then_the_failure(tmp_path: Path)
 
 def test_a_dry_run_links_the_run_page_and_says_it_changes_nothing(tmp_path: Path) -> None:
     posted, _ = walk(tmp_path, MemoryRunner({"conns": out("17\n"), "sessions": rows}), alerted=True, dry_run=True)
+    assert (posted[0]["kind"], posted[0]["status"]) == ("initial", "diagnosed")  # not "mitigating": it changes nothing
     assert posted[0]["message"].startswith("[DRY RUN] 🚨 INCIDENT ALERT")
     assert f"Run page: {URL}" in posted[0]["message"]
     assert "Diagnose only: irx changes nothing in this run." in posted[0]["message"]
@@ -146,3 +147,20 @@ def test_host_output_is_shown_as_a_value_never_as_markup(tmp_path: Path, stdout:
 
 def test_slack_gets_angle_brackets_escaped() -> None:
     assert slack_escape("<!channel> a & b <https://x|y>") == "&lt;!channel&gt; a &amp; b &lt;https://x|y&gt;"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://irx.example", "javascript:alert(1)", "https://irx.example/?next=evil", "https://u:pw@irx.example",
+            "https://irx.example/a b", "https://"],
+)  # fmt: skip
+@pytest.mark.parametrize("command", [["run", "db-pool-exhausted", "--approval-url"], ["serve", "--public-url"]])
+def test_a_link_base_that_is_not_a_plain_http_url_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], command: list[str], url: str
+) -> None:
+    from irx.cli import main
+
+    extra = ["--routes", "r.yaml", "--token-file", "t"] if command[0] == "serve" else []
+    assert main([*command, url, *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"{url!r} is not a base URL such as https://irx.example.com" in err
+    assert "Traceback" not in err

@@ -97,7 +97,9 @@ class Communications:
         if phase != "diagnose":
             status = {"mitigate": "mitigating", "verify": "verifying", "rollback": "rolling back"}[phase]
             if not self._first_sent:  # the diagnosis is done: the first message, standing for this update
-                self._first(status, phase)
+                self._first(
+                    "diagnosed" if self.run_info.get("dry_run") else status, phase
+                )  # a dry run mitigates nothing
                 return
             self._send("update", status, phase=phase, reason="verification repeated after rollback" if again else None)
 
