@@ -309,6 +309,11 @@ def render(args: argparse.Namespace, load_before: float, loads: list[float], ser
         f"**{routed:.0f}/s** for routed groups (each opens an incident and starts a run, at most 2 at once, while "
         f"the storm lasts). irx serve's peak RSS (VmHWM, its own process): **{rss:.0f} MiB**. Every request got 202.",
         "",
+        "Only wall times: a POST-to-journal latency spans several processes (serve, the run, Ansible), so there is "
+        "no one child's CPU time to report; with the load this high read the medians as upper bounds and compare "
+        "rows of the same run. The first message waits for the whole diagnosis (5 steps), by design; a run typed "
+        "by hand in a dry run sends no message, so it has no message row.",
+        "",
         "No reference tool does this job here: ansible-rulebook (Event-Driven Ansible) needs Java and drools, not "
         "installable offline; the reference point is the same playbook started by hand with `irx run`.",
         "",
