@@ -17,7 +17,7 @@ from irx.executors.http import run_http
 from irx.loader import load_playbook
 from irx.notify import Channel, Notifier, slack_escape
 from irx.orchestrator import Orchestrator
-from irx.outcome import Approval
+from irx.outcome import Approval, Outcome
 from irx.redact import Redactor
 from irx.results import HostResult
 from irx.run.comms import Communications
@@ -164,3 +164,29 @@ def test_a_link_base_that_is_not_a_plain_http_url_is_a_usage_error(
     err = capsys.readouterr().err
     assert f"{url!r} is not a base URL such as https://irx.example.com" in err
     assert "Traceback" not in err
+
+
+def test_an_alerted_run_stopped_before_any_step_says_so_first(tmp_path: Path) -> None:
+    path = tmp_path / "tt.yaml"
+    path.write_text(HEAD + BODY)
+    posted: list[dict[str, Any]] = []
+
+    def webhook(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    journal = ListJournal()
+    notifier = Notifier([Channel("hook", "webhook", url="https://hooks.test/x")], journal.record, str,
+                        dry_run=False, client=httpx.Client(transport=httpx.MockTransport(webhook)))  # fmt: skip
+    info = {"id": "r1", "started_at": "2026-12-03T12:00:00Z", "severity": "SEV3", "operator": "o", "dry_run": False}
+    comms = Communications(notifier, load_playbook(path), info, ["db1"], journal, Quiet(), after_diagnosis=True)
+    comms.start()  # an alerted run sends nothing at start
+    assert posted == []
+    comms.finish(Outcome("failed", "lease held by another run", {}))
+    assert [(p["kind"], p["status"]) for p in posted] == [
+        ("initial", "stopped before diagnosing"),
+        ("failed", "failed"),
+    ]
+    assert "· conns (Count connections): not reached" in posted[0]["message"]
+    assert "url" not in posted[0]  # no --approval-url: no link, and the text has none either
+    assert "Approve" not in posted[0]["message"]
