@@ -17,7 +17,7 @@ from irx.executors.http import run_http
 from irx.loader import load_playbook
 from irx.notify import Channel, Notifier, slack_escape
 from irx.orchestrator import Orchestrator
-from irx.outcome import Approval
+from irx.outcome import Approval, Outcome
 from irx.redact import Redactor
 from irx.results import HostResult
 from irx.run.comms import Communications
@@ -109,6 +109,7 @@ def test_a_failed_diagnosis_is_still_told_first_then_the_failure(tmp_path: Path)
 
 def test_a_dry_run_links_the_run_page_and_says_it_changes_nothing(tmp_path: Path) -> None:
     posted, _ = walk(tmp_path, MemoryRunner({"conns": out("17\n"), "sessions": rows}), alerted=True, dry_run=True)
+    assert (posted[0]["kind"], posted[0]["status"]) == ("initial", "diagnosed")  # not "mitigating": it changes nothing
     assert posted[0]["message"].startswith("[DRY RUN] 🚨 INCIDENT ALERT")
     assert f"Run page: {URL}" in posted[0]["message"]
     assert "Diagnose only: irx changes nothing in this run." in posted[0]["message"]
@@ -146,3 +147,46 @@ def test_host_output_is_shown_as_a_value_never_as_markup(tmp_path: Path, stdout:
 
 def test_slack_gets_angle_brackets_escaped() -> None:
     assert slack_escape("<!channel> a & b <https://x|y>") == "&lt;!channel&gt; a &amp; b &lt;https://x|y&gt;"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://irx.example", "javascript:alert(1)", "https://irx.example/?next=evil", "https://u:pw@irx.example",
+            "https://irx.example/a b", "https://"],
+)  # fmt: skip
+@pytest.mark.parametrize("command", [["run", "db-pool-exhausted", "--approval-url"], ["serve", "--public-url"]])
+def test_a_link_base_that_is_not_a_plain_http_url_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], command: list[str], url: str
+) -> None:
+    from irx.cli import main
+
+    extra = ["--routes", "r.yaml", "--token-file", "t"] if command[0] == "serve" else []
+    assert main([*command, url, *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"{url!r} is not a base URL such as https://irx.example.com" in err
+    assert "Traceback" not in err
+
+
+def test_an_alerted_run_stopped_before_any_step_says_so_first(tmp_path: Path) -> None:
+    path = tmp_path / "tt.yaml"
+    path.write_text(HEAD + BODY)
+    posted: list[dict[str, Any]] = []
+
+    def webhook(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    journal = ListJournal()
+    notifier = Notifier([Channel("hook", "webhook", url="https://hooks.test/x")], journal.record, str,
+                        dry_run=False, client=httpx.Client(transport=httpx.MockTransport(webhook)))  # fmt: skip
+    info = {"id": "r1", "started_at": "2026-12-03T12:00:00Z", "severity": "SEV3", "operator": "o", "dry_run": False}
+    comms = Communications(notifier, load_playbook(path), info, ["db1"], journal, Quiet(), after_diagnosis=True)
+    comms.start()  # an alerted run sends nothing at start
+    assert posted == []
+    comms.finish(Outcome("failed", "lease held by another run", {}))
+    assert [(p["kind"], p["status"]) for p in posted] == [
+        ("initial", "stopped before diagnosing"),
+        ("failed", "failed"),
+    ]
+    assert "· conns (Count connections): not reached" in posted[0]["message"]
+    assert "url" not in posted[0]  # no --approval-url: no link, and the text has none either
+    assert "Approve" not in posted[0]["message"]

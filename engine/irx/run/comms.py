@@ -97,7 +97,8 @@ class Communications:
         if phase != "diagnose":
             status = {"mitigate": "mitigating", "verify": "verifying", "rollback": "rolling back"}[phase]
             if not self._first_sent:  # the diagnosis is done: the first message, standing for this update
-                self._first(status, phase)
+                dry = self.run_info.get("dry_run")  # a dry run mitigates nothing: it has diagnosed
+                self._first("diagnosed" if dry else status, phase)
                 return
             self._send("update", status, phase=phase, reason="verification repeated after rollback" if again else None)
 
@@ -113,8 +114,8 @@ class Communications:
     def finish(self, outcome: Outcome) -> None:
         """The last message: resolved only for a verified real run; a dry run says what it would do, a gate
         that nobody answered says it is waiting (irx.verdict)."""
-        if self.after_diagnosis and not self._first_sent:
-            self._first("diagnosed")
+        if self.after_diagnosis and not self._first_sent:  # stopped in (or before) diagnose: still tell what was seen
+            self._first("diagnosed" if self.results else "stopped before diagnosing")
         kind = "resolved" if outcome.status == "verified" or outcome.verdict == WOULD_RESOLVE else "failed"
         if outcome.dry_run:
             status = outcome.headline.lower()  # dry run: would resolve | verification failed | failed

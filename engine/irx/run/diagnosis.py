@@ -45,7 +45,8 @@ def diagnosis_headline(steps: Sequence[Step], results: Mapping[str, StepResult])
 
 
 def _step_line(step: Step, result: StepResult | None) -> str:
-    label = step.id if not step.name or step.name == step.id else f"{step.id} ({_short(step.name)})"
+    # The name is the playbook's (reviewed) text: it gets more room than a host's value.
+    label = step.id if not step.name or step.name == step.id else f"{step.id} ({_short(step.name, 60)})"
     if result is None:
         return f"· {label}: not reached"
     mark = _MARK.get(result.status, "✗")
