@@ -370,6 +370,8 @@ def hash_password() -> None:
 )
 @click.option(
     "--public-url",
+    metavar="URL",
+    callback=url_option,
     help="Where browsers reach irx serve (scheme and host, e.g. https://irx.example.com behind a TLS proxy): "
     "links, the Origin check, Secure cookies. Default: from --bind, --port and --tls-cert.",
 )

@@ -137,7 +137,13 @@ def public_origin(options: ServeOptions) -> str:
         host = f"[{options.bind}]" if ":" in options.bind else options.bind
         return f"{'https' if options.tls_cert else 'http'}://{host}:{options.port}"
     url = urlsplit(options.public_url)
-    if url.scheme not in {"http", "https"} or not url.hostname or url.path not in {"", "/"} or url.query:
+    if (
+        url.scheme not in {"http", "https"}
+        or not url.hostname
+        or url.path not in {"", "/"}
+        or url.query
+        or url.username
+    ):
         raise UsageError(
             f"--public-url {options.public_url!r}: give scheme and host only, e.g. https://irx.example.com"
         )
