@@ -31,7 +31,7 @@ from irx_testenv import AlertmanagerServer, PostgresExporter, PostgresServer, Pr
 pytestmark = pytest.mark.integration
 
 TOKEN = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
-APP_ROLE = "leaky"
+APP_ROLE = "leakyweb"  # its own role: test_alert_loop.py uses "leaky" on the same PostgreSQL
 THRESHOLD = 5
 SESSIONS = 3 * THRESHOLD
 PASSWORD = "on-call pager duty"

@@ -28,7 +28,7 @@ from conftest import RUN_PLAYBOOKS, VENV_BIN
 from irx.timeline import read_journal
 
 pytestmark = pytest.mark.integration
-PUBLIC = "https://irx.example.test/oncall"
+PUBLIC = "https://irx.example.test:8443"  # scheme and host (the page is served at the root)
 
 
 class Channel(ThreadingHTTPServer):
