@@ -172,6 +172,29 @@ def test_the_reopened_journal_numbers_on_and_ends_a_torn_line_first(tmp_path: Pa
     assert read.events[-1]["message"] == "a ****** value"
 
 
+def test_a_journal_another_resume_continued_after_it_was_read_is_not_reopened(
+    tmp_path: Path, playbook: Playbook
+) -> None:
+    from irx.run.resume import continuation
+
+    def write(journal: Journal) -> None:
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _step(journal, "mitigate", "fix", {"a": "failed"}, "failed")
+        _finished(journal, "failed")
+
+    path = _journal(tmp_path, write)
+    mine, _ = continuation(path.parent, None, None)  # planned: fix runs again on a
+    with Journal.reopen(path.parent, Redactor(), read_seq=mine.seq) as other:  # a second irx resume, quicker
+        other.event("run_resumed", operator="bob@cn", after="failed", plan_hash="sha256:aa", attempt=2)
+        _step(other, "mitigate", "fix", {"a": "ok"}, "ok")
+    size = path.stat().st_size
+    with pytest.raises(JournalError, match="the run changed while irx resume was starting"):
+        Journal.reopen(path.parent, Redactor(), read_seq=mine.seq)
+    assert path.stat().st_size == size  # nothing written by the stale continuation
+    with Journal.reopen(path.parent, Redactor()):  # the refusal let the lock go
+        pass
+
+
 def test_what_renders_differently_is_named_per_step() -> None:
     before: list[dict[str, Any]] = [
         {"id": "a", "summary": "$ echo x", "hosts": ["h1"]},

@@ -57,6 +57,11 @@ class Continuation:
         return dict(trigger) if isinstance(trigger, Mapping) else None
 
     @property
+    def seq(self) -> int:
+        """The journal's last seq when it was read: the continuation is planned from exactly that."""
+        return max((int(e.get("seq", 0)) for e in self.journal.events), default=0)
+
+    @property
     def plan_hash(self) -> str:
         """The plan the run last ran: run_started's, or the last continuation's when it was replanned."""
         hashes = [e.get("plan_hash") for e in self.journal.events if e.get("type") in ("run_started", "run_resumed")]
