@@ -195,6 +195,21 @@ def test_a_journal_another_resume_continued_after_it_was_read_is_not_reopened(
         pass
 
 
+def test_decisions_set_aside_never_overwrite_an_earlier_attempts(tmp_path: Path) -> None:
+    from irx.run.resume import clear_gate_files
+
+    for folder in ("decisions/fix", "decisions.attempt-1/fix"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "1.json").write_text(f'{{"from": "{folder}"}}')
+    (tmp_path / "waiting.json").write_text("{}")
+    clear_gate_files(tmp_path, 2)  # attempt 2 again: an earlier attempt 2 stopped before its run_resumed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions.attempt-1", "decisions.attempt-1.2"]
+    assert (tmp_path / "decisions.attempt-1.2/fix/1.json").read_text() == '{"from": "decisions/fix"}'
+    assert (tmp_path / "decisions.attempt-1/fix/1.json").read_text() == '{"from": "decisions.attempt-1/fix"}'
+    clear_gate_files(tmp_path, 3)  # nothing to set aside: fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions.attempt-1", "decisions.attempt-1.2"]
+
+
 def test_what_renders_differently_is_named_per_step() -> None:
     before: list[dict[str, Any]] = [
         {"id": "a", "summary": "$ echo x", "hosts": ["h1"]},

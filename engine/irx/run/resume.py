@@ -10,7 +10,7 @@ playbook, the inventory or a param's source changed) is refused with what differ
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -139,8 +139,19 @@ def clear_gate_files(run_dir: Path, attempt: int) -> None:
     from irx.inbox import DECISIONS_DIR, clear_waiting
 
     clear_waiting(run_dir)
-    with contextlib.suppress(FileNotFoundError):
-        os.rename(run_dir / DECISIONS_DIR, run_dir / f"{DECISIONS_DIR}.attempt-{attempt - 1}")
+    # A name already taken (an attempt stopped between this and its run_resumed) gets a suffix: renaming onto
+    # a directory that is not empty fails, and what it holds is kept too.
+    for n in range(1, 100):
+        aside = f"{DECISIONS_DIR}.attempt-{attempt - 1}" + (f".{n}" if n > 1 else "")
+        try:
+            os.rename(run_dir / DECISIONS_DIR, run_dir / aside)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise UsageError(f"{run_dir}: cannot set its earlier decisions aside: {exc.strerror}") from None
+    raise UsageError(f"{run_dir}: cannot set its earlier decisions aside: move {DECISIONS_DIR}.attempt-* away")
 
 
 def recorded_supplied(playbook: Playbook, supplied: Mapping[str, Supplied]) -> dict[str, Any]:
