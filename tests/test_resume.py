@@ -3,6 +3,7 @@ for the continuation (``Journal.reopen``). The journals are written by the produ
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,14 @@ def test_from_a_chosen_step_needs_every_step_before_it_completed(tmp_path: Path,
         plan_resumption(read, playbook, "checked")
     with pytest.raises(UsageError, match=r"--from nope: .* has no such step"):
         plan_resumption(read, playbook, "nope")
+    for odd, shown in [("a\nb", r"'a\\nb'"), ("x" * 5000, "'" + "x" * 40 + r"\.\.\.'"), ("../fix", r"'\.\./fix'")]:
+        with pytest.raises(UsageError) as refused:
+            plan_resumption(read, playbook, odd)
+        assert "\n" not in str(refused.value)
+        assert len(str(refused.value)) < 200
+        assert re.fullmatch(
+            rf"--from {shown}: not a step id \(.*; its steps: probe, fix, after, checked\)", str(refused.value)
+        )
 
 
 def test_the_reopened_journal_numbers_on_and_ends_a_torn_line_first(tmp_path: Path, playbook: Playbook) -> None:

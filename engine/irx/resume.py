@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from irx.errors import UsageError
+from irx.inbox import STEP_ID
 from irx.journal_read import RUNNING, JournalRead
 from irx.model import Playbook, Step
 from irx.results import HostResult, StepResult
@@ -120,8 +121,11 @@ def _from_chosen(
     from_step: str,
 ) -> Resumption:
     ids = [step.id for step in order]
+    known = ", ".join(ids)
+    if not STEP_ID.fullmatch(from_step):  # shown as repr, cut: a newline or a page of text stays one short line
+        shown = repr(from_step if len(from_step) <= 40 else from_step[:40] + "...")
+        raise UsageError(f"--from {shown}: not a step id (lower-case letters, digits and _; its steps: {known})")
     if from_step not in ids:
-        known = ", ".join(ids)
         raise UsageError(f"--from {from_step}: {journal.path.parent.name} has no such step (its steps: {known})")
     before = ids[: ids.index(from_step)]
     missing = [step_id for step_id in before if step_id not in finished]
