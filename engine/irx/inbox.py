@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ DECISIONS_DIR = "decisions"
 STEP_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")  # what a step id may be (the playbook schema's)
 _SLOT = re.compile(r"([1-9][0-9]{0,3})\.json")
 MAX_DECISIONS = 100  # per step: more is not people deciding
+MAX_REASON = 2000  # characters of a decision's reason
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def submit(run_dir: Path, decision: Decision) -> Path:
     refused or fully approved. The rule is the one the run wrote into waiting.json (without one: anyone,
     once)."""
     check_step_id(decision.step)
+    decision = replace(decision, reason=one_line(decision.reason))
     waiting = read_waiting(run_dir)
     gate = waiting if waiting is not None and waiting.step == decision.step else None
     if gate is not None and (why := _not_allowed(gate, decision)) is not None:
@@ -211,9 +214,21 @@ def _read(path: Path, step: str) -> Decision | None:
         decision = Decision(**data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
-    if decision is None or decision.step != step or not all(isinstance(v, str) for v in (decision.by, decision.via)):
+    if (
+        decision is None
+        or decision.step != step
+        or not isinstance(decision.approve, bool)  # "no" is truthy: only JSON's true approves
+        or not all(isinstance(v, str) for v in (decision.approval_hash, decision.by, decision.via, decision.reason))
+    ):
         return None
-    return decision
+    return replace(decision, reason=one_line(decision.reason))
+
+
+def one_line(text: str) -> str:
+    """A reason as the run's terminal, the journal and the page show it: one line, no control characters
+    (a terminal escape in a refusal would reach the operator's screen), at most MAX_REASON characters."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= MAX_REASON else flat[: MAX_REASON - 3] + "..."
 
 
 def binds(decision: Decision, gate_hash: str) -> bool:
