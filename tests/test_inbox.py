@@ -205,3 +205,29 @@ def test_a_forged_decision_with_fields_of_the_wrong_type_is_not_a_decision(tmp_p
         (folder / f"{number}.json").write_text(json.dumps(good | change))
     (folder / "9.json").write_text(json.dumps(good))
     assert [d.approval_hash for d in read_decisions(tmp_path, "restart_app")] == [GATE]  # binds() would crash
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"summary": 5}, {"hosts": "web1"}, {"hosts": [1]}, {"approvals": "2"}, {"approvals": True}, {"approvals": 0},
+     {"since": "now"}, {"until": [1]}, {"eligible": "alice"}, {"requester_may_approve": "no"}, {"approval_hash": None},
+     {"approved_by": [None]}, {"pid": 1.5}],
+)  # fmt: skip
+def test_a_waiting_record_with_a_field_of_the_wrong_type_is_no_gate(
+    tmp_path: Path, change: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irx.cli import main
+    from irx.redact import Redactor
+    from irx.timeline import Journal
+
+    good = Waiting("run1", "fix", "mitigate", "Fix it", ["web1"], "$ echo ******", GATE, 1.0, None, os.getpid())
+    with Journal.create(tmp_path, "run1", Redactor()) as journal:  # running: its journal is locked
+        journal.event("run_started", playbook="p", mode="run", operator="alice@cn", plan_hash="sha256:aa")
+        write_waiting(journal.run_dir, good)
+        assert read_waiting(journal.run_dir) == good
+        (journal.run_dir / "waiting.json").write_text(json.dumps(good.__dict__ | change))
+        assert read_waiting(journal.run_dir) is None
+        assert main(["runs", "--runs-dir", str(tmp_path)]) == 0  # was a TypeError, an internal error
+        assert main(["deny", "run1", "fix", "--reason", "x", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "irx: error: run run1 is running and not waiting for an approval (irx runs shows what waits)\n"

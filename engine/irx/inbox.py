@@ -119,9 +119,29 @@ def read_waiting(run_dir: Path) -> Waiting | None:
     """What the run in ``run_dir`` waits for, or None (not waiting, or the file is not a waiting record)."""
     try:
         data = json.loads((run_dir / WAITING_FILE).read_text())
-        return Waiting(**data) if isinstance(data, dict) else None
+        waiting = Waiting(**data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
+    return waiting if waiting is not None and _well_typed(waiting) else None
+
+
+def _well_typed(waiting: Waiting) -> bool:
+    """Whether every field has the type the run writes: irx runs, irx approve and the page use them as such."""
+
+    def number(value: object, optional: bool = False) -> bool:
+        return (value is None and optional) or (isinstance(value, int | float) and not isinstance(value, bool))
+
+    def texts(value: object, optional: bool = False) -> bool:
+        return (value is None and optional) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+    w = waiting
+    return (
+        all(isinstance(v, str) for v in (w.run_id, w.step, w.phase, w.title, w.summary, w.approval_hash, w.requester))
+        and texts(w.hosts) and texts(w.approvers) and texts(w.approved_by) and texts(w.eligible, optional=True)
+        and number(w.since) and number(w.until, optional=True) and number(w.escalate_at, optional=True)
+        and isinstance(w.pid, int) and isinstance(w.requester_may_approve, bool)
+        and isinstance(w.approvals, int) and not isinstance(w.approvals, bool) and w.approvals >= 1
+    )  # fmt: skip
 
 
 def account_of(identity: str) -> str:
