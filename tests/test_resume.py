@@ -219,6 +219,37 @@ def test_decisions_set_aside_never_overwrite_an_earlier_attempts(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions.attempt-1", "decisions.attempt-1.2"]
 
 
+def test_a_run_directory_that_is_a_link_or_writable_by_others_is_not_resumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irx.cli import main
+
+    def write(journal: Journal) -> None:
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _finished(journal, "failed")
+
+    runs = tmp_path / "runs"
+    run_dir = _journal(runs, write).parent
+    elsewhere = tmp_path / "elsewhere"
+    run_dir.rename(elsewhere)
+    run_dir.symlink_to(elsewhere)
+    cases = [(run_dir, f"{run_dir} is a symbolic link: irx resume continues only a run directory irx wrote")]
+    run_dir.unlink()
+    elsewhere.rename(run_dir)
+    for path, mode in ((run_dir, 0o770), (run_dir / "timeline.jsonl", 0o622)):
+        path.chmod(mode)
+        cases.append((path, f"{path} is writable by others (mode {mode:04o}): what it says would run is not only"))
+        assert main(["resume", RUN_ID, "--runs-dir", str(runs), "--yes"]) == 2
+        assert capsys.readouterr().err.startswith(f"irx: error: {cases[-1][1]}")
+        path.chmod(0o700 if path == run_dir else 0o600)
+    run_dir.rename(elsewhere)
+    run_dir.symlink_to(elsewhere)
+    assert main(["resume", RUN_ID, "--runs-dir", str(runs), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"irx: error: {cases[0][1]}\n"
+    assert read_journal(elsewhere).events[-1]["type"] == "run_finished"  # nothing appended
+
+
 def test_what_renders_differently_is_named_per_step() -> None:
     before: list[dict[str, Any]] = [
         {"id": "a", "summary": "$ echo x", "hosts": ["h1"]},

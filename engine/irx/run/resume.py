@@ -74,6 +74,7 @@ def continuation(run_dir: Path, from_step: str | None, playbook_dir: Path | None
     from irx.library import find_playbook
     from irx.loader import load_playbook
 
+    _check_private(run_dir)
     journal = read_journal(run_dir)
     started = journal.first("run_started") or {}
     path = Path(str(started.get("playbook_path", "")))
@@ -85,6 +86,27 @@ def continuation(run_dir: Path, from_step: str | None, playbook_dir: Path | None
         raise UsageError(f"{journal.path}: the journal has no run_started: not a run irx can resume")
     resumption = plan_resumption(journal, playbook, from_step)
     return Continuation(run_dir, journal, started, resumption), playbook
+
+
+def _check_private(run_dir: Path) -> None:
+    """The journal names the playbook file, inventory and values the continuation runs with: refused when it
+    is not the run's own (irx makes them 0700 and 0600), a link elsewhere or writable by others."""
+    import stat
+
+    from irx.journal_read import TIMELINE_FILE
+
+    for path in (run_dir, run_dir / TIMELINE_FILE):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError as exc:
+            raise UsageError(f"{path}: {exc.strerror}") from None
+        if stat.S_ISLNK(mode):
+            raise UsageError(f"{path} is a symbolic link: irx resume continues only a run directory irx wrote")
+        if mode & 0o022:
+            raise UsageError(
+                f"{path} is writable by others (mode {stat.S_IMODE(mode):04o}): what it says would run is not "
+                "only its owner's; chmod go-w it to resume"
+            )
 
 
 def supplied_again(
