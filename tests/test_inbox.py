@@ -231,3 +231,13 @@ def test_a_waiting_record_with_a_field_of_the_wrong_type_is_no_gate(
         assert main(["deny", "run1", "fix", "--reason", "x", "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == "irx: error: run run1 is running and not waiting for an approval (irx runs shows what waits)\n"
+
+
+@pytest.mark.parametrize("reason", ["", "  ", "\x1b\r\n\x07"])
+def test_irx_deny_needs_a_reason_that_is_more_than_control_characters(
+    tmp_path: Path, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irx.cli import main
+
+    assert main(["deny", "run1", "fix", "--reason", reason, "--runs-dir", str(tmp_path)]) == 2
+    assert "say why the step must not run" in capsys.readouterr().err

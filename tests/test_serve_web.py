@@ -191,6 +191,7 @@ def test_no_get_changes_anything(page: Page) -> None:
         ({"step": "../../etc/passwd"}, "is not a step id"),
         ({"decision": "maybe"}, "the decision is approve or refuse"),
         ({"decision": "refuse"}, "a refusal needs a reason"),
+        ({"decision": "refuse", "reason": " \x1b\r\n\x07 "}, "a refusal needs a reason"),  # blank once recorded
     ],
 )
 def test_a_decision_for_anything_but_what_the_run_waits_for_is_refused(
