@@ -250,6 +250,24 @@ def test_a_run_directory_that_is_a_link_or_writable_by_others_is_not_resumed(
     assert read_journal(elsewhere).events[-1]["type"] == "run_finished"  # nothing appended
 
 
+def test_a_copied_run_directory_is_not_continued_as_another_run(tmp_path: Path, playbook: Playbook) -> None:
+    def write(journal: Journal) -> None:
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _finished(journal, "failed")
+
+    path = _journal(tmp_path, write)
+    copy = tmp_path / "20261203T101500Z-copy01"
+    copy.mkdir()
+    (copy / "timeline.jsonl").write_bytes(path.read_bytes())
+    with pytest.raises(UsageError) as refused:
+        plan_resumption(read_journal(copy), playbook)
+    assert str(refused.value) == (
+        f"{copy}/timeline.jsonl is the journal of run '{RUN_ID}', not of 20261203T101500Z-copy01 (a copied or "
+        "renamed run directory): continue the run where it is, or start a new run"
+    )
+    assert plan_resumption(read_journal(path), playbook).from_step == "fix"  # the original continues
+
+
 def test_what_renders_differently_is_named_per_step() -> None:
     before: list[dict[str, Any]] = [
         {"id": "a", "summary": "$ echo x", "hosts": ["h1"]},

@@ -60,6 +60,11 @@ def plan_resumption(journal: JournalRead, playbook: Playbook, from_step: str | N
     if started is None:
         raise UsageError(f"{journal.path}: the journal has no run_started: not a run irx can resume")
     run_id, status = str(started.get("run_id", "")), journal.status
+    if run_id != journal.path.parent.name:  # its continuation would be written as another run, twice in history
+        raise UsageError(
+            f"{journal.path} is the journal of run {run_id[:40]!r}, not of {journal.path.parent.name} (a copied or "
+            "renamed run directory): continue the run where it is, or start a new run"
+        )
     _check_resumable(journal, started, status, run_id)
     order = [step for phase in _WALK for step in playbook.phases.get(phase, ())]
     finished, hosts = _recorded(journal)
