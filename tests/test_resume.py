@@ -268,6 +268,35 @@ def test_a_copied_run_directory_is_not_continued_as_another_run(tmp_path: Path, 
     assert plan_resumption(read_journal(path), playbook).from_step == "fix"  # the original continues
 
 
+def test_a_secret_the_run_started_without_is_refused_not_ignored(tmp_path: Path) -> None:
+    from irx.params import Supplied
+    from irx.run.resume import continuation, supplied_again
+
+    def write(journal: Journal) -> None:
+        journal.event(
+            "run_started",
+            playbook="run-resume",
+            playbook_path=str(PLAYBOOK),
+            mode="run",
+            plan_hash="sha256:aa",
+            supplied={"state_dir": {"value": "/s", "source": "-e", "text": True}},
+        )
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _finished(journal, "failed")
+
+    with Journal.create(tmp_path, RUN_ID, Redactor()) as journal:
+        write(journal)
+    cont, playbook = continuation(journal.run_dir, None, None)
+    assert supplied_again(cont, playbook, {}, {})["state_dir"].value == "/s"
+    given = {"token": Supplied("hunter2", "-e @token.json", text=False, strict=False)}
+    with pytest.raises(UsageError) as refused:
+        supplied_again(cont, playbook, given, {})
+    assert str(refused.value) == (
+        f"-e token: run {RUN_ID} started without it given (its default or the inventory's value was used); "
+        "irx resume continues with the values it started with (start a new run to give it)"
+    )
+
+
 def test_what_renders_differently_is_named_per_step() -> None:
     before: list[dict[str, Any]] = [
         {"id": "a", "summary": "$ echo x", "hosts": ["h1"]},

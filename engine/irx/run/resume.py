@@ -123,6 +123,12 @@ def supplied_again(
             f"-e {other[0]}: irx resume continues the run with the values it started with; only a secret "
             "param given when it started is given again (start a new run to change the others)"
         )
+    unused = sorted(name for name in given if name not in recorded)
+    if unused:  # else ignored without a word: the operator would believe the step runs with it
+        raise UsageError(
+            f"-e {unused[0]}: run {cont.run_id} started without it given (its default or the inventory's value "
+            "was used); irx resume continues with the values it started with (start a new run to give it)"
+        )
     values: dict[str, Supplied] = {}
     for name, value in recorded.items():
         param = playbook.params.get(name)
