@@ -142,6 +142,22 @@ def test_a_run_still_being_written_is_refused(tmp_path: Path, playbook: Playbook
             Journal.reopen(journal.run_dir, Redactor())
 
 
+def test_a_continuation_under_way_is_running_and_once_killed_interrupted(tmp_path: Path, playbook: Playbook) -> None:
+    def write(journal: Journal) -> None:
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _step(journal, "mitigate", "fix", {"a": "failed"}, "failed")
+        _finished(journal, "failed")
+
+    path = _journal(tmp_path, write)
+    with Journal.reopen(path.parent, Redactor()) as resumed:  # irx resume, at work
+        resumed.event("run_resumed", operator="bob@cn", after="failed", plan_hash="sha256:aa", attempt=2)
+        assert read_journal(path).status == "running"  # not the earlier attempt's "failed"
+        with pytest.raises(UsageError, match="is still running: stop it first"):  # before any host lock is taken
+            plan_resumption(read_journal(path), playbook)
+    assert read_journal(path).status == "interrupted"  # killed before its run_finished
+    assert plan_resumption(read_journal(path), playbook).attempt == 3
+
+
 def test_from_a_chosen_step_needs_every_step_before_it_completed(tmp_path: Path, playbook: Playbook) -> None:
     def write(journal: Journal) -> None:
         _step(journal, "diagnose", "probe", {"a": "ok", "b": "ok"}, "ok")

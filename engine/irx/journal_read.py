@@ -63,8 +63,11 @@ class JournalRead:
     def status(self) -> str:
         """``run_finished``'s status; else ``running`` while the writer lives, ``interrupted`` if it was
         killed, ``incomplete`` when that cannot be told (a filesystem without locks)."""
-        finished = self.last("run_finished")
-        if finished is not None:
+        # A run_resumed after it: a continuation (irx resume) is under way or was killed, and the earlier
+        # attempt's status no longer says anything about the run.
+        ends = (event for event in reversed(self.events) if event.get("type") in ("run_finished", "run_resumed"))
+        finished = next(ends, None)
+        if finished is not None and finished.get("type") == "run_finished":
             return str(finished.get("status", INCOMPLETE))
         return _unfinished_status(self.running)
 
