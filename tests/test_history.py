@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from irx.cli import main
-from test_report import Clock, clock, interrupted_run, rolled_back_run, verified_run
+from irx.redact import Redactor
+from irx.timeline import Journal
+from test_report import Clock, clock, interrupted_run, rolled_back_run, start, verified_run
 
 __all__ = ["clock"]  # the fixture, imported for these tests
 
@@ -68,3 +70,29 @@ def test_history_marks_journal_problems(tmp_path: Path, capsys: pytest.CaptureFi
     assert (
         "20261122T110944Z-ffffff  -         -          -     interrupted (journal problems)" in capsys.readouterr().out
     )
+
+
+def test_a_resumed_run_lasts_from_its_start_to_its_end_as_its_report_says(
+    tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irx.report.model import build_report
+    from irx.timeline import read_journal
+
+    runs = tmp_path / "runs"
+    journal = start(runs, "20261122T110944Z-dddddd")
+    clock.advance(2)
+    journal.event("run_finished", status="awaiting_approval", exit_code=4, duration=2.0)
+    journal.close()
+    clock.advance(600)  # someone reviewed the gate, then resumed the run
+    with Journal.reopen(runs / "20261122T110944Z-dddddd", Redactor()) as resumed:
+        resumed.event("run_resumed", operator="bob@cn", after="awaiting_approval", plan_hash="sha256:aa", attempt=2)
+        clock.advance(4.5)
+        resumed.event("run_finished", status="verified", exit_code=0, duration=5.0)  # this attempt's own
+
+    assert main(["history", "--format", "json", "--runs-dir", str(runs)]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["duration"] == 606.5
+    assert build_report(read_journal(runs / "20261122T110944Z-dddddd")).duration == 606.5
+    verified_run(runs, clock)  # never resumed: its recorded duration, as before
+    assert main(["history", "--format", "json", "--runs-dir", str(runs)]) == 0
+    assert json.loads(capsys.readouterr().out)[1]["duration"] == 38.5

@@ -168,3 +168,76 @@ def test_of_many_simultaneous_approvers_of_a_two_person_gate_exactly_two_count(t
         thread.join()
     assert sorted(outcomes) == ["refused"] * 6 + ["won"] * 2
     assert len({d.by for d in read_decisions(tmp_path, "restart_app")}) == 2
+
+
+def test_a_reason_is_one_line_without_control_characters_written_or_forged(tmp_path: Path) -> None:
+    hostile = "no\nway\x1b[2J\x1b]0;pwned\x07\r" + "x" * 5000
+    submit(tmp_path, Decision("restart_app", False, GATE, "bob@ops", "cli", hostile, 1.0))
+    written = json.loads((tmp_path / DECISIONS_DIR / "restart_app" / "1.json").read_text())["reason"]
+    assert written.startswith("no way [2J ]0;pwned xxx")
+    assert len(written) == 2000
+    assert written.endswith("x...")
+    folder = tmp_path / DECISIONS_DIR / "restart_app"
+    (folder / "1.json").write_text(json.dumps(dict(json.loads((folder / "1.json").read_text()), reason=hostile)))
+    [read] = read_decisions(tmp_path, "restart_app")  # a file written by hand is shown the same way
+    assert read.reason == written
+
+
+def test_a_forged_decision_with_fields_of_the_wrong_type_is_not_a_decision(tmp_path: Path) -> None:
+    folder = tmp_path / DECISIONS_DIR / "restart_app"
+    folder.mkdir(parents=True)
+    good: dict[str, object] = {
+        "step": "restart_app",
+        "approve": True,
+        "approval_hash": GATE,
+        "by": "a@b",
+        "via": "cli",
+        "reason": "",
+    }
+    odd: list[dict[str, object]] = [
+        {"approve": "no"},
+        {"approve": 1},
+        {"approval_hash": 5},
+        {"approval_hash": None},
+        {"reason": ["x"]},
+    ]
+    for number, change in enumerate(odd, start=1):
+        (folder / f"{number}.json").write_text(json.dumps(good | change))
+    (folder / "9.json").write_text(json.dumps(good))
+    assert [d.approval_hash for d in read_decisions(tmp_path, "restart_app")] == [GATE]  # binds() would crash
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"summary": 5}, {"hosts": "web1"}, {"hosts": [1]}, {"approvals": "2"}, {"approvals": True}, {"approvals": 0},
+     {"since": "now"}, {"until": [1]}, {"eligible": "alice"}, {"requester_may_approve": "no"}, {"approval_hash": None},
+     {"approved_by": [None]}, {"pid": 1.5}],
+)  # fmt: skip
+def test_a_waiting_record_with_a_field_of_the_wrong_type_is_no_gate(
+    tmp_path: Path, change: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irx.cli import main
+    from irx.redact import Redactor
+    from irx.timeline import Journal
+
+    good = Waiting("run1", "fix", "mitigate", "Fix it", ["web1"], "$ echo ******", GATE, 1.0, None, os.getpid())
+    with Journal.create(tmp_path, "run1", Redactor()) as journal:  # running: its journal is locked
+        journal.event("run_started", playbook="p", mode="run", operator="alice@cn", plan_hash="sha256:aa")
+        write_waiting(journal.run_dir, good)
+        assert read_waiting(journal.run_dir) == good
+        (journal.run_dir / "waiting.json").write_text(json.dumps(good.__dict__ | change))
+        assert read_waiting(journal.run_dir) is None
+        assert main(["runs", "--runs-dir", str(tmp_path)]) == 0  # was a TypeError, an internal error
+        assert main(["deny", "run1", "fix", "--reason", "x", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "irx: error: run run1 is running and not waiting for an approval (irx runs shows what waits)\n"
+
+
+@pytest.mark.parametrize("reason", ["", "  ", "\x1b\r\n\x07"])
+def test_irx_deny_needs_a_reason_that_is_more_than_control_characters(
+    tmp_path: Path, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irx.cli import main
+
+    assert main(["deny", "run1", "fix", "--reason", reason, "--runs-dir", str(tmp_path)]) == 2
+    assert "say why the step must not run" in capsys.readouterr().err

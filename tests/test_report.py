@@ -389,6 +389,18 @@ def test_markdown_rolled_back_run(runs: Path, clock: Clock) -> None:
     ]
 
 
+def test_a_continuation_killed_before_its_run_finished_ends_the_timeline_interrupted(runs: Path, clock: Clock) -> None:
+    run_dir = verified_run(runs, clock)
+    clock.advance(60)
+    with Journal.reopen(run_dir, Redactor()) as resumed:  # irx resume, then kill -9
+        resumed.event("run_resumed", operator="bob@cn", after="failed", plan_hash="sha256:aa", attempt=2)
+    report = load_report(run_dir)
+    assert (report.status, markdown.render(report).count("Journal ends here")) == ("interrupted", 1)
+    assert section(markdown.render(report), "Timeline (all times in UTC)")[-1] == (
+        "- 11:11:22 — Journal ends here: the run was killed before it could finish (INTERRUPTED)"
+    )
+
+
 def test_interrupted_run_keeps_everything_recorded(runs: Path, clock: Clock) -> None:
     report = load_report(interrupted_run(runs, clock))
     text = markdown.render(report)

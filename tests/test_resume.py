@@ -3,6 +3,7 @@ for the continuation (``Journal.reopen``). The journals are written by the produ
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,22 @@ def test_a_run_still_being_written_is_refused(tmp_path: Path, playbook: Playbook
             Journal.reopen(journal.run_dir, Redactor())
 
 
+def test_a_continuation_under_way_is_running_and_once_killed_interrupted(tmp_path: Path, playbook: Playbook) -> None:
+    def write(journal: Journal) -> None:
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _step(journal, "mitigate", "fix", {"a": "failed"}, "failed")
+        _finished(journal, "failed")
+
+    path = _journal(tmp_path, write)
+    with Journal.reopen(path.parent, Redactor()) as resumed:  # irx resume, at work
+        resumed.event("run_resumed", operator="bob@cn", after="failed", plan_hash="sha256:aa", attempt=2)
+        assert read_journal(path).status == "running"  # not the earlier attempt's "failed"
+        with pytest.raises(UsageError, match="is still running: stop it first"):  # before any host lock is taken
+            plan_resumption(read_journal(path), playbook)
+    assert read_journal(path).status == "interrupted"  # killed before its run_finished
+    assert plan_resumption(read_journal(path), playbook).attempt == 3
+
+
 def test_from_a_chosen_step_needs_every_step_before_it_completed(tmp_path: Path, playbook: Playbook) -> None:
     def write(journal: Journal) -> None:
         _step(journal, "diagnose", "probe", {"a": "ok", "b": "ok"}, "ok")
@@ -154,6 +171,14 @@ def test_from_a_chosen_step_needs_every_step_before_it_completed(tmp_path: Path,
         plan_resumption(read, playbook, "checked")
     with pytest.raises(UsageError, match=r"--from nope: .* has no such step"):
         plan_resumption(read, playbook, "nope")
+    for odd, shown in [("a\nb", r"'a\\nb'"), ("x" * 5000, "'" + "x" * 40 + r"\.\.\.'"), ("../fix", r"'\.\./fix'")]:
+        with pytest.raises(UsageError) as refused:
+            plan_resumption(read, playbook, odd)
+        assert "\n" not in str(refused.value)
+        assert len(str(refused.value)) < 200
+        assert re.fullmatch(
+            rf"--from {shown}: not a step id \(.*; its steps: probe, fix, after, checked\)", str(refused.value)
+        )
 
 
 def test_the_reopened_journal_numbers_on_and_ends_a_torn_line_first(tmp_path: Path, playbook: Playbook) -> None:
@@ -170,6 +195,122 @@ def test_the_reopened_journal_numbers_on_and_ends_a_torn_line_first(tmp_path: Pa
     [problem] = read.problems  # the torn line stays a problem of its own; the new event is a line of its own
     assert problem.startswith("line 5: not valid JSON")
     assert read.events[-1]["message"] == "a ****** value"
+
+
+def test_a_journal_another_resume_continued_after_it_was_read_is_not_reopened(
+    tmp_path: Path, playbook: Playbook
+) -> None:
+    from irx.run.resume import continuation
+
+    def write(journal: Journal) -> None:
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _step(journal, "mitigate", "fix", {"a": "failed"}, "failed")
+        _finished(journal, "failed")
+
+    path = _journal(tmp_path, write)
+    mine, _ = continuation(path.parent, None, None)  # planned: fix runs again on a
+    with Journal.reopen(path.parent, Redactor(), read_seq=mine.seq) as other:  # a second irx resume, quicker
+        other.event("run_resumed", operator="bob@cn", after="failed", plan_hash="sha256:aa", attempt=2)
+        _step(other, "mitigate", "fix", {"a": "ok"}, "ok")
+    size = path.stat().st_size
+    with pytest.raises(JournalError, match="the run changed while irx resume was starting"):
+        Journal.reopen(path.parent, Redactor(), read_seq=mine.seq)
+    assert path.stat().st_size == size  # nothing written by the stale continuation
+    with Journal.reopen(path.parent, Redactor()):  # the refusal let the lock go
+        pass
+
+
+def test_decisions_set_aside_never_overwrite_an_earlier_attempts(tmp_path: Path) -> None:
+    from irx.run.resume import clear_gate_files
+
+    for folder in ("decisions/fix", "decisions.attempt-1/fix"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "1.json").write_text(f'{{"from": "{folder}"}}')
+    (tmp_path / "waiting.json").write_text("{}")
+    clear_gate_files(tmp_path, 2)  # attempt 2 again: an earlier attempt 2 stopped before its run_resumed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions.attempt-1", "decisions.attempt-1.2"]
+    assert (tmp_path / "decisions.attempt-1.2/fix/1.json").read_text() == '{"from": "decisions/fix"}'
+    assert (tmp_path / "decisions.attempt-1/fix/1.json").read_text() == '{"from": "decisions.attempt-1/fix"}'
+    clear_gate_files(tmp_path, 3)  # nothing to set aside: fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions.attempt-1", "decisions.attempt-1.2"]
+
+
+def test_a_run_directory_that_is_a_link_or_writable_by_others_is_not_resumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irx.cli import main
+
+    def write(journal: Journal) -> None:
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _finished(journal, "failed")
+
+    runs = tmp_path / "runs"
+    run_dir = _journal(runs, write).parent
+    elsewhere = tmp_path / "elsewhere"
+    run_dir.rename(elsewhere)
+    run_dir.symlink_to(elsewhere)
+    cases = [(run_dir, f"{run_dir} is a symbolic link: irx resume continues only a run directory irx wrote")]
+    run_dir.unlink()
+    elsewhere.rename(run_dir)
+    for path, mode in ((run_dir, 0o770), (run_dir / "timeline.jsonl", 0o622)):
+        path.chmod(mode)
+        cases.append((path, f"{path} is writable by others (mode {mode:04o}): what it says would run is not only"))
+        assert main(["resume", RUN_ID, "--runs-dir", str(runs), "--yes"]) == 2
+        assert capsys.readouterr().err.startswith(f"irx: error: {cases[-1][1]}")
+        path.chmod(0o700 if path == run_dir else 0o600)
+    run_dir.rename(elsewhere)
+    run_dir.symlink_to(elsewhere)
+    assert main(["resume", RUN_ID, "--runs-dir", str(runs), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"irx: error: {cases[0][1]}\n"
+    assert read_journal(elsewhere).events[-1]["type"] == "run_finished"  # nothing appended
+
+
+def test_a_copied_run_directory_is_not_continued_as_another_run(tmp_path: Path, playbook: Playbook) -> None:
+    def write(journal: Journal) -> None:
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _finished(journal, "failed")
+
+    path = _journal(tmp_path, write)
+    copy = tmp_path / "20261203T101500Z-copy01"
+    copy.mkdir()
+    (copy / "timeline.jsonl").write_bytes(path.read_bytes())
+    with pytest.raises(UsageError) as refused:
+        plan_resumption(read_journal(copy), playbook)
+    assert str(refused.value) == (
+        f"{copy}/timeline.jsonl is the journal of run '{RUN_ID}', not of 20261203T101500Z-copy01 (a copied or "
+        "renamed run directory): continue the run where it is, or start a new run"
+    )
+    assert plan_resumption(read_journal(path), playbook).from_step == "fix"  # the original continues
+
+
+def test_a_secret_the_run_started_without_is_refused_not_ignored(tmp_path: Path) -> None:
+    from irx.params import Supplied
+    from irx.run.resume import continuation, supplied_again
+
+    def write(journal: Journal) -> None:
+        journal.event(
+            "run_started",
+            playbook="run-resume",
+            playbook_path=str(PLAYBOOK),
+            mode="run",
+            plan_hash="sha256:aa",
+            supplied={"state_dir": {"value": "/s", "source": "-e", "text": True}},
+        )
+        _step(journal, "diagnose", "probe", {"a": "ok"}, "ok")
+        _finished(journal, "failed")
+
+    with Journal.create(tmp_path, RUN_ID, Redactor()) as journal:
+        write(journal)
+    cont, playbook = continuation(journal.run_dir, None, None)
+    assert supplied_again(cont, playbook, {}, {})["state_dir"].value == "/s"
+    given = {"token": Supplied("hunter2", "-e @token.json", text=False, strict=False)}
+    with pytest.raises(UsageError) as refused:
+        supplied_again(cont, playbook, given, {})
+    assert str(refused.value) == (
+        f"-e token: run {RUN_ID} started without it given (its default or the inventory's value was used); "
+        "irx resume continues with the values it started with (start a new run to give it)"
+    )
 
 
 def test_what_renders_differently_is_named_per_step() -> None:

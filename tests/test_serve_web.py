@@ -191,6 +191,7 @@ def test_no_get_changes_anything(page: Page) -> None:
         ({"step": "../../etc/passwd"}, "is not a step id"),
         ({"decision": "maybe"}, "the decision is approve or refuse"),
         ({"decision": "refuse"}, "a refusal needs a reason"),
+        ({"decision": "refuse", "reason": " \x1b\r\n\x07 "}, "a refusal needs a reason"),  # blank once recorded
     ],
 )
 def test_a_decision_for_anything_but_what_the_run_waits_for_is_refused(
@@ -436,3 +437,28 @@ def test_the_runs_irx_serve_starts_follow_its_approvers_file() -> None:
     incident = Incident("0123456789abcdef-0001", "{}:{}", "irx", "r", "running", 1.0, 1.0)
     argv = run_argv(Route("r", (), "db-pool-exhausted", mode="run"), incident, launch, None)
     assert argv[-1] == "--approvers=/etc/irx/approvers.yaml"
+
+
+def test_a_resumed_run_waiting_at_a_gate_shows_its_decision_form(tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    with Journal.create(runs_dir, RUN_ID, Redactor([])) as journal:
+        journal.event("run_started", playbook="db-pool", title="Pool", mode="run", operator="irx")
+        journal.event("run_finished", status="awaiting_approval", exit_code=4, duration=1.0)
+    with Journal.reopen(journal.run_dir, Redactor([])) as resumed:  # irx resume --wait-approval, at the gate
+        resumed.event("run_resumed", operator="irx", after="awaiting_approval", plan_hash="sha256:aa", attempt=2)
+        waiting = Waiting(
+            RUN_ID, "restart_app", "mitigate", "Restart", ["db1"], "$ restart", GATE, time.time(), None, 1
+        )
+        write_waiting(resumed.run_dir, waiting)
+        web = WebSettings(
+            load_approvers(approvers_file(tmp_path)), runs_dir, sessions=Sessions(), limiter=LoginLimiter()
+        )
+        settings = Settings(Routes(()), IncidentBook(tmp_path / "book"), (), hosts_of=lambda _: (), web=web)
+        with TestClient(create_app(settings), base_url="http://irx.test") as client:
+            page = Page(client, runs_dir, resumed.run_dir)
+            csrf = login(page)
+            shown = client.get(f"/runs/{RUN_ID}").text
+            status, text = decide(page, csrf)
+    assert 'id="approve-form"' in shown  # the page saw the earlier attempt's status and showed no gate
+    assert status == 200, text
+    assert f"approved restart_app@{GATE[7:19]} as alice: recorded" in text

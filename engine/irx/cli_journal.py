@@ -79,11 +79,14 @@ def deny(run_id: str, step: str | None, reason: str, runs_dir: Path | None) -> N
 
     Exit 0 recorded, 2 not waiting or another step.
     """
-    if not reason.strip():
+    from irx.inbox import one_line
+
+    reason = one_line(reason)  # as it is recorded: control characters alone are no reason
+    if not reason:
         raise click.BadParameter("say why the step must not run", param_hint="--reason")
     from irx.commands.approve import decide
 
-    raise SystemExit(decide(run_id, step, approve=False, reason=reason.strip(), runs_dir=runs_dir))
+    raise SystemExit(decide(run_id, step, approve=False, reason=reason, runs_dir=runs_dir))
 
 
 @click.command()

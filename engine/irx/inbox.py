@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ DECISIONS_DIR = "decisions"
 STEP_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")  # what a step id may be (the playbook schema's)
 _SLOT = re.compile(r"([1-9][0-9]{0,3})\.json")
 MAX_DECISIONS = 100  # per step: more is not people deciding
+MAX_REASON = 2000  # characters of a decision's reason
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,29 @@ def read_waiting(run_dir: Path) -> Waiting | None:
     """What the run in ``run_dir`` waits for, or None (not waiting, or the file is not a waiting record)."""
     try:
         data = json.loads((run_dir / WAITING_FILE).read_text())
-        return Waiting(**data) if isinstance(data, dict) else None
+        waiting = Waiting(**data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
+    return waiting if waiting is not None and _well_typed(waiting) else None
+
+
+def _well_typed(waiting: Waiting) -> bool:
+    """Whether every field has the type the run writes: irx runs, irx approve and the page use them as such."""
+
+    def number(value: object, optional: bool = False) -> bool:
+        return (value is None and optional) or (isinstance(value, int | float) and not isinstance(value, bool))
+
+    def texts(value: object, optional: bool = False) -> bool:
+        return (value is None and optional) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+    w = waiting
+    return (
+        all(isinstance(v, str) for v in (w.run_id, w.step, w.phase, w.title, w.summary, w.approval_hash, w.requester))
+        and texts(w.hosts) and texts(w.approvers) and texts(w.approved_by) and texts(w.eligible, optional=True)
+        and number(w.since) and number(w.until, optional=True) and number(w.escalate_at, optional=True)
+        and isinstance(w.pid, int) and isinstance(w.requester_may_approve, bool)
+        and isinstance(w.approvals, int) and not isinstance(w.approvals, bool) and w.approvals >= 1
+    )  # fmt: skip
 
 
 def account_of(identity: str) -> str:
@@ -133,6 +155,7 @@ def submit(run_dir: Path, decision: Decision) -> Path:
     refused or fully approved. The rule is the one the run wrote into waiting.json (without one: anyone,
     once)."""
     check_step_id(decision.step)
+    decision = replace(decision, reason=one_line(decision.reason))
     waiting = read_waiting(run_dir)
     gate = waiting if waiting is not None and waiting.step == decision.step else None
     if gate is not None and (why := _not_allowed(gate, decision)) is not None:
@@ -211,9 +234,21 @@ def _read(path: Path, step: str) -> Decision | None:
         decision = Decision(**data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
-    if decision is None or decision.step != step or not all(isinstance(v, str) for v in (decision.by, decision.via)):
+    if (
+        decision is None
+        or decision.step != step
+        or not isinstance(decision.approve, bool)  # "no" is truthy: only JSON's true approves
+        or not all(isinstance(v, str) for v in (decision.approval_hash, decision.by, decision.via, decision.reason))
+    ):
         return None
-    return decision
+    return replace(decision, reason=one_line(decision.reason))
+
+
+def one_line(text: str) -> str:
+    """A reason as the run's terminal, the journal and the page show it: one line, no control characters
+    (a terminal escape in a refusal would reach the operator's screen), at most MAX_REASON characters."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= MAX_REASON else flat[: MAX_REASON - 3] + "..."
 
 
 def binds(decision: Decision, gate_hash: str) -> bool:

@@ -63,8 +63,11 @@ class JournalRead:
     def status(self) -> str:
         """``run_finished``'s status; else ``running`` while the writer lives, ``interrupted`` if it was
         killed, ``incomplete`` when that cannot be told (a filesystem without locks)."""
-        finished = self.last("run_finished")
-        if finished is not None:
+        # A run_resumed after it: a continuation (irx resume) is under way or was killed, and the earlier
+        # attempt's status no longer says anything about the run.
+        ends = (event for event in reversed(self.events) if event.get("type") in ("run_finished", "run_resumed"))
+        finished = next(ends, None)
+        if finished is not None and finished.get("type") == "run_finished":
             return str(finished.get("status", INCOMPLETE))
         return _unfinished_status(self.running)
 
@@ -212,12 +215,14 @@ def summarize_run(run_dir: Path) -> RunSummary:
     finished = last if last is not None and last.get("type") == "run_finished" else None
     status = str(finished.get("status", INCOMPLETE)) if finished is not None else _unfinished_status(running)
     duration: float | None = None
-    if finished is not None and isinstance(finished.get("duration"), int | float):
-        duration = float(finished["duration"])
-    elif started is not None and last is not None:
+    if started is not None and last is not None:
         with contextlib.suppress(KeyError, TypeError, ValueError):
             elapsed = parse_timestamp(last["ts"]) - parse_timestamp(started["ts"])
             duration = elapsed.total_seconds()
+    if finished is not None and isinstance(finished.get("duration"), int | float):
+        # The recorded duration is the last attempt's: a resumed run (irx resume) is one incident from its
+        # start to its end, as its report says, so the longer of the two (they agree for a run never resumed).
+        duration = max(float(finished["duration"]), duration or 0.0)
     info = started or {}
     return RunSummary(
         run_id=str(info.get("run_id", run_dir.name)),

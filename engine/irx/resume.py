@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from irx.errors import UsageError
+from irx.inbox import STEP_ID
 from irx.journal_read import RUNNING, JournalRead
 from irx.model import Playbook, Step
 from irx.results import HostResult, StepResult
@@ -59,6 +60,11 @@ def plan_resumption(journal: JournalRead, playbook: Playbook, from_step: str | N
     if started is None:
         raise UsageError(f"{journal.path}: the journal has no run_started: not a run irx can resume")
     run_id, status = str(started.get("run_id", "")), journal.status
+    if run_id != journal.path.parent.name:  # its continuation would be written as another run, twice in history
+        raise UsageError(
+            f"{journal.path} is the journal of run {run_id[:40]!r}, not of {journal.path.parent.name} (a copied or "
+            "renamed run directory): continue the run where it is, or start a new run"
+        )
     _check_resumable(journal, started, status, run_id)
     order = [step for phase in _WALK for step in playbook.phases.get(phase, ())]
     finished, hosts = _recorded(journal)
@@ -120,8 +126,11 @@ def _from_chosen(
     from_step: str,
 ) -> Resumption:
     ids = [step.id for step in order]
+    known = ", ".join(ids)
+    if not STEP_ID.fullmatch(from_step):  # shown as repr, cut: a newline or a page of text stays one short line
+        shown = repr(from_step if len(from_step) <= 40 else from_step[:40] + "...")
+        raise UsageError(f"--from {shown}: not a step id (lower-case letters, digits and _; its steps: {known})")
     if from_step not in ids:
-        known = ", ".join(ids)
         raise UsageError(f"--from {from_step}: {journal.path.parent.name} has no such step (its steps: {known})")
     before = ids[: ids.index(from_step)]
     missing = [step_id for step_id in before if step_id not in finished]

@@ -240,9 +240,13 @@ class Journal:
         return cls(run_dir, run_id, fd, redactor, output_cap)
 
     @classmethod
-    def reopen(cls, run_dir: Path, redactor: Redactor, *, output_cap: int = OUTPUT_CAP) -> Journal:
+    def reopen(
+        cls, run_dir: Path, redactor: Redactor, *, output_cap: int = OUTPUT_CAP, read_seq: int | None = None
+    ) -> Journal:
         """Open the journal of a run that ended, to append its continuation (``irx resume``): locked for
-        this process, numbering on from its last event. Refused while another process holds it."""
+        this process, numbering on from its last event. Refused while another process holds it, and, given
+        ``read_seq`` (the last seq when the continuation was planned), when it grew since: another
+        ``irx resume`` continued the run in between, and this plan is stale."""
         path = Path(run_dir) / TIMELINE_FILE
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
@@ -258,6 +262,12 @@ class Journal:
         read = read_journal(path)
         journal = cls(Path(run_dir), Path(run_dir).name, fd, redactor, output_cap)
         journal._seq = max((int(e.get("seq", 0)) for e in read.events), default=0)
+        if read_seq is not None and journal._seq != read_seq:
+            journal.close()
+            raise JournalError(
+                f"{path}: the run changed while irx resume was starting (another irx resume continued it): "
+                "look at it again (irx runs, irx report) before resuming it"
+            )
         size = os.fstat(fd).st_size
         journal._torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # end a torn last line first
         return journal

@@ -57,7 +57,8 @@ def timeline(report: Report, journal: JournalRead) -> list[TimelineEntry]:
                     status=as_str(event.get("status")) or as_str(event.get("decision")),
                 )
             )
-    if journal.last("run_finished") is None:
+    ends = [event.get("type") for event in journal.events if event.get("type") in ("run_finished", "run_resumed")]
+    if not ends or ends[-1] != "run_finished":  # never finished, or a continuation (irx resume) did not
         last_ts = as_ts(journal.events[-1].get("ts")) if journal.events else None
         text = _JOURNAL_END.get(journal.status, "Journal ends here without run_finished (status unknown)")
         entries.append(TimelineEntry(ts=last_ts, kind="journal_end", text=text, status=journal.status))

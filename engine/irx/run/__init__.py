@@ -216,7 +216,7 @@ def _open(
             HostLocks.acquire(default_lock_dir(), playbook.name, changed, run_id, operator, options.force)
         )
     if cont is not None:
-        journal = Journal.reopen(cont.run_dir, redactor)
+        journal = Journal.reopen(cont.run_dir, redactor, read_seq=cont.seq)
         stack.callback(journal.close)  # a refusal before _Ending (below) still lets the journal go
         clear_gate_files(cont.run_dir, cont.resumption.attempt)
     else:

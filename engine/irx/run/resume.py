@@ -10,7 +10,7 @@ playbook, the inventory or a param's source changed) is refused with what differ
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +57,11 @@ class Continuation:
         return dict(trigger) if isinstance(trigger, Mapping) else None
 
     @property
+    def seq(self) -> int:
+        """The journal's last seq when it was read: the continuation is planned from exactly that."""
+        return max((int(e.get("seq", 0)) for e in self.journal.events), default=0)
+
+    @property
     def plan_hash(self) -> str:
         """The plan the run last ran: run_started's, or the last continuation's when it was replanned."""
         hashes = [e.get("plan_hash") for e in self.journal.events if e.get("type") in ("run_started", "run_resumed")]
@@ -69,6 +74,7 @@ def continuation(run_dir: Path, from_step: str | None, playbook_dir: Path | None
     from irx.library import find_playbook
     from irx.loader import load_playbook
 
+    _check_private(run_dir)
     journal = read_journal(run_dir)
     started = journal.first("run_started") or {}
     path = Path(str(started.get("playbook_path", "")))
@@ -80,6 +86,27 @@ def continuation(run_dir: Path, from_step: str | None, playbook_dir: Path | None
         raise UsageError(f"{journal.path}: the journal has no run_started: not a run irx can resume")
     resumption = plan_resumption(journal, playbook, from_step)
     return Continuation(run_dir, journal, started, resumption), playbook
+
+
+def _check_private(run_dir: Path) -> None:
+    """The journal names the playbook file, inventory and values the continuation runs with: refused when it
+    is not the run's own (irx makes them 0700 and 0600), a link elsewhere or writable by others."""
+    import stat
+
+    from irx.journal_read import TIMELINE_FILE
+
+    for path in (run_dir, run_dir / TIMELINE_FILE):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError as exc:
+            raise UsageError(f"{path}: {exc.strerror}") from None
+        if stat.S_ISLNK(mode):
+            raise UsageError(f"{path} is a symbolic link: irx resume continues only a run directory irx wrote")
+        if mode & 0o022:
+            raise UsageError(
+                f"{path} is writable by others (mode {stat.S_IMODE(mode):04o}): what it says would run is not "
+                "only its owner's; chmod go-w it to resume"
+            )
 
 
 def supplied_again(
@@ -95,6 +122,12 @@ def supplied_again(
         raise UsageError(
             f"-e {other[0]}: irx resume continues the run with the values it started with; only a secret "
             "param given when it started is given again (start a new run to change the others)"
+        )
+    unused = sorted(name for name in given if name not in recorded)
+    if unused:  # else ignored without a word: the operator would believe the step runs with it
+        raise UsageError(
+            f"-e {unused[0]}: run {cont.run_id} started without it given (its default or the inventory's value "
+            "was used); irx resume continues with the values it started with (start a new run to give it)"
         )
     values: dict[str, Supplied] = {}
     for name, value in recorded.items():
@@ -134,8 +167,19 @@ def clear_gate_files(run_dir: Path, attempt: int) -> None:
     from irx.inbox import DECISIONS_DIR, clear_waiting
 
     clear_waiting(run_dir)
-    with contextlib.suppress(FileNotFoundError):
-        os.rename(run_dir / DECISIONS_DIR, run_dir / f"{DECISIONS_DIR}.attempt-{attempt - 1}")
+    # A name already taken (an attempt stopped between this and its run_resumed) gets a suffix: renaming onto
+    # a directory that is not empty fails, and what it holds is kept too.
+    for n in range(1, 100):
+        aside = f"{DECISIONS_DIR}.attempt-{attempt - 1}" + (f".{n}" if n > 1 else "")
+        try:
+            os.rename(run_dir / DECISIONS_DIR, run_dir / aside)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise UsageError(f"{run_dir}: cannot set its earlier decisions aside: {exc.strerror}") from None
+    raise UsageError(f"{run_dir}: cannot set its earlier decisions aside: move {DECISIONS_DIR}.attempt-* away")
 
 
 def recorded_supplied(playbook: Playbook, supplied: Mapping[str, Supplied]) -> dict[str, Any]:

@@ -258,13 +258,13 @@ def _rule(approvers: Approvers, playbook: str | None, severity: str | None, step
 def _decide(run_dir: Path, form: dict[str, str], by: str, approvers: Approvers) -> str:
     """Record the decision the form asks for, if the run waits for exactly what the page showed and the
     approvers file lets ``by`` decide that step."""
-    from irx.inbox import Decision, check_step_id, read_waiting, submit
+    from irx.inbox import Decision, check_step_id, one_line, read_waiting, submit
     from irx.journal_read import RUNNING, read_journal, summarize_run
 
     step = check_step_id(form.get("step", ""))
     shown = form.get("approval_hash", "")
     answer = form.get("decision", "")
-    reason = form.get("reason", "").strip()[:MAX_REASON]
+    reason = one_line(form.get("reason", ""))[:MAX_REASON]  # as it is recorded: control characters are no reason
     if answer not in {"approve", "refuse"}:
         raise UsageError("the decision is approve or refuse")
     if answer == "refuse" and not reason:
