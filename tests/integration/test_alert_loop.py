@@ -9,52 +9,25 @@ application role holding three times the threshold of idle sessions; closing the
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
-import yaml
+from alert_loop import SESSIONS, THRESHOLD, idle_rule, incidents, poll, serving
 
-from conftest import VENV_BIN, IrxCli
+from conftest import IrxCli
 from irx.timeline import read_journal
-from irx_testenv import AlertmanagerServer, PostgresExporter, PostgresServer, PrometheusServer, free_port, leftovers
+from irx_testenv import AlertmanagerServer, PostgresExporter, PostgresServer, PrometheusServer, leftovers
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 APP_ROLE = "leaky"
-THRESHOLD = 5
-SESSIONS = 3 * THRESHOLD  # the fault dominates: three times the threshold
-SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
-RULE = {
-    "alert": "PgIdleSessionsHigh",
-    "expr": f'sum by (instance, datname) (pg_stat_activity_count{{datname="{APP_ROLE}", state="idle"}}) > {THRESHOLD}',
-    "labels": {"severity": "page", "usename": APP_ROLE},
-    "annotations": {"summary": "{{ $value }} idle sessions on {{ $labels.datname }} at {{ $labels.instance }}"},
-}
-
-
-def _poll(what: str, probe: Callable[[], Any], timeout: float, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n--- irx serve log\n{log.read_text()}")
-
-
-def _incidents(state: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((state / "incidents").glob("*/[0-9]*.json"))]
+RULE = idle_rule(APP_ROLE)
 
 
 def _ts(event: dict[str, Any]) -> float:
@@ -64,62 +37,8 @@ def _ts(event: dict[str, Any]) -> float:
 @pytest.fixture
 def irx_serve(irx_cli: IrxCli, pg_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     """``irx serve`` on a loopback port routing the alert to db-pool-exhausted (dry-run): (url, state, log)."""
-    inventory = tmp_path / "db-inventory.yml"
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    inventory.write_text(yaml.safe_dump({"all": {
-        "hosts": {"localhost": local},
-        "children": {"dbservers": {"hosts": {"localhost": {}}}, "app": {"hosts": {"localhost": {}}}},
-    }}))  # fmt: skip
-    routes = {
-        "apiVersion": "irx/v1",
-        "kind": "Routes",
-        "routes": [
-            {
-                "name": "pg-idle-sessions",
-                "match": ['alertname="PgIdleSessionsHigh"', 'severity="page"'],
-                "playbook": "db-pool-exhausted",
-                "inventory": str(inventory),
-                "params": {
-                    "pg_dsn": f"postgresql://{pg_server.superuser}@{pg_server.host}:{pg_server.port}/postgres",
-                    "app_user": {"label": "usename"},
-                    "idle_threshold": THRESHOLD,
-                    "check_health": False,
-                },
-                "mode": "dry-run",
-            }
-        ],
-    }
-    routes_path = tmp_path / "routes.yaml"
-    routes_path.write_text(yaml.safe_dump(routes, sort_keys=False))
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"# Alertmanager\n{TOKEN}\n")
-    tokens.chmod(0o600)
-    port, state, log = free_port(), tmp_path / "serve", tmp_path / "serve.log"
-    argv = [str(VENV_BIN / "irx"), "serve", "--routes", str(routes_path), "--token-file", str(tokens),
-            "--port", str(port), "-p", str(SHIPPED_PLAYBOOKS), "--state-dir", str(state)]  # fmt: skip
-    with open(log, "a") as out:
-        proc = subprocess.Popen(argv, cwd=irx_cli.cwd, env=irx_cli.env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        _poll("irx serve to answer", healthy, 30, log)
-        yield url, state, log
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        assert "Traceback" not in log.read_text(), log.read_text()
+    with serving(irx_cli, pg_server, tmp_path, TOKEN, {"mode": "dry-run"}) as served:
+        yield served
 
 
 def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
@@ -134,14 +53,14 @@ def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
         PrometheusServer({"postgres": [exporter.address]}, [RULE], [alertmanager.address], base_dir=tmp_path,
                          uid=exporter.uid) as prometheus,
     ):  # fmt: skip
-        _poll("Prometheus to scrape the exporter", prometheus.targets_up, 60, log)
-        assert _incidents(state) == []  # no fault, no alert
+        poll("Prometheus to scrape the exporter", prometheus.targets_up, 60, log)
+        assert incidents(state) == []  # no fault, no alert
 
         # The leaking application: sessions opened and left idle.
         opened = time.time()
         sessions = [psycopg.connect(app_dsn, autocommit=True) for _ in range(SESSIONS)]
         try:
-            [incident] = _poll("the webhook to open an incident", lambda: _incidents(state), 90, log)
+            [incident] = poll("the webhook to open an incident", lambda: incidents(state), 90, log)
             webhook_s = incident["opened"] - opened
             assert incident["labels"]["alertname"] == "PgIdleSessionsHigh"
             assert incident["labels"]["usename"] == APP_ROLE
@@ -149,14 +68,14 @@ def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
             assert incident["labels"]["instance"] == exporter.address
             assert incident["route"] == "pg-idle-sessions"
 
-            first_step = _poll("the run's first step result", lambda: _first_step(irx_cli), 120, log)
+            first_step = poll("the run's first step result", lambda: _first_step(irx_cli), 120, log)
             step_s = _ts(first_step) - opened
 
             # Alertmanager repeats the firing group (repeat_interval 4s): still one incident.
-            repeated = _poll("a repeated notification", lambda: _with(state, lambda i: i["notifications"] >= 2),
+            repeated = poll("a repeated notification", lambda: _with(state, lambda i: i["notifications"] >= 2),
                              60, log)  # fmt: skip
             assert len(repeated) == 1
-            finished = _poll("the dry run to finish", lambda: _with(state, lambda i: i["state"] == "finished"),
+            finished = poll("the dry run to finish", lambda: _with(state, lambda i: i["state"] == "finished"),
                              180, log)  # fmt: skip
             # A dry run changes nothing: every leaked session is still there after it.
             still = pg_server.psql(f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{APP_ROLE}'")
@@ -165,11 +84,11 @@ def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
             for session in sessions:
                 session.close()
         closed = time.time()
-        [resolved] = _poll("the resolution", lambda: _with(state, lambda i: i["status"] == "resolved"), 90, log)
+        [resolved] = poll("the resolution", lambda: _with(state, lambda i: i["status"] == "resolved"), 90, log)
         resolved_s = resolved["resolved_at"] - closed
         assert resolved["id"] == incident["id"] == finished[0]["id"]
         assert resolved["resolved_at"] is not None
-        assert len(_incidents(state)) == 1
+        assert len(incidents(state)) == 1
     assert leftovers(exporter.uid) == []
 
     [journal] = irx_cli.journals()
@@ -208,7 +127,7 @@ def test_leaking_sessions_alert_reaches_irx_serve_and_start_one_run(
 
 
 def _with(state: Path, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-    found = _incidents(state)
+    found = incidents(state)
     return found if found and all(predicate(i) for i in found) else []
 
 

@@ -8,115 +8,35 @@ terminated, verification passes, and the alert resolves.
 from __future__ import annotations
 
 import contextlib
-import json
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import yaml
+from alert_loop import SESSIONS, idle_rule, incidents, poll, serving
 from browser import Browser
 
-from conftest import VENV_BIN, IrxCli
+from conftest import IrxCli
 from irx.approvers import hash_password
 from irx.timeline import read_journal
-from irx_testenv import AlertmanagerServer, PostgresExporter, PostgresServer, PrometheusServer, free_port
+from irx_testenv import AlertmanagerServer, PostgresExporter, PostgresServer, PrometheusServer
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 APP_ROLE = "leakyweb"  # its own role: test_alert_loop.py uses "leaky" on the same PostgreSQL
-THRESHOLD = 5
-SESSIONS = 3 * THRESHOLD
 PASSWORD = "on-call pager duty"
-SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
-RULE = {
-    "alert": "PgIdleSessionsHigh",
-    "expr": f'sum by (instance, datname) (pg_stat_activity_count{{datname="{APP_ROLE}", state="idle"}}) > {THRESHOLD}',
-    "labels": {"severity": "page", "usename": APP_ROLE},
-    "annotations": {"summary": "{{ $value }} idle sessions on {{ $labels.datname }}"},
-}
+RULE = idle_rule(APP_ROLE)
+ROUTE = {"mode": "run", "approval_timeout": "5m", "params": {"restart_app": False}}
 
 
-def _poll(what: str, probe: Callable[[], Any], timeout: float, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n--- irx serve log\n{log.read_text()}")
-
-
-def _incidents(state: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((state / "incidents").glob("*/[0-9]*.json"))]
-
-
-@contextlib.contextmanager
-def serving(irx_cli: IrxCli, pg_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """``irx serve --approvers`` routing the alert to db-pool-exhausted in mode run: (url, state, log)."""
-    inventory = tmp_path / "db-inventory.yml"
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    inventory.write_text(yaml.safe_dump({"all": {
-        "hosts": {"localhost": local},
-        "children": {"dbservers": {"hosts": {"localhost": {}}}, "app": {"hosts": {"localhost": {}}}},
-    }}))  # fmt: skip
-    route = {
-        "name": "pg-idle-sessions",
-        "match": ['alertname="PgIdleSessionsHigh"', 'severity="page"'],
-        "playbook": "db-pool-exhausted",
-        "inventory": str(inventory),
-        "params": {
-            "pg_dsn": f"postgresql://{pg_server.superuser}@{pg_server.host}:{pg_server.port}/postgres",
-            "app_user": {"label": "usename"},
-            "idle_threshold": THRESHOLD,
-            "check_health": False,
-            "restart_app": False,
-        },
-        "mode": "run",
-        "approval_timeout": "5m",
-    }
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(yaml.safe_dump({"apiVersion": "irx/v1", "kind": "Routes", "routes": [route]}, sort_keys=False))
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"{TOKEN}\n")
-    tokens.chmod(0o600)
+def _approvers(tmp_path: Path) -> Path:
     approvers = tmp_path / "approvers.yaml"
     approvers.write_text(yaml.safe_dump({"apiVersion": "irx/v1", "kind": "Approvers", "users": [
         {"name": "carol", "groups": ["dba"], "password": hash_password(PASSWORD)}]}))  # fmt: skip
     approvers.chmod(0o600)
-    port, state, log = free_port(), tmp_path / "serve", tmp_path / "serve.log"
-    argv = [str(VENV_BIN / "irx"), "serve", "--routes", str(routes), "--token-file", str(tokens), "--port", str(port),
-            "-p", str(SHIPPED_PLAYBOOKS), "--state-dir", str(state), "--approvers", str(approvers)]  # fmt: skip
-    with open(log, "a") as out:
-        proc = subprocess.Popen(argv, cwd=irx_cli.cwd, env=irx_cli.env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        _poll("irx serve to answer", healthy, 30, log)
-        yield url, state, log
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        assert "Traceback" not in log.read_text(), log.read_text()
+    return approvers
 
 
 def _waiting_gate(irx_cli: IrxCli) -> dict[str, Any] | None:
@@ -132,17 +52,18 @@ def test_an_alert_run_waits_at_its_gate_until_an_approver_approves_it_in_chromiu
 ) -> None:
     app_dsn = pg_server.create_role_and_db(APP_ROLE, "leak-pw")
     with (
-        serving(irx_cli, pg_server, tmp_path) as (url, state, log),
+        serving(irx_cli, pg_server, tmp_path, TOKEN, ROUTE, ["--approvers", str(_approvers(tmp_path))]) as (
+            url, state, log),
         PostgresExporter(pg_server, base_dir=tmp_path) as exporter,
         AlertmanagerServer(f"{url}/alerts/alertmanager", TOKEN, base_dir=tmp_path, uid=exporter.uid,
                            repeat_interval="4s") as alertmanager,
         PrometheusServer({"postgres": [exporter.address]}, [RULE], [alertmanager.address], base_dir=tmp_path,
                          uid=exporter.uid) as prometheus,
     ):  # fmt: skip
-        _poll("Prometheus to scrape the exporter", prometheus.targets_up, 60, log)
+        poll("Prometheus to scrape the exporter", prometheus.targets_up, 60, log)
         sessions = [psycopg.connect(app_dsn, autocommit=True) for _ in range(SESSIONS)]
         try:
-            gate = _poll("the alert's run to wait at its gate", lambda: _waiting_gate(irx_cli), 180, log)
+            gate = poll("the alert's run to wait at its gate", lambda: _waiting_gate(irx_cli), 180, log)
             assert gate["step"] == "terminate_idle"
             with Browser(tmp_path / "chromium") as browser:
                 tab = browser.tab()
@@ -164,10 +85,10 @@ def test_an_alert_run_waits_at_its_gate_until_an_approver_approves_it_in_chromiu
             for session in sessions:
                 with contextlib.suppress(psycopg.Error):
                     session.close()
-        [incident] = _poll("the incident to finish", lambda: [i for i in _incidents(state) if i["state"] == "finished"],
+        [incident] = poll("the incident to finish", lambda: [i for i in incidents(state) if i["state"] == "finished"],
                            60, log)  # fmt: skip
         assert incident["outcome"] == "verified"
-        _poll("the resolution", lambda: [i for i in _incidents(state) if i["status"] == "resolved"], 120, log)
+        poll("the resolution", lambda: [i for i in incidents(state) if i["status"] == "resolved"], 120, log)
     [journal] = irx_cli.journals()
     events = read_journal(journal).events
     [approval] = [e for e in events if e["type"] == "approval" and e["step"] == "terminate_idle"]
