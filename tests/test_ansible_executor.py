@@ -6,10 +6,10 @@ Ansible's own loader and templar read the batch file), the refusal of secrets on
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 import yaml
 
@@ -31,12 +31,16 @@ def dump(value: Any) -> str:
 
 
 def ansible_reads(tmp_path: Path, text: str) -> Any:
-    """The batch file as Ansible's strategy loads an included task file: trusted as templates, unless !unsafe."""
+    """A step's tasks as the irx strategy plugin loads them (and, stricter, as Ansible loads a task file it
+    trusts as templates): either way an !unsafe string is never a template."""
     from ansible.parsing.dataloader import DataLoader
 
     path = tmp_path / "batch.yml"
     path.write_text(text)
-    return DataLoader().load_from_file(str(path), cache="none", trusted_as_template=True)
+    strategy = DataLoader().load(text, show_content=False)
+    trusted = DataLoader().load_from_file(str(path), cache="none", trusted_as_template=True)
+    assert strategy == trusted
+    return trusted
 
 
 def ansible_templates(value: Any) -> Any:
@@ -54,7 +58,6 @@ def test_a_shell_task_runs_its_script_through_irx_command() -> None:
     assert body == {
         "name": "irx:restart_app:0",
         "irx_command": {"script": "systemctl restart app && echo $HOME", "output_cap": OUTPUT_CAP + 1},
-        "when": 'inventory_hostname in ["web1", "web2"]',
         "register": "irx_r_restart_app_0",
         "ignore_errors": True,
         "ignore_unreachable": True,
@@ -138,37 +141,26 @@ def test_env_on_a_module_task_is_refused_not_turned_into_environment() -> None:
         _task(task, 0)
 
 
-# --- _task: when limits the task to its hosts ----------------------------------------------------------------------
+# --- the strategy plugin: one step's tasks in waves ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "hosts",
-    [
-        ["web1"],
-        ["web1", "web2", "db-01.example.com"],
-        ['we"b', "it's", "a\\b", "hé☃", "x] or true or [y"],
-    ],
-    ids=["one", "several", "hostile names"],
-)
-def test_when_is_true_exactly_on_the_tasks_hosts(hosts: list[str]) -> None:
-    when = _task(HostTask("s", hosts, "shell", "true"), 0)["when"]
-    test = jinja2.Environment().compile_expression(when)
-    for host in hosts:
-        assert test(inventory_hostname=host) is True, host
-    for other in ["web3", "", "web", "y", "true", hosts[0] + "x"]:
-        if other not in hosts:
-            assert test(inventory_hostname=other) is False, other
+def test_a_steps_tasks_on_different_hosts_run_at_once_and_a_host_never_runs_two_at_once() -> None:
+    from irx.executors.ansible_plugins.strategy.irx import _waves
+
+    groups = [("a", ["web1", "web2"]), ("b", ["web3"]), ("c", ["web2"]), ("d", ["web4"]), ("e", ["web2", "web5"])]
+    waves = [[task for task, _ in wave] for wave in _waves(list(groups))]
+    assert waves == [["a", "b"], ["c", "d"], ["e"]]
+    assert [task for wave in waves for task in wave] == ["a", "b", "c", "d", "e"]  # order kept
+    assert list(_waves([])) == []
 
 
-def test_when_is_a_trusted_expression_for_ansible(tmp_path: Path) -> None:
-    """irx's own keys (when, name, register) are plain YAML: Ansible must evaluate when, not take it as text."""
-    from ansible.template import is_trusted_as_template
-
+def test_irx_keys_are_plain_yaml_and_no_task_is_limited_by_a_when(tmp_path: Path) -> None:
+    """The strategy queues each task on its own hosts: no task carries a when: (which Ansible would template)."""
     text = dump([_task(HostTask("s", ["web1"], "shell", "true"), 0)])
     assert "!unsafe" not in text.split("irx_command:")[0]
     (loaded,) = ansible_reads(tmp_path, text)
-    assert loaded["when"] == 'inventory_hostname in ["web1"]'
-    assert is_trusted_as_template(loaded["when"])
+    assert "when" not in loaded
+    assert loaded["register"] == "irx_r_s_0"
 
 
 # --- unsafe() and the dumper ---------------------------------------------------------------------------------------
@@ -435,3 +427,17 @@ def test_a_failed_scripts_result_keeps_pipefail_and_truncation_together() -> Non
     assert result.status == "failed"
     assert result.msg == "rc 141: " + "y" * OUTPUT_CAP
     assert result.extra == {"truncated": {"stdout": True, "stderr": False, "cap": OUTPUT_CAP}, "pipefail": False}
+
+
+# --- --mitogen: checked before Ansible starts ------------------------------------------------------------------------
+
+
+def test_mitogen_is_opt_in_and_refused_with_why_when_it_cannot_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from irx.errors import UsageError
+    from irx.executors.ansible import MITOGEN, strategy_for
+
+    assert strategy_for(False) == "irx"
+    assert strategy_for(True) == MITOGEN  # installed with the test extra (pyproject.toml)
+    monkeypatch.setitem(sys.modules, "ansible_mitogen.loaders", None)  # as if it were not installed
+    with pytest.raises(UsageError, match=r"--mitogen: Mitogen is not installed .*pip install 'irx\[mitogen\]'"):
+        strategy_for(True)

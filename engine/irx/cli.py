@@ -203,6 +203,13 @@ def _run_controls(command: Callable[..., None]) -> Callable[..., None]:
             help="json: a machine-readable summary on stdout (progress goes to stderr).",
         ),
         click.option("--forks", type=click.IntRange(1, 500), default=10, show_default=True, help="Parallel hosts."),
+        click.option(
+            "--mitogen",
+            is_flag=True,
+            envvar="IRX_MITOGEN",
+            help="Run host steps over Mitogen's connections (faster per step; needs pip install 'irx[mitogen]' and "
+            "Python on the hosts; env IRX_MITOGEN=1).",
+        ),
         click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."),
         _vault_options,
         BECOME_OPTIONS[0],
@@ -244,6 +251,7 @@ def run(
     quiet: bool,
     fmt: str,
     forks: int,
+    mitogen: bool,
     playbook_dir: Path | None,
     vault_password_file: str | None,
     ask_vault_pass: bool,
@@ -262,7 +270,7 @@ def run(
         inventory=inventory, limit=limit, extra_vars=extra_vars, dry_run=dry_run, yes=yes, approve=approve,
         wait_approval=duration_option("--wait-approval", wait_approval), approvers=approvers, trigger=trigger,
         approval_url=approval_url, force=force, runs_dir=runs_dir, quiet=quiet, fmt=fmt, forks=forks,
-        playbook_dir=playbook_dir,
+        mitogen=mitogen, playbook_dir=playbook_dir,
         vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
     )  # fmt: skip
     raise SystemExit(main(name, options))
@@ -297,6 +305,7 @@ def resume(
     quiet: bool,
     fmt: str,
     forks: int,
+    mitogen: bool,
     playbook_dir: Path | None,
     vault_password_file: str | None,
     ask_vault_pass: bool,
@@ -316,7 +325,7 @@ def resume(
     options = RunOptions(
         extra_vars=extra_vars, yes=yes, approve=approve, approvers=approvers, force=force, runs_dir=runs_dir,
         wait_approval=duration_option("--wait-approval", wait_approval), quiet=quiet, fmt=fmt, forks=forks,
-        playbook_dir=playbook_dir, from_step=from_step, replan=replan,
+        mitogen=mitogen, playbook_dir=playbook_dir, from_step=from_step, replan=replan,
         vault=_vault(vault_password_file, ask_vault_pass, become_password_file, ask_become_pass),
     )  # fmt: skip
     raise SystemExit(main(run_id, options))

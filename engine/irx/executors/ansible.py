@@ -1,13 +1,14 @@
 """Host steps through ansible-runner: one long-lived Ansible run per incident, fed step by step.
 
-Ansible's start-up (about 2 s here) is paid once. The play loops on the ``irx_next`` action plugin,
-which reports the previous batch's registered results for its host over a Unix socket and blocks until
-irx sends the next batch file to include. irx keeps every decision (``when``, retries, approvals,
-rollback) and Ansible does what it is good at: connections, modules, forks.
+Ansible's start-up (about 2 s here) is paid once. The play runs irx's own strategy plugin
+(``ansible_plugins/strategy/irx.py``), which takes one step's tasks at a time from irx over a Unix socket,
+queues them on their hosts through Ansible's worker pool and answers with every host's registered result.
+irx keeps every decision (``when``, retries, approvals, rollback) and Ansible does what it is good at:
+connections, modules, forks.
 
 Rendered commands never pass through Ansible's templating: every irx-rendered string is written with
-the ``!unsafe`` tag, so a value containing ``{{ }}`` stays literal. The private data directory (batch
-files, artifacts) lives in a 0700 temp dir removed when the session closes, so ansible-runner's
+the ``!unsafe`` tag, so a value containing ``{{ }}`` stays literal. The private data directory (the play,
+the socket, artifacts) lives in a 0700 temp dir removed when the session closes, so ansible-runner's
 artifacts cannot leak secrets after the run; the dir of a run that was killed (``kill -9``) is removed by
 the next run's ``sweep_leftovers``.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 # main thread goes on importing): a module that registers fork handlers, imported in the middle of a fork,
 # has its after-fork handler run without its before-fork one ("RuntimeError: release unlocked lock").
 import concurrent.futures.thread  # noqa: F401
+import contextlib
 import json
 import os
 import shutil
@@ -32,43 +34,27 @@ from typing import Any
 
 import yaml
 
-from irx.errors import IrxError
+from irx.errors import IrxError, UsageError
 from irx.executors.ansible_results import OUTPUT_CAP, host_result, privilege_hint
 from irx.executors.base import HostEvent, HostTask
 from irx.executors.workdir import SESSION_PREFIX, claim, sweep_leftovers
 from irx.inventory import Vault
 from irx.results import HostResult
 
-PLUGIN_DIR = Path(__file__).parent / "ansible_plugins" / "action"
+STRATEGY_DIR = Path(__file__).parent / "ansible_plugins" / "strategy"  # irx: takes irx's steps off the socket
 MODULE_DIR = Path(__file__).parent / "ansible_plugins" / "modules"  # irx_command: every shell/command step
-MAX_ROUNDS = 150  # each round nests one include in Ansible; restart the session before it gets deep
 KILL_GRACE = 5  # seconds from SIGTERM to SIGKILL for a command past its step timeout (irx_command)
+POLL = 0.25  # seconds between checks that Ansible is still alive while irx waits on the socket
 
+# The whole play: its tasks come from irx, one step at a time, through the irx strategy plugin.
 _MAIN = """\
 - name: irx session
   hosts: all
   gather_facts: false
-  tasks:
-    - ansible.builtin.include_tasks: loop.yml
+  strategy: {strategy}
+  tasks: []
 """
-# The hand-off and the include of the next batch: the whole of loop.yml (the first round), and the tail of
-# every batch file, so each round costs one controller-side task and one include.
-_NEXT_TASKS: list[dict[str, Any]] = [
-    {
-        "name": "irx:next",
-        "irx_next": {
-            "socket": "{{ irx_socket }}",
-            "collect": "{{ irx_batch.collect | default([]) }}",
-            "hosts": "{{ irx_hosts }}",
-        },
-        "register": "irx_batch",
-        # One hand-off per round for the whole play (not one forked worker per host): the plugin reads
-        # every host's registered results from hostvars, and Ansible applies its answer to all hosts.
-        "run_once": True,
-    },
-    {"name": "irx:batch", "ansible.builtin.include_tasks": "{{ irx_batch.file }}", "when": "not irx_batch.done"},
-]
-_LOOP = yaml.safe_dump(_NEXT_TASKS, sort_keys=False)
+MITOGEN = "irx_mitogen"  # the irx strategy over Mitogen's connections (irx run --mitogen)
 
 
 class ExecutorError(IrxError):
@@ -138,7 +124,6 @@ def _task(task: HostTask, index: int) -> dict[str, Any]:
         # answering (and the only bound for a module step).
         slack = KILL_GRACE + 5 if task.action in {"shell", "command"} else 0
         body["timeout"] = max(1, int(task.timeout + 0.999)) + slack
-    body["when"] = "inventory_hostname in " + json.dumps(list(task.hosts))
     body["register"] = _register_name(task.step_id, index)
     body["ignore_errors"] = True
     body["ignore_unreachable"] = True
@@ -179,6 +164,25 @@ def ansible_playbook() -> str:
     return found
 
 
+def strategy_for(mitogen: bool) -> str:
+    """The session's strategy plugin; with ``mitogen``, refused with why when Mitogen cannot load here (the
+    ansible-playbook irx starts runs in this same Python)."""
+    if not mitogen:
+        return "irx"
+    try:
+        import ansible_mitogen.loaders  # noqa: F401  # checks the ansible-core release it is loaded into
+    except ImportError as exc:
+        raise UsageError(
+            f"--mitogen: Mitogen is not installed in irx's Python ({sys.executable}): pip install 'irx[mitogen]' "
+            f"({exc})"
+        ) from None
+    except Exception as exc:  # Mitogen's own refusal: AnsibleError "Your version of Ansible (...) is too old"
+        from ansible.release import __version__ as core
+
+        raise UsageError(f"--mitogen: Mitogen does not support ansible-core {core}: {exc}") from None
+    return MITOGEN
+
+
 def _register_name(step_id: str, index: int) -> str:
     return f"irx_r_{step_id}_{index}"
 
@@ -197,8 +201,10 @@ class AnsibleSession:
         start_timeout: float = 120.0,
         exposes: Callable[[str], bool] = lambda text: False,
         vault: Vault | None = None,
+        strategy: str = "irx",
     ) -> None:
         self.inventory = inventory
+        self.strategy = strategy
         self.hosts = list(dict.fromkeys(hosts))
         self.forks = forks
         self.on_host_event = on_host_event
@@ -206,21 +212,17 @@ class AnsibleSession:
         self.start_timeout = start_timeout
         self.exposes = exposes  # whether a text holds one of the run's secrets: none may reach a command line
         self.vault = vault or Vault()  # Ansible must open the same vaulted values irx did
-        self._cond = threading.Condition()
-        self._checkins: dict[str, int] = {}  # host -> number of irx_next calls answered or waiting
-        self._payloads: dict[str, dict[str, Any]] = {}  # host -> results sent at its latest check-in
-        self._replies: list[dict[str, Any]] = []  # reply for round r at index r
-        self._round = 0
         self._task_started: dict[str, float] = {}
         self._durations: dict[tuple[str, str], float] = {}
+        self._events = threading.Condition()  # a host's result event arrived (its duration is known)
         self._thread: threading.Thread | None = None
         self._runner: Any = None
         self._dir: Path | None = None
         self._owner: int | None = None
         self._server: socket.socket | None = None
-        self._closing = False
+        self._conn: socket.socket | None = None  # the strategy's end, once it connected
+        self._pending = b""  # bytes read from the strategy past the last full line
         self._abort = False
-        self._batches = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -233,15 +235,15 @@ class AnsibleSession:
         self._owner = claim(self._dir)
         project = self._dir / "project"
         project.mkdir()
-        (project / "main.yml").write_text(_MAIN)
-        (project / "loop.yml").write_text(_LOOP)
+        (project / "main.yml").write_text(_MAIN.format(strategy=self.strategy))
         sock_path = str(self._dir / "irx.sock")
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(sock_path)
-        self._server.listen(256)
-        threading.Thread(target=self._accept, name="irx-ansible-accept", daemon=True).start()
+        self._server.listen(1)
+        self._server.settimeout(POLL)
         envvars = {
-            "ANSIBLE_ACTION_PLUGINS": str(PLUGIN_DIR),
+            "ANSIBLE_STRATEGY_PLUGINS": str(STRATEGY_DIR),
+            "IRX_SESSION_SOCKET": sock_path,
             "ANSIBLE_LIBRARY": _module_path(),
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_FORCE_COLOR": "False",
@@ -261,7 +263,6 @@ class AnsibleSession:
             playbook="main.yml",
             inventory=self.inventory,
             limit=",".join(self.hosts),
-            extravars={"irx_socket": sock_path, "irx_hosts": self.hosts},
             envvars=envvars,
             forks=max(self.forks, len(self.hosts)) if len(self.hosts) <= 50 else self.forks,
             event_handler=self._on_event,
@@ -293,20 +294,22 @@ class AnsibleSession:
         return env
 
     def close(self) -> None:
-        """Tell every host there is nothing more, wait briefly for Ansible to finish, remove the files."""
+        """Tell the strategy there is nothing more, wait briefly for Ansible to finish, remove the files."""
         try:
             if self._thread is not None and self._thread.is_alive():
-                with self._cond:
-                    self._closing = True
-                    self._replies.append({"done": True, "file": "", "collect": []})
-                    self._cond.notify_all()
+                if self._conn is not None:
+                    with contextlib.suppress(OSError):  # Ansible already went away
+                        self._conn.sendall(b'{"done": true}\n')
+                else:  # it never connected: nothing of it is worth waiting for
+                    self.abort()
                 self._thread.join(timeout=30)
                 if self._thread.is_alive():
                     self.abort()
                     self._thread.join(timeout=15)
         finally:
-            if self._server is not None:
-                self._server.close()
+            for sock in (self._conn, self._server):
+                if sock is not None:
+                    sock.close()
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
             if self._owner is not None:
@@ -320,55 +323,51 @@ class AnsibleSession:
     def _should_cancel(self) -> bool:
         return self._abort or bool(self.cancelled())
 
-    @property
-    def rounds(self) -> int:
-        return self._round
+    # -- the socket: one connection from the strategy plugin ---------------------------------------------
 
-    # -- the socket side: one thread per waiting host ---------------------------------------------
-
-    def _accept(self) -> None:
+    def _connected(self) -> socket.socket:
+        """The strategy's connection, waiting for Ansible to start the play the first time."""
+        if self._conn is not None:
+            return self._conn
         assert self._server is not None
+        deadline = time.monotonic() + self.start_timeout
         while True:
+            self._check_alive("before the first step")
             try:
                 conn, _ = self._server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            stream = conn.makefile("rwb")
-            line = stream.readline()
-            if not line:
-                return
-            payload = json.loads(line)
-            by_host: dict[str, Any] = payload.get("hosts") or {}
-            with self._cond:
-                index = min((self._checkins.get(h, 0) for h in self.hosts), default=0)
-                for host in self.hosts:  # one check-in stands for every host of the play
-                    self._checkins[host] = index + 1
-                    self._payloads[host] = by_host.get(host) or {}
-                self._cond.notify_all()
-                while len(self._replies) <= index and not self._closing:
-                    self._cond.wait(timeout=1.0)
-                reply = (
-                    self._replies[index] if index < len(self._replies) else {"done": True, "file": "", "collect": []}
-                )
-            try:
-                stream.write(json.dumps(reply).encode() + b"\n")
-                stream.flush()
-            except OSError:
-                pass
-
-    def _wait_checkins(self, count: int, what: str) -> None:
-        deadline = time.monotonic() + (self.start_timeout if count == 1 else 24 * 3600)
-        with self._cond:
-            while not all(self._checkins.get(h, 0) >= count for h in self.hosts):
-                if self._thread is not None and not self._thread.is_alive():
-                    raise ExecutorError(f"ansible-playbook stopped {what}: {self._failure_text()}")
+                break
+            except TimeoutError:
                 if time.monotonic() > deadline:
-                    raise ExecutorError(f"ansible-playbook did not start within {self.start_timeout:.0f}s")
-                self._cond.wait(timeout=0.2)
+                    raise ExecutorError(f"ansible-playbook did not start within {self.start_timeout:.0f}s") from None
+        conn.settimeout(POLL)
+        self._conn = conn
+        self._read_line("before the first step")  # {"ready": [hosts]}: the play is running
+        return conn
+
+    def _read_line(self, what: str) -> dict[str, Any]:
+        """The strategy's next message; an ExecutorError if Ansible stopped first."""
+        assert self._conn is not None
+        while b"\n" not in self._pending:
+            try:
+                chunk = self._conn.recv(1 << 16)
+            except TimeoutError:
+                self._check_alive(what)
+                continue
+            if not chunk:
+                self._thread_end(timeout=5)
+                raise ExecutorError(f"ansible-playbook stopped {what}: {self._failure_text()}")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def _check_alive(self, what: str) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            raise ExecutorError(f"ansible-playbook stopped {what}: {self._failure_text()}")
+
+    def _thread_end(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
 
     def _failure_text(self) -> str:
         runner = self._runner
@@ -407,31 +406,41 @@ class AnsibleSession:
         return results
 
     def _dispatch(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
-        if self._round >= MAX_ROUNDS:
-            raise ExecutorError("session exhausted")  # the caller restarts a fresh session
-        self._wait_checkins(self._round + 1, "before the first step" if self._round == 0 else "between steps")
-        assert self._dir is not None
-        self._batches += 1
-        batch_file = self._dir / "project" / f"batch-{self._batches}.yml"
-        bodies = [*(_task(task, index) for index, task in enumerate(tasks)), *_NEXT_TASKS]
-        batch_file.write_text(yaml.dump(bodies, Dumper=_Dumper, sort_keys=False, width=1_000_000))
+        conn = self._connected()
+        names = [f"irx:{task.step_id}:{index}" for index, task in enumerate(tasks)]
         collect = [_register_name(task.step_id, index) for index, task in enumerate(tasks)]
-        with self._cond:
-            self._replies.append({"done": False, "file": str(batch_file), "collect": collect})
-            self._round += 1
-            self._cond.notify_all()
-        self._wait_checkins(self._round + 1, "during a step")
-        batch_file.unlink(missing_ok=True)
+        bodies = [_task(task, index) for index, task in enumerate(tasks)]
+        request = {
+            "tasks": yaml.dump(bodies, Dumper=_Dumper, sort_keys=False, width=1_000_000),
+            "targets": [list(task.hosts) for task in tasks],
+            "collect": collect,
+        }
+        try:
+            conn.sendall(json.dumps(request).encode() + b"\n")
+        except OSError:
+            self._thread_end(timeout=5)
+            raise ExecutorError(f"ansible-playbook stopped between steps: {self._failure_text()}") from None
+        reply = self._read_line("during a step")
+        by_host: dict[str, Any] = reply.get("hosts") or {}
+        self._await_events([(name, host) for name, task in zip(names, tasks, strict=True) for host in task.hosts])
         results: dict[str, HostResult] = {}
-        with self._cond:
-            payloads = dict(self._payloads)
-        for index, task in enumerate(tasks):
-            name = _register_name(task.step_id, index)
+        for name, register, task in zip(names, collect, tasks, strict=True):
             for host in task.hosts:
-                res = payloads.get(host, {}).get(name)
-                duration = self._durations.get((f"irx:{task.step_id}:{index}", host), 0.0)
+                res = (by_host.get(host) or {}).get(register)
+                duration = self._durations.get((name, host), 0.0)
                 results[host] = privilege_hint(host_result(host, res, duration), task.become)
         return results
+
+    def _await_events(self, expected: Sequence[tuple[str, str]], timeout: float = 2.0) -> None:
+        """The strategy answers as soon as Ansible has every result; ansible-runner's thread may still be reading
+        the events that carry the durations (and drive live progress). Wait for them briefly."""
+        deadline = time.monotonic() + timeout
+        with self._events:
+            while not all(key in self._durations for key in expected):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._events.wait(timeout=left)
 
     # -- ansible-runner events: live progress and durations ---------------------------------------------
 
@@ -449,7 +458,9 @@ class AnsibleSession:
             }.get(kind)
             if status is not None and status != "skipped":
                 duration = float(data.get("duration") or 0.0)
-                self._durations[(task, host)] = duration
+                with self._events:
+                    self._durations[(task, host)] = duration
+                    self._events.notify_all()
                 res = data.get("res") or {}
                 if isinstance(res, dict) and (res.get("timedout") or res.get("timed_out")):
                     status = "timed_out"

@@ -1,8 +1,7 @@
-"""The Ansible session of one run: started early in the background, renewed when deep, closed once.
+"""The Ansible session of one run: started early in the background, closed once.
 
 Ansible's start-up (about 2 s) is paid while irx renders the plan, takes the lock and opens the journal; the
-first batch waits for it. Each batch nests one include in Ansible, so after ``MAX_ROUNDS`` the session is
-replaced by a fresh one. Host results are reported as they come through ``on_host_event``, given here.
+first batch waits for it. Host results are reported as they come through ``on_host_event``, given here.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from irx.executors.ansible import MAX_ROUNDS, AnsibleSession
+from irx.executors.ansible import AnsibleSession
 from irx.executors.base import HostEvent, HostTask
 from irx.inventory import Vault
 from irx.results import HostResult
@@ -28,7 +27,9 @@ class AnsibleSessions:
         exposes: Callable[[str], bool],
         vault: Vault,
         on_host_event: HostEvent | None = None,
+        strategy: str = "irx",
     ) -> None:
+        self.strategy = strategy  # irx, or irx_mitogen (irx.executors.ansible.strategy_for)
         self.inventory, self.hosts, self.forks, self.vault = inventory, list(hosts), forks, vault
         self.exposes = exposes  # the run's secrets are learnt after the session starts: asked at each step
         self.on_host_event = on_host_event
@@ -51,6 +52,7 @@ class AnsibleSessions:
                 on_host_event=self.on_host_event,
                 exposes=self.exposes,
                 vault=self.vault,
+                strategy=self.strategy,
             )
             session.start()
             self._session = session
@@ -69,14 +71,6 @@ class AnsibleSessions:
             if self._error is not None:
                 raise self._error
             assert self._session is not None
-            if self._session.rounds >= MAX_ROUNDS:
-                self._session.close()
-                self._ready.clear()
-                self._start()
-                self._ready.wait()
-                if self._error is not None:
-                    raise self._error
-                assert self._session is not None
             return self._session.run(tasks)
 
     def abort(self) -> None:

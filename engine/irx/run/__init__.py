@@ -68,6 +68,7 @@ class RunOptions:
     quiet: bool = False
     fmt: str = "text"
     forks: int = 10
+    mitogen: bool = False  # Ansible over Mitogen's connections (irx.executors.ansible.strategy_for)
     playbook_dir: Path | None = None
     interactive: bool | None = None  # None: ask when stdin and stdout are terminals
     preflight_timeout: float = 1.5
@@ -107,7 +108,9 @@ def run_playbook(
             progress.host(step_id, host, status, duration)
 
     with contextlib.ExitStack() as stack:
-        sessions = start_sessions(playbook, inv, targets, options.forks, redactor.exposes, on_host_event)
+        sessions = start_sessions(
+            playbook, inv, targets, options.forks, redactor.exposes, on_host_event, options.mitogen
+        )
         stack.callback(sessions.close)
         prepared = prepare(playbook, inv, supplied, options.environ, targets)
         changes = check_plan(cont, prepared, options.replan) if cont is not None else []

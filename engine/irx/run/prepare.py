@@ -44,15 +44,18 @@ def start_sessions(
     forks: int,
     exposes: Callable[[str], bool],
     on_host_event: HostEvent,
+    mitogen: bool = False,
 ) -> AnsibleSessions:
     """Start Ansible (about 2 s of start-up) now, while irx renders the plan, takes the lock and opens the
     journal: it only waits for work, so the first diagnostic result comes as early as Ansible allows."""
+    from irx.executors.ansible import strategy_for
     from irx.executors.session import AnsibleSessions
 
     hosts = list(dict.fromkeys(h for _, found in targets.values() for h in found))
     sessions = AnsibleSessions(
-        inv.source, hosts, forks=forks, exposes=exposes, vault=inv.vault, on_host_event=on_host_event
-    )
+        inv.source, hosts, forks=forks, exposes=exposes, vault=inv.vault, on_host_event=on_host_event,
+        strategy=strategy_for(mitogen),
+    )  # fmt: skip
     if hosts and any(s.runs_on_hosts for s in playbook.steps):
         sessions.start_in_background()
     return sessions
