@@ -112,7 +112,7 @@ def test_a_killed_holders_lease_expires_and_the_next_run_records_whom_it_replace
     state, gate = tmp_path / "state", tmp_path / "gate"
     state.mkdir()
     args = ("-l", HOSTS, "-e", f"state_dir={state}", "-e", f"gate={gate}")
-    ttl = 12.0  # long enough to see it alive from another run (Ansible's start takes seconds), short to wait out
+    ttl = 25.0  # long enough to see it alive from another run (its start takes seconds, more on a busy machine)
     bob = other_operator(irx_cli, tmp_path)
     holder = irx_cli.start("run-lease", *args, env={**irx_cli.env, "IRX_LEASE_TTL": str(ttl)}, start_new_session=True)
     try:
