@@ -216,10 +216,10 @@ def format_junit(files: Sequence[Path], problems: Sequence[Problem], strict: boo
 
 def format_sarif(files: Sequence[Path], problems: Sequence[Problem], strict: bool) -> str:
     """SARIF 2.1.0, as GitHub code scanning and most CI dashboards ingest it."""
-    from irx.rules import RULES
+    from irx.rule_docs import known_rules, rule_doc
 
-    rule_ids = sorted({p.rule for p in problems} | set(RULES))
-    descriptions = {**{r: r.replace("-", " ") for r in rule_ids}, **RULES}
+    rule_ids = sorted({p.rule for p in problems} | set(known_rules()))
+    docs = {r: rule_doc(r) for r in rule_ids}
     results = [
         {
             "ruleId": p.rule,
@@ -247,7 +247,17 @@ def format_sarif(files: Sequence[Path], problems: Sequence[Problem], strict: boo
                         "name": "irx",
                         "version": __version__,
                         "informationUri": "https://github.com/irx-dev/irx",
-                        "rules": [{"id": r, "shortDescription": {"text": descriptions[r]}} for r in rule_ids],
+                        "rules": [
+                            {
+                                "id": r,
+                                "name": r,
+                                "shortDescription": {"text": docs[r].short},
+                                "fullDescription": {"text": docs[r].full},
+                                "helpUri": docs[r].help_uri,
+                                "help": {"text": f"{docs[r].full} See {docs[r].help_uri}"},
+                            }
+                            for r in rule_ids
+                        ],
                     }
                 },
                 "originalUriBaseIds": {"SRCROOT": {"uri": Path.cwd().as_uri() + "/"}},
