@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("irx.commands",),  # one module per command: printing and exit codes
     ("irx.serve", "irx.run"),  # the long-running side: the server, a run
     ("irx.orchestrator", "irx.plan", "irx.report", "irx.validate", "irx.library", "irx.history", "irx.lease",
-     "irx.notify", "irx.scaffold"),  # the concepts a command uses
+     "irx.notify", "irx.scaffold", "irx.knock_ons"),  # the concepts a command uses
     ("irx.loader", "irx.rules", "irx.rules_templates", "irx.rule_context", "irx.lock", "irx.batches",
      "irx.executors", "irx.incidents", "irx.routes", "irx.timeline", "irx.journal_read", "irx.outcome", "irx.ports",
      "irx.params", "irx.param_types", "irx.inventory", "irx.vault", "irx.templating", "irx.schema_messages",

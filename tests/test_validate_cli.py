@@ -141,7 +141,8 @@ def test_sarif_describes_every_rule_it_can_report(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     for rule_id, rule in rules.items():
         short, full = rule["shortDescription"]["text"], rule["fullDescription"]["text"]
-        assert short and full, rule_id
+        assert short, rule_id
+        assert full, rule_id
         assert short != rule_id.replace("-", " "), f"{rule_id}: the short description only repeats the id"
         assert len(full) > len(short) or full.endswith("."), rule_id
         assert rule["helpUri"].startswith("https://github.com/irx-dev/irx/blob/main/docs/"), rule_id
