@@ -37,7 +37,10 @@ _SEVERITY = {"error": 1, "warning": 0}
 
 def fold(problems: Sequence[Problem], doc: Document | None) -> list[Problem]:
     """``problems`` of one file with the knock-ons folded into their cause, in the original order."""
-    folded = _typo_consequences(list(problems), doc) if doc is not None else list(problems)
+    if len(problems) < 2:  # the common case, a clean file: nothing to fold, nothing to compute
+        return list(problems)
+    typo = doc is not None and any(p.rule == "schema-unknown-key" for p in problems)
+    folded = _typo_consequences(list(problems), doc) if typo and doc is not None else list(problems)
     return _same_cause(folded)
 
 
