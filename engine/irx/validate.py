@@ -153,7 +153,11 @@ def format_json(files: Sequence[Path], problems: Sequence[Problem], strict: bool
                 "rule": p.rule,
                 "level": p.level,
                 "message": p.text,
-                "also": [{"line": line, "column": col, "rule": rule} for line, col, rule in p.also],
+                **(
+                    {"also": [{"line": line, "column": col, "rule": rule} for line, col, rule in p.also]}
+                    if p.also
+                    else {}
+                ),
             }
             for p in problems
         ],
