@@ -96,6 +96,7 @@ verify:
   - id: service_running
     name: The service is running again
     "on": app
+    mutating: false  # it only reads: a dry run checks it too
     command: [systemctl, is-active, "{{{{ params.service }}}}"]
     retries: 5
     delay: 3s
