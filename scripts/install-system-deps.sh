@@ -25,7 +25,25 @@ declare -A WANT=(
   [prometheus]=/usr/bin/prometheus
   [prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
   [prometheus-postgres-exporter]=/usr/bin/prometheus-postgres-exporter
+  # The editor check (tests/integration/test_editor_schema.py): node and npm for yaml-language-server (below).
+  [nodejs]=/usr/bin/node
+  [npm]=/usr/bin/npm
 )
+# yaml-language-server, the language server editors run on playbooks, at the version the test last passed with.
+YAML_LS_VERSION=2.0.0
+install_yaml_ls() {
+  local bin package
+  if bin=$(command -v yaml-language-server) && bin=$(readlink -f "$bin"); then
+    package=$(dirname "$(dirname "$bin")")/package.json  # <prefix>/lib/node_modules/yaml-language-server/bin/...
+    if grep -q "\"version\": *\"$YAML_LS_VERSION\"" "$package" 2>/dev/null; then
+      return
+    fi
+  fi
+  echo "install-system-deps: installing yaml-language-server@$YAML_LS_VERSION (npm)"
+  SUDO_NPM=()
+  if ((EUID != 0)); then SUDO_NPM=(sudo -n); fi
+  "${SUDO_NPM[@]}" npm install --global --no-fund --no-audit "yaml-language-server@$YAML_LS_VERSION" >/dev/null
+}
 # Any PostgreSQL major will do: the test environment discovers /usr/lib/postgresql/*/bin.
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   WANT[postgresql]=/usr/lib/postgresql/NONE/bin/initdb
@@ -37,6 +55,7 @@ for pkg in "${!WANT[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
+  install_yaml_ls
   echo "install-system-deps: all present"
   exit 0
 fi
@@ -85,4 +104,5 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   echo "install-system-deps: postgresql installed but no initdb found" >&2
   exit 1
 fi
+install_yaml_ls
 echo "install-system-deps: done"

@@ -111,7 +111,7 @@ def test_junit_xml_parses_with_one_case_per_file(tmp_path: Path) -> None:
     failures = root.findall(".//testcase/failure")
     assert len(failures) == 1
     assert failures[0].get("type") == "approval-missing"
-    assert "35:15: schema-required: missing required key 'reason'" in (failures[0].text or "")
+    assert "35:5: schema-required: missing required key 'reason'" in (failures[0].text or "")
 
 
 def test_sarif_is_2_1_0_with_regions(tmp_path: Path) -> None:
@@ -127,6 +127,32 @@ def test_sarif_is_2_1_0_with_regions(tmp_path: Path) -> None:
     assert location["artifactLocation"]["uri"] == "invalid/yaml-duplicate.yaml"
     assert location["region"] == {"startLine": 7, "startColumn": 3}
     assert first["level"] == "error"
+
+
+def test_sarif_describes_every_rule_it_can_report(tmp_path: Path) -> None:
+    """Each rule in tool.driver.rules (every rule a result names among them) says what it checks, in short
+    and in full, and links to the section of the docs that lists it."""
+    result = run_irx("validate", "--format", "sarif", "invalid", cwd=CASES)
+    run = json.loads(result.stdout)["runs"][0]
+    rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
+    reported = {r["ruleId"] for r in run["results"]}
+    assert len(reported) > 30
+    assert reported <= set(rules)
+    repo = Path(__file__).resolve().parents[1]
+    for rule_id, rule in rules.items():
+        short, full = rule["shortDescription"]["text"], rule["fullDescription"]["text"]
+        assert short, rule_id
+        assert full, rule_id
+        assert short != rule_id.replace("-", " "), f"{rule_id}: the short description only repeats the id"
+        assert len(full) > len(short) or full.endswith("."), rule_id
+        assert rule["helpUri"].startswith("https://github.com/irx-dev/irx/blob/main/docs/"), rule_id
+        page, _, anchor = rule["helpUri"].removeprefix("https://github.com/irx-dev/irx/blob/main/").partition("#")
+        text = (repo / page).read_text()
+        assert not anchor or f"## {anchor.replace('-', ' ').capitalize()}" in text, rule["helpUri"]
+    for rule_id in reported:  # the docs' rule table names every rule irx reports (the schema ones included)
+        assert f"`{rule_id}`" in (repo / "docs" / "playbook-format.md").read_text(), rule_id
+    assert rules["unknown-param"]["shortDescription"]["text"] == "params.NAME in a template names a declared param"
+    assert "declare" in rules["unknown-param"]["fullDescription"]["text"]
 
 
 def test_unwritable_output_is_a_usage_error(tmp_path: Path) -> None:

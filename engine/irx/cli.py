@@ -398,11 +398,13 @@ def serve(**options: Any) -> None:  # the options are ServeOptions' fields, one 
     raise SystemExit(serve_main(ServeOptions(**options)))
 
 
+from irx.cli_completion import install as _install_completion  # noqa: E402
 from irx.cli_journal import approve, deny, history, report, runs  # noqa: E402 (the commands on a run's journal)
-from irx.cli_library import list_, schema, show, validate  # noqa: E402 (the commands on the playbook library)
+from irx.cli_library import list_, new, schema, show, validate  # noqa: E402 (the commands on the playbook library)
 
-for _command in (validate, list_, show, schema, report, history, approve, deny, runs):
+for _command in (validate, list_, show, schema, new, report, history, approve, deny, runs):
     cli.add_command(_command)
+_install_completion(cli)  # shell completion of playbook names, step ids, inventories and run ids
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""The ``irx`` commands on the playbook library: ``validate``, ``list``, ``show``, ``schema`` (registered on the
-group in irx.cli). Argument parsing only, as in irx.cli: each body hands over to its module of irx.commands."""
+"""The ``irx`` commands on the playbook library: ``validate``, ``list``, ``show``, ``schema``, ``new`` (registered
+on the group in irx.cli). Argument parsing only, as in irx.cli: each body hands over to its module of irx.commands."""
 
 from __future__ import annotations
 
@@ -61,3 +61,34 @@ def schema() -> None:
     from irx.commands.schema import main
 
     raise SystemExit(main())
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the playbook to FILE instead of the library's NAME.yaml.",
+)
+@click.option(
+    "-p",
+    "--playbooks",
+    "playbook_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The library to write into. Default: $IRX_PLAYBOOKS, else ./playbooks (created when missing).",
+)
+@click.option("--no-drill", is_flag=True, help="Do not write the drill skeleton molecule/NAME/.")
+def new(name: str, output: Path | None, playbook_dir: Path | None, no_drill: bool) -> None:
+    """Start a new playbook NAME: a skeleton that validates, ready to edit.
+
+    Writes NAME.yaml into the library irx run and irx plan read (--playbooks DIR, else $IRX_PLAYBOOKS, else
+    ./playbooks; -o FILE for another place), with the editor's schema modeline on line 1, metadata, a param
+    and one step per phase (diagnose, mitigate behind an approval, verify, rollback). In a checkout with
+    drills (molecule/_shared beside the library) it also writes the drill skeleton molecule/NAME/
+    (docs/drills.md). NAME is a playbook name (lower-case letters, digits, dashes). Never overwrites.
+    Exit 0 written and valid, 2 bad NAME or a file (or a playbook of that name) already exists.
+    """
+    from irx.commands.new import main
+
+    raise SystemExit(main(name, output=output, playbook_dir=playbook_dir, drill=not no_drill))

@@ -113,6 +113,11 @@ class Document:
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     block_scalars: set[Path_] = field(default_factory=set)  # literal/folded: content starts a line later
+    # Top-level sections left out because of a YAML syntax error in them (read_document(partial=True)): the
+    # data holds the other sections only, so it is checked against the schema, never built into a model.
+    skipped: frozenset[str] = frozenset()
+    # A YAML syntax error's first line (its context's) and the line and column it was found at (1-based).
+    syntax_lines: tuple[int, int, int] = (0, 0, 0)
 
     def problem(self, at: tuple[int, int], rule: str, message: str, level: str = "error") -> None:
         self.problems.append(Problem(self.path, at[0], at[1], rule, message, level))  # type: ignore[arg-type]
@@ -137,8 +142,10 @@ def _mark(mark: Any) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
 
-def read_document(path: Path) -> Document:
-    """Parse ``path`` into data and positions, collecting file and YAML problems."""
+def read_document(path: Path, partial: bool = False) -> Document:
+    """Parse ``path`` into data and positions, collecting file and YAML problems. With ``partial``, a YAML
+    syntax error confined to one top-level section still gives the data of the other sections
+    (``Document.skipped`` names the section left out)."""
     doc = Document(path)
     try:
         with path.open("rb") as handle:  # read at most one byte past the limit: bounded memory
@@ -153,6 +160,8 @@ def read_document(path: Path) -> Document:
         doc.problem((1, 1), "yaml-empty", "file is empty; expected a playbook mapping (apiVersion: irx/v1)")
         return doc
     composed = _compose(doc, text)
+    if composed is None and partial:
+        composed = _compose_around_error(doc, text)
     if composed is None:
         return doc
     root, aliased = composed
@@ -214,6 +223,8 @@ def _compose(doc: Document, text: str) -> tuple[Node, bool] | None:
         return None
     except yaml.MarkedYAMLError as exc:
         doc.problems.append(_yaml_problem(doc.path, exc, text))
+        marks = [(m.line + 1, m.column + 1) for m in (exc.context_mark, exc.problem_mark) if m is not None]
+        doc.syntax_lines = (min(marks)[0], *max(marks)) if marks else (0, 0, 0)
         return None
     except yaml.YAMLError as exc:  # reader errors without a mark
         doc.problem((1, 1), "yaml-syntax", str(exc).replace("\n", " "))
@@ -230,6 +241,40 @@ def _compose(doc: Document, text: str) -> tuple[Node, bool] | None:
         doc.problem((1, 1), "yaml-empty", "file has no content; expected a playbook mapping (apiVersion: irx/v1)")
         return None
     return root, composer.saw_alias
+
+
+_SECTION = re.compile(r"^(?![-#%]|\.\.\.|---)(\S[^:\n]*?|\"[^\"\n]*\"|'[^'\n]*'):(?:[ \t]|$)")
+
+
+def _compose_around_error(doc: Document, text: str) -> tuple[Node, bool] | None:
+    """The document without the top-level section(s) holding its YAML syntax error, when the rest parses.
+
+    Sound because a block mapping's top-level keys start at column 0 and nothing else does: the lines
+    from the section of the error's context (an unclosed quote or bracket opens it) to the end of the
+    section of the error itself are blanked, not removed, so every other line keeps its number and
+    column. Only YAML syntax errors qualify; a second error, or anything but a mapping, gives up."""
+    first_line, last_line, last_col = doc.syntax_lines
+    if len(doc.problems) != 1 or doc.problems[0].rule not in {"yaml-syntax", "yaml-tab"} or not first_line:
+        return None
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if _SECTION.match(line)]
+    first_bad = max((s for s in starts if s <= first_line - 1), default=None)
+    if first_bad is None or len(starts) < 2:
+        return None
+    # Found at the very start of the next top-level key: what broke is before it, that section may be fine.
+    found_at_next_key = last_col == 1 and last_line - 1 in starts and last_line > first_line
+    end = last_line - 1 if found_at_next_key else next((s for s in starts if s > last_line - 1), len(lines))
+    trial = Document(doc.path)
+    kept = "".join(line if not first_bad <= i < end else "\n" for i, line in enumerate(lines))
+    composed = _compose(trial, kept)
+    if composed is None or not isinstance(composed[0], MappingNode):
+        return None
+    if any(p.rule != "yaml-duplicate-key" for p in trial.problems):
+        return None
+    doc.problems.extend(trial.problems)  # a key defined twice in a section that parsed is still reported
+    names = (_SECTION.match(lines[i]) for i in starts if first_bad <= i < end)
+    doc.skipped = frozenset(match.group(1).strip("\"'") for match in names if match is not None)
+    return composed
 
 
 def _yaml_problem(path: Path, exc: yaml.MarkedYAMLError, text: str) -> Problem:

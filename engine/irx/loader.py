@@ -101,14 +101,28 @@ class Checked:
 
 def check_file(path: Path) -> Checked:
     """Read, schema-check and rule-check one file; the model is built only when nothing is wrong."""
-    doc = read_document(path)
+    doc = read_document(path, partial=True)
     if doc.data is None:
         return Checked(doc, None)
     check_schema(doc)
+    if doc.skipped:  # a YAML syntax error: the other sections are schema-checked; rules wait for a whole file
+        _forget_skipped(doc)
+        return Checked(doc, None)
     schema_ok = doc.ok
     playbook = build_playbook(doc.data, path, step_lines(doc)) if schema_ok else None
     check_rules(doc, playbook)
     return Checked(doc, playbook if doc.ok else None)
+
+
+def _forget_skipped(doc: Document) -> None:
+    """Drop what the schema says about the playbook as a whole, the absence of a top-level key or of any
+    step: what the broken text meant is unknown. Every other schema problem is about a value that was read
+    (and the sections a value sits in are independent in the schema)."""
+    doc.problems[:] = [
+        p
+        for p in doc.problems
+        if p.rule != "schema-no-steps" and not (p.rule == "schema-required" and p.message.endswith(" in the playbook"))
+    ]
 
 
 def load_playbook(path: Path) -> Playbook:

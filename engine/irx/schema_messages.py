@@ -97,8 +97,9 @@ def describe(error: Any) -> Iterator[Described]:
     if kind == "required":  # jsonschema yields one error per missing key; its message names the key
         match = re.match(r"^'(.+)' is a required property$", error.message)
         missing = [match.group(1)] if match else [k for k in error.validator_value if k not in instance]
+        on_key = bool(path) and isinstance(path[-1], str)  # where editors mark it: the mapping's own key
         for key in missing:
-            yield path, False, "schema-required", f"missing required key '{key}' in {_where(path)}"
+            yield path, on_key, "schema-required", f"missing required key '{key}' in {_where(path)}"
         return
     if kind == "dependentRequired":
         yield from _dependent(path, instance, error.validator_value)

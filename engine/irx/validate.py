@@ -11,6 +11,7 @@ from xml.etree import ElementTree as ET
 
 from irx import __version__
 from irx.errors import UsageError
+from irx.knock_ons import fold
 from irx.loader import Checked, check_file, iter_playbook_files
 from irx.problems import Problem
 
@@ -29,7 +30,7 @@ def check_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
             problems.extend(check_approvers(path))
             continue
         checked = check_file(path)
-        problems.extend(checked.problems)
+        problems.extend(fold(checked.problems, checked.document))
         name = _name_of(checked)
         if name is not None:
             names.append((name, path, checked.document.position(("metadata", "name"))))
@@ -125,7 +126,7 @@ def _summary(files: Sequence[Path], problems: Sequence[Problem]) -> tuple[int, i
 
 
 def format_text(files: Sequence[Path], problems: Sequence[Problem], strict: bool) -> str:
-    lines = [str(Problem(Path(_shown(p.path)), p.line, p.col, p.rule, p.message, p.level)) for p in problems]
+    lines = [str(Problem(Path(_shown(p.path)), p.line, p.col, p.rule, p.message, p.level, p.also)) for p in problems]
     errors, warnings = _summary(files, problems)
     noun = "file" if len(files) == 1 else "files"
     if not problems:
@@ -151,7 +152,12 @@ def format_json(files: Sequence[Path], problems: Sequence[Problem], strict: bool
                 "column": p.col,
                 "rule": p.rule,
                 "level": p.level,
-                "message": p.message,
+                "message": p.text,
+                **(
+                    {"also": [{"line": line, "column": col, "rule": rule} for line, col, rule in p.also]}
+                    if p.also
+                    else {}
+                ),
             }
             for p in problems
         ],
@@ -177,7 +183,7 @@ def format_github(files: Sequence[Path], problems: Sequence[Problem], strict: bo
                 f"title={_gh_escape('irx ' + p.rule, True)}",
             ]
         )
-        lines.append(f"::{kind} {props}::{_gh_escape(p.message)}")
+        lines.append(f"::{kind} {props}::{_gh_escape(p.text)}")
     errors, warnings = _summary(files, problems)
     lines.append(f"irx validate: {len(files)} file(s), {errors} error(s), {warnings} warning(s)")
     return "\n".join(lines) + "\n"
@@ -203,7 +209,7 @@ def format_junit(files: Sequence[Path], problems: Sequence[Problem], strict: boo
     for name in names:
         case = ET.SubElement(suite, "testcase", classname="irx.validate", name=name, file=name)
         found = by_file[name]
-        text = "\n".join(str(Problem(Path(name), p.line, p.col, p.rule, p.message, p.level)) for p in found)
+        text = "\n".join(str(Problem(Path(name), p.line, p.col, p.rule, p.message, p.level, p.also)) for p in found)
         if name in failing:
             first = next(p for p in found if p.level == "error" or strict)
             failure = ET.SubElement(case, "failure", message=f"{first.rule}: {first.message}", type=first.rule)
@@ -214,18 +220,35 @@ def format_junit(files: Sequence[Path], problems: Sequence[Problem], strict: boo
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
+def _related(p: Problem) -> list[dict[str, object]]:
+    """The other places of a folded problem's cause, as SARIF related locations."""
+    uri = Path(_shown(p.path)).as_posix()
+    return [
+        {
+            "id": index,
+            "message": {"text": rule},
+            "physicalLocation": {
+                "artifactLocation": {"uri": uri, "uriBaseId": "SRCROOT"},
+                "region": {"startLine": max(line, 1), "startColumn": max(col, 1)},
+            },
+        }
+        for index, (line, col, rule) in enumerate(p.also)
+    ]
+
+
 def format_sarif(files: Sequence[Path], problems: Sequence[Problem], strict: bool) -> str:
     """SARIF 2.1.0, as GitHub code scanning and most CI dashboards ingest it."""
-    from irx.rules import RULES
+    from irx.rule_docs import known_rules, rule_doc
 
-    rule_ids = sorted({p.rule for p in problems} | set(RULES))
-    descriptions = {**{r: r.replace("-", " ") for r in rule_ids}, **RULES}
+    rule_ids = sorted({p.rule for p in problems} | set(known_rules()))
+    docs = {r: rule_doc(r) for r in rule_ids}
     results = [
         {
             "ruleId": p.rule,
             "ruleIndex": rule_ids.index(p.rule),
             "level": "error" if p.level == "error" or strict else "warning",
-            "message": {"text": p.message},
+            "message": {"text": p.text},
+            **({"relatedLocations": _related(p)} if p.also else {}),
             "locations": [
                 {
                     "physicalLocation": {
@@ -247,7 +270,17 @@ def format_sarif(files: Sequence[Path], problems: Sequence[Problem], strict: boo
                         "name": "irx",
                         "version": __version__,
                         "informationUri": "https://github.com/irx-dev/irx",
-                        "rules": [{"id": r, "shortDescription": {"text": descriptions[r]}} for r in rule_ids],
+                        "rules": [
+                            {
+                                "id": r,
+                                "name": r,
+                                "shortDescription": {"text": docs[r].short},
+                                "fullDescription": {"text": docs[r].full},
+                                "helpUri": docs[r].help_uri,
+                                "help": {"text": f"{docs[r].full} See {docs[r].help_uri}"},
+                            }
+                            for r in rule_ids
+                        ],
                     }
                 },
                 "originalUriBaseIds": {"SRCROOT": {"uri": Path.cwd().as_uri() + "/"}},

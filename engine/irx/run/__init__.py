@@ -286,9 +286,17 @@ def _record_start(run: _Run) -> None:
     run.progress.header(
         f"irx {verb} {playbook.name} [{playbook.severity}] on {run.inv.name} ({len(prepared.hosts)} host(s))"
         f"  run {run.run_id}\nplan {prepared.plan_hash}  journal {run.journal.path}"
+        + ("" if run.comms.notifier.channels else f"\n{NO_CHANNELS}")
     )
     for warning in [*prepared.warnings, *(f"replanned: {change}" for change in run.changes)]:
         run.progress.note(f"warning: {warning}")
+
+
+# Said once, in the run's header, when no channel is configured: the run is not silently telling nobody.
+NO_CHANNELS = (
+    "notifications: no channel configured (irx_notify in the inventory, or IRX_SLACK_WEBHOOK_URL, IRX_WEBHOOK_URL, "
+    "IRX_NOTIFY_FILE): nobody is told about this run"
+)
 
 
 def _record_resumed(run: _Run, cont: Continuation) -> None:
