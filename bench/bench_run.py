@@ -41,7 +41,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="irx-bench-run-"))
     loads: list[tuple[float, float]] = []
     started = dt.datetime.now(dt.UTC)
-    with SshHosts(("web1", "web2", "db1"), base_dir=work) as hosts:
+    with SshHosts(("web1", "web2", "db1"), base_dir=work, connect_timeout=30) as hosts:
         hb.write_inventory(hosts, work)
         series = hb.interleaved(tools, runs, work, 5, mitogen, loads)
     table = render(series, runs, loads, started)
@@ -69,10 +69,10 @@ def render(series: dict[str, hb.Series], runs: int, loads: list[tuple[float, flo
         "| x ansible-playbook |",
         "|---|---|---|---|---|---|---|",
     ]
-    for tool, one in series.items():
+    for one in series.values():
         lines.append(
-            f"| {hb.TOOLS[tool]} | {min(one.walls()):.2f} s | {hb.med(one.walls()):.2f} s | "
-            f"{hb.med(one.walls()) / hb.med(base.walls()):.2f} | {min(one.firsts()):.2f} s | "
+            f"| {hb.label(one)} | {hb.low(one.walls()):.2f} s | {hb.med(one.walls()):.2f} s | "
+            f"{hb.med(one.walls()) / hb.med(base.walls()):.2f} | {hb.low(one.firsts()):.2f} s | "
             f"{hb.med(one.firsts()):.2f} s | {hb.med(one.firsts()) / hb.med(base.firsts()):.2f} |"
         )
     irx = series["irx"]

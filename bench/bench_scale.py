@@ -77,7 +77,9 @@ def main() -> int:
     started = dt.datetime.now(dt.UTC)
     results: dict[tuple[int, int], dict[str, hb.Series]] = {}
     loads: dict[tuple[int, int], list[tuple[float, float]]] = {}
-    hosts = SshHosts([f"h{i:02d}" for i in range(1, counts[-1] + 1)], base_dir=work, start_timeout=120)
+    hosts = SshHosts(
+        [f"h{i:02d}" for i in range(1, counts[-1] + 1)], base_dir=work, start_timeout=120, connect_timeout=30
+    )
     try:
         hosts.start()
         for count in counts:
@@ -130,7 +132,7 @@ def render(
             if ref is not None and count > smallest:
                 marginal = f"{(wall - hb.med(ref[tool].walls())) / ((count - smallest) * TASKS) * 1000:.0f} ms"
             lines.append(
-                f"| {count} | {forks} | {hb.TOOLS[tool]} | {min(one.walls()):.2f} s | {wall:.2f} s | "
+                f"| {count} | {forks} | {hb.label(one)} | {hb.low(one.walls()):.2f} s | {wall:.2f} s | "
                 f"{wall / hb.med(base.walls()):.2f} | {wall / TASKS:.2f} s | {marginal} | "
                 f"{hb.med(one.firsts()):.2f} s | {hb.load_text(loads[(count, forks)])} |"
             )

@@ -87,6 +87,7 @@ class Series:
 
     tool: str
     samples: list[Sample] = field(default_factory=list)
+    failed: int = 0  # runs that did not exit 0 (reported, not timed)
 
     def walls(self) -> list[float]:
         return [s.wall for s in self.samples]
@@ -153,8 +154,9 @@ def argv(tool: str, forks: int) -> list[str]:
     return [str(BIN / "ansible-playbook"), "-i", "inventory.yml", "-f", str(forks), "site.yml"]
 
 
-def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample:
-    """One run of ``tool``, timed from spawn: its wall time and its first diagnostic result."""
+def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample | None:
+    """One run of ``tool``, timed from spawn: its wall time and its first diagnostic result; None (and its
+    output's tail on stderr) when it failed: a failed run is counted and reported, never timed."""
     env = environment(work, tool, mitogen)
     output: list[str] = []
     first: float | None = None
@@ -172,7 +174,8 @@ def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample:
     wall = time.monotonic() - started
     text = "".join(output)
     if rc != 0:  # an unknown strategy (Mitogen not loadable) is an error too, not a silent fallback
-        raise SystemExit(f"{tool} failed (rc {rc}):\n{text[-3000:]}")
+        print(f"{tool} failed (rc {rc}), not timed:\n{text[-1500:]}", file=sys.stderr)
+        return None
     if tool == "irx":
         first = irx_first_result(Path(env["IRX_RUNS_DIR"])) - spawned_at
     if first is None:
@@ -210,21 +213,39 @@ def interleaved(
         order = list(tools[index % len(tools) :]) + list(tools[: index % len(tools)])
         before = os.getloadavg()[0]
         for tool in order:
-            series[tool].samples.append(run_once(tool, work, forks, mitogen))
+            sample = run_once(tool, work, forks, mitogen)
+            if sample is None:
+                series[tool].failed += 1
+            else:
+                series[tool].samples.append(sample)
         loads.append((before, os.getloadavg()[0]))
     return series
 
 
 def med(values: Sequence[float]) -> float:
-    return statistics.median(values)
+    return statistics.median(values) if values else float("nan")
+
+
+def low(values: Sequence[float]) -> float:
+    return min(values) if values else float("nan")
+
+
+def label(series: Series) -> str:
+    return TOOLS[series.tool] + (f" ({series.failed} failed, not timed)" if series.failed else "")
 
 
 def commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
+    """The commit of the irx that the benchmarked ``irx`` imports (PYTHONPATH decides), and its path."""
+    found = subprocess.run(
+        [str(BIN / "python"), "-c", "import irx; print(irx.__file__)"], capture_output=True, text=True, check=False
+    )
+    engine = Path(found.stdout.strip()).resolve().parents[1]
 
-    dirty = git("status", "--porcelain", "engine")
-    return git("rev-parse", "--short", "HEAD") + (" (engine/ modified)" if dirty else "")
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=engine, capture_output=True, text=True, check=False).stdout.strip()
+
+    dirty = " + uncommitted changes" if git("status", "--porcelain", ".") else ""
+    return f"{git('rev-parse', '--short', 'HEAD')}{dirty} (irx from {engine})"
 
 
 def versions() -> str:
