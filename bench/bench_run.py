@@ -39,6 +39,7 @@ def main() -> int:
     mitogen = None if args.no_mitogen else hb.mitogen_strategy_dir()
     tools = ["irx", "ansible", *(["mitogen"] if mitogen else [])]
     work = Path(tempfile.mkdtemp(prefix="irx-bench-run-"))
+    hb.exit_on_signals()
     loads: list[tuple[float, float]] = []
     started = dt.datetime.now(dt.UTC)
     with SshHosts(("web1", "web2", "db1"), base_dir=work, connect_timeout=30) as hosts:

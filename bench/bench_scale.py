@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import FrameType
 
 import hostbench as hb
 from bench_validate import machine, update_results
@@ -41,10 +39,6 @@ def configurations(counts: list[int]) -> list[tuple[int, int]]:
         if count > 5:
             out.append((count, count))
     return out
-
-
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally below: the hosts come down
 
 
 def leftover_check(uid: str) -> None:
@@ -72,8 +66,7 @@ def main() -> int:
     mitogen = None if args.no_mitogen else hb.mitogen_strategy_dir()
     tools = ["irx", "ansible", *(["mitogen"] if mitogen else [])]
     work = Path(tempfile.mkdtemp(prefix="irx-bench-scale-"))
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    hb.exit_on_signals()
     started = dt.datetime.now(dt.UTC)
     results: dict[tuple[int, int], dict[str, hb.Series]] = {}
     loads: dict[tuple[int, int], list[tuple[float, float]]] = {}

@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import yaml
 
@@ -94,6 +96,17 @@ class Series:
 
     def firsts(self) -> list[float]:
         return [s.first for s in self.samples]
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP become an exit that unwinds through ``finally``/``with``: the hosts come down
+    (Python's default for SIGTERM kills the process without running either)."""
+
+    def terminate(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
 
 
 def mitogen_strategy_dir() -> Path | None:
