@@ -257,8 +257,11 @@ def commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=engine, capture_output=True, text=True, check=False).stdout.strip()
 
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return f"(irx from {engine}, not a git checkout)"
     dirty = " + uncommitted changes" if git("status", "--porcelain", ".") else ""
-    return f"{git('rev-parse', '--short', 'HEAD')}{dirty} (irx from {engine})"
+    return f"{head}{dirty} (irx from {engine})"
 
 
 def versions() -> str:
