@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
      "irx.params", "irx.param_types", "irx.inventory", "irx.vault", "irx.templating", "irx.schema_messages",
      "irx.results", "irx.document", "irx.inbox", "irx.resume", "irx.approvers",
      "irx.rule_docs"),  # what they are built from
-    ("irx.model", "irx.actions", "irx.alerts", "irx.ansible_display"),
+    ("irx.model", "irx.actions", "irx.alerts", "irx.ansible_display", "irx.document_fast", "irx.schema_fast"),
     ("irx", "irx.errors", "irx.events", "irx.problems", "irx.redact", "irx.humanize", "irx.verdict",
      "irx.approval", "irx.commandline", "irx.data"),  # leaves
 ]  # fmt: skip

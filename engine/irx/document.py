@@ -20,6 +20,7 @@ from yaml.events import AliasEvent, StreamEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
+from irx import document_fast
 from irx.problems import Problem
 
 try:  # libyaml's C parser when available: the tokenizer is most of the cost
@@ -159,6 +160,10 @@ def read_document(path: Path, partial: bool = False) -> Document:
     if not text.strip():
         doc.problem((1, 1), "yaml-empty", "file is empty; expected a playbook mapping (apiVersion: irx/v1)")
         return doc
+    fast = read_plain(text)
+    if fast is not None:  # a plain file: the same data and positions in one pass (irx.document_fast)
+        doc.data, doc.values, doc.keys, doc.block_scalars = fast
+        return doc
     composed = _compose(doc, text)
     if composed is None and partial:
         composed = _compose_around_error(doc, text)
@@ -176,6 +181,11 @@ def read_document(path: Path, partial: bool = False) -> Document:
         doc.problem(_mark(root.start_mark), "yaml-not-mapping", f"the document is {kind}; expected a playbook mapping")
         doc.data = None
     return doc
+
+
+def read_plain(text: str) -> document_fast.Built | None:
+    """A plain file's data and positions in one pass over libyaml's events; None: not plain, or broken."""
+    return document_fast.build(text, _Parser, _Resolver.yaml_implicit_resolvers, MAX_DEPTH)
 
 
 def _decode(doc: Document, raw: bytes) -> str | None:

@@ -68,10 +68,24 @@ def _inlined(root: dict[str, Any]) -> dict[str, Any]:
     return {key: (value if key == "$defs" else resolve(value)) for key, value in root.items()}
 
 
+@functools.cache
+def _valid() -> Any:
+    """The schema compiled to a yes/no check (irx.schema_fast), or None when it cannot be compiled."""
+    from irx.schema_fast import compile_schema
+
+    return compile_schema(_inlined(schema()))
+
+
 def check_schema(doc: Document) -> None:
-    """Add every schema error of ``doc.data`` to its problems, each at the offending key or value."""
+    """Add every schema error of ``doc.data`` to its problems, each at the offending key or value.
+
+    A document the compiled check finds valid has no errors to report; any other goes through
+    jsonschema's ``iter_errors``, which finds and words them."""
     from irx.schema_messages import describe
 
+    valid = _valid()
+    if valid is not None and valid(doc.data):
+        return
     for error in _validator().iter_errors(doc.data):
         for path, on_key, rule, message in describe(error):
             doc.problem(doc.position(path, key=on_key), rule, message)
