@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import os
 import platform
 import sys
@@ -37,7 +38,9 @@ def main() -> int:
     args = parser.parse_args()
     runs = 3 if args.quick else args.runs
     mitogen = None if args.no_mitogen else hb.mitogen_strategy_dir()
-    tools = ["irx", "ansible", *(["mitogen"] if mitogen else [])]
+    # irx --mitogen: Mitogen in irx's own Python (pip install 'irx[mitogen]'), as an operator would run it
+    irx_mitogen = importlib.util.find_spec("ansible_mitogen") is not None and not args.no_mitogen
+    tools = ["irx", "ansible", *(["irx-mitogen"] if irx_mitogen else []), *(["mitogen"] if mitogen else [])]
     work = Path(tempfile.mkdtemp(prefix="irx-bench-run-"))
     hb.exit_on_signals()
     loads: list[tuple[float, float]] = []

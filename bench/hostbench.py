@@ -74,7 +74,12 @@ ANSIBLE_PLAYBOOK = """\
 """
 
 ANSIBLE_RESULT = re.compile(r"^(?:ok|changed): \[")
-TOOLS = {"irx": "irx run --yes", "ansible": "ansible-playbook", "mitogen": "ansible-playbook + Mitogen"}
+TOOLS = {
+    "irx": "irx run --yes",
+    "irx-mitogen": "irx run --yes --mitogen",
+    "ansible": "ansible-playbook",
+    "mitogen": "ansible-playbook + Mitogen",
+}
 
 
 @dataclass
@@ -161,9 +166,9 @@ def environment(work: Path, tool: str, mitogen: Path | None) -> dict[str, str]:
 
 
 def argv(tool: str, forks: int) -> list[str]:
-    if tool == "irx":
+    if tool.startswith("irx"):
         return [str(BIN / "irx"), "run", "bench-run", "-i", "inventory.yml", "--yes", "-p", "playbooks",
-                "--forks", str(forks)]  # fmt: skip
+                "--forks", str(forks), *(["--mitogen"] if tool == "irx-mitogen" else [])]  # fmt: skip
     return [str(BIN / "ansible-playbook"), "-i", "inventory.yml", "-f", str(forks), "site.yml"]
 
 
@@ -181,7 +186,7 @@ def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample 
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
-            if first is None and tool != "irx" and ANSIBLE_RESULT.match(line):
+            if first is None and not tool.startswith("irx") and ANSIBLE_RESULT.match(line):
                 first = time.monotonic() - started
         rc = proc.wait(timeout=600)
     wall = time.monotonic() - started
@@ -189,7 +194,7 @@ def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample 
     if rc != 0:  # an unknown strategy (Mitogen not loadable) is an error too, not a silent fallback
         print(f"{tool} failed (rc {rc}), not timed:\n{text[-1500:]}", file=sys.stderr)
         return None
-    if tool == "irx":
+    if tool.startswith("irx"):
         first = irx_first_result(Path(env["IRX_RUNS_DIR"])) - spawned_at
     if first is None:
         raise SystemExit(f"{tool}: no host result line in its output:\n{text[-3000:]}")
