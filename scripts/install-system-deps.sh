@@ -21,6 +21,9 @@ declare -A WANT=(
   [util-linux]=/usr/bin/unshare
   [python3]=/usr/bin/python3
   [sudo]=/usr/bin/sudo  # least-privilege tests: a non-root SSH user escalating with sudo (Ansible become)
+  # security-breach-containment isolates a host with nftables; its drill applies the rules inside a
+  # namespace host only (molecule/security-breach-containment/).
+  [nftables]=/usr/sbin/nft
   # The alert loop (tests/integration/test_alert_loop.py): exporter -> Prometheus rule -> Alertmanager webhook.
   [prometheus]=/usr/bin/prometheus
   [prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
