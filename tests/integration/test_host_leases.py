@@ -17,6 +17,7 @@ import pytest
 from journal_checks import check_journal, of_type
 from jsonschema import Draft202012Validator
 
+from irx.lease import RENEW_MARGIN
 from irx.timeline import read_journal
 
 if TYPE_CHECKING:
@@ -148,10 +149,13 @@ def test_a_run_forced_over_a_live_lease_records_it_and_the_displaced_run_does_no
     state.mkdir()
     args = ("-l", HOSTS, "-e", f"state_dir={state}")
     bob = other_operator(irx_cli, tmp_path)
-    # ttl 3: by the time the first run's gate opens its lease is due, so it checks with the host before `mark`.
-    first = irx_cli.start("run-lease", *args, "-e", f"gate={gate}", env={**irx_cli.env, "IRX_LEASE_TTL": "3"})
+    # ttl 20: long enough that the forced run (its own start takes seconds) meets the first run's lease alive;
+    # the gate opens only once that lease is due, so the first run checks with the host before `mark`.
+    ttl = 20.0
+    first = irx_cli.start("run-lease", *args, "-e", f"gate={gate}", env={**irx_cli.env, "IRX_LEASE_TTL": str(ttl)})
     try:
         irx_cli.wait_for_event(first, lambda e: e["type"] == "lease" and e["action"] == "acquired")
+        acquired_at = time.monotonic()
         open_gate = tmp_path / "open"
         open_gate.touch()
         forced = bob.run("run-lease", "--force", *args, "-e", f"gate={open_gate}")
@@ -160,6 +164,7 @@ def test_a_run_forced_over_a_live_lease_records_it_and_the_displaced_run_does_no
         third_gate = tmp_path / "third"
         third = bob.start("run-lease", *args, "-e", f"gate={third_gate}")
         bob.wait_for_event(third, lambda e: e["type"] == "lease" and e["action"] == "acquired")
+        time.sleep(max(0.0, ttl * (1 - RENEW_MARGIN) + 1 - (time.monotonic() - acquired_at)))
         gate.touch()
         out, err = first.communicate(timeout=120)
         lost = [e for e in of_type(read_journal(irx_cli.journals()[0]), "lease") if e["action"] == "lost"]
