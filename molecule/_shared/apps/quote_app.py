@@ -15,21 +15,23 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import http.client
 import json
 import os
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from drill_health import send  # molecule/_shared/apps/drill_health.py, beside this file
 
 
 class Feature:
     def __init__(self, provider: str, timeout: float) -> None:
-        self.url, self.timeout = provider.rstrip("/") + "/v1/rates", timeout
+        url = urlsplit(provider)
+        self.host, self.port, self.timeout = url.hostname or "127.0.0.1", url.port or 80, timeout
+        self.url = provider.rstrip("/") + "/v1/rates"
         self.key = os.environ.get("PROVIDER_API_KEY", "")
         self.lock = threading.Lock()
         self.fallback = False
@@ -39,18 +41,24 @@ class Feature:
         with self.lock:
             if self.fallback:
                 return 200, {"source": "fallback", "degraded": True, "quote": self.last_good}
-        request = urllib.request.Request(self.url, headers={"Authorization": f"Bearer {self.key}"})
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            reason = f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            reason = "timed out" if "timed out" in str(exc) else exc.__class__.__name__
+            conn.request("GET", "/v1/rates", headers={"Authorization": f"Bearer {self.key}"})
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise LookupError(f"HTTP {response.status}")
+            answer = json.loads(body)
+        except (OSError, ValueError, LookupError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or exc.__class__.__name__
+            if isinstance(exc, ConnectionRefusedError):
+                reason = "ECONNREFUSED"
         else:
             with self.lock:
                 self.last_good = answer
             return 200, {"source": "provider", "quote": answer}
+        finally:
+            conn.close()
         print(f"provider error: {reason} (GET {self.url}, timeout {self.timeout:g} s)", flush=True)
         return 502, {"error": "the rates provider failed"}
 
