@@ -30,6 +30,9 @@ REQUIRED = {
     "queue-backlog",
     "disk-space-exhausted",
     "security-breach-containment",
+    "maintenance-mode",
+    "scale-out",
+    "restore-from-backup",
 }
 
 
