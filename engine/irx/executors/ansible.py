@@ -37,6 +37,7 @@ import yaml
 from irx.errors import IrxError, UsageError
 from irx.executors.ansible_results import OUTPUT_CAP, host_result, privilege_hint
 from irx.executors.base import HostEvent, HostTask
+from irx.executors.proctree import kill_tree, parent_of
 from irx.executors.workdir import SESSION_PREFIX, claim, sweep_leftovers
 from irx.inventory import Vault
 from irx.results import HostResult
@@ -223,6 +224,7 @@ class AnsibleSession:
         self._conn: socket.socket | None = None  # the strategy's end, once it connected
         self._pending = b""  # bytes read from the strategy past the last full line
         self._abort = False
+        self._ansible_pid: int | None = None  # ansible-playbook's, from the strategy: the tree an abort stops
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -321,7 +323,13 @@ class AnsibleSession:
         self._abort = True
 
     def _should_cancel(self) -> bool:
-        return self._abort or bool(self.cancelled())
+        """ansible-runner's question, every poll: stop? On yes it kills ansible-playbook's process group."""
+        if not (self._abort or self.cancelled()):
+            return False
+        pid, self._ansible_pid = self._ansible_pid, None
+        if pid is not None and parent_of(pid) == os.getpid():  # still ansible-playbook: irx has not reaped it
+            kill_tree(pid)  # its workers too, which are in sessions of their own (irx.executors.proctree)
+        return True
 
     # -- the socket: one connection from the strategy plugin ---------------------------------------------
 
@@ -341,7 +349,8 @@ class AnsibleSession:
                     raise ExecutorError(f"ansible-playbook did not start within {self.start_timeout:.0f}s") from None
         conn.settimeout(POLL)
         self._conn = conn
-        self._read_line("before the first step")  # {"ready": [hosts]}: the play is running
+        ready = self._read_line("before the first step")  # {"ready": [hosts], "pid": ...}: the play is running
+        self._ansible_pid = int(ready["pid"])
         return conn
 
     def _read_line(self, what: str) -> dict[str, Any]:

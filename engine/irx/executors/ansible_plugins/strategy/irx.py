@@ -42,7 +42,7 @@ class StrategyModule(StrategyBase):  # type: ignore[misc]  # ansible-core ships 
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(os.environ[SOCKET_ENV])
             stream = conn.makefile("rwb")
-            _send(stream, {"ready": sorted(hosts)})
+            _send(stream, {"ready": sorted(hosts), "pid": os.getpid()})  # irx stops this tree on abort
             while not self._tqm._terminated:
                 line = stream.readline()
                 if not line:
