@@ -25,8 +25,11 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = "disk-space-exhausted-host-lost"
-UID = hashlib.sha1(SCENARIO.encode()).hexdigest()[:6]  # as molecule/_shared/vars.yml derives it
-OUT = REPO / ".irx" / "drills" / SCENARIO
+# Tagged: its own names, output and lock, so it can run while the drill set runs (scripts/test.sh).
+TAG = "sigint"
+UID = hashlib.sha1((TAG + SCENARIO).encode()).hexdigest()[:6]  # as molecule/_shared/vars.yml derives it
+OUT = REPO / ".irx" / "drills" / f"{TAG}-{SCENARIO}"
+LANE = f"irxdrills-{TAG}-lane1"  # the network namespace scripts/drills.sh runs the scenario in
 
 
 def _journal_started() -> bool:
@@ -51,6 +54,7 @@ def test_sigint_mid_drill_tears_everything_down() -> None:
         journal.unlink()  # only this run's journal may satisfy the wait below
     proc = subprocess.Popen(
         ["bash", "scripts/drills.sh", SCENARIO], cwd=REPO, stdin=subprocess.DEVNULL,
+        env={**os.environ, "IRX_DRILL_TAG": TAG},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         # Ctrl-C as at a terminal: a suite started in the background of a non-interactive shell inherits
         # SIGINT ignored, and bash cannot trap a signal ignored at its start.
@@ -74,7 +78,8 @@ def test_sigint_mid_drill_tears_everything_down() -> None:
     # What is really left: the machine, not the script's word.
     assert leftovers(UID) == []
     assert f"irxt-{UID}" not in Path("/proc/mounts").read_text()
-    assert _processes_mentioning(f".irx/drills/{SCENARIO}") == []
+    assert _processes_mentioning(f".irx/drills/{TAG}-{SCENARIO}") == []
+    assert not (Path("/run/netns") / LANE).exists(), "the lane's network namespace was left"
     # The interrupted run recorded everything up to the interrupt and said how it ended.
     journals = sorted(OUT.glob("runs/*/timeline.jsonl"))
     assert journals
