@@ -293,6 +293,36 @@ rollback:
     assert [e["phase"] for e in journal.of("phase_started")] == ["mitigate", "verify"]
 
 
+def test_dry_run_passes_an_approve_gate_without_asking_anyone(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def approver(step: Step, hosts: Sequence[str], summary: str, gate_hash: str) -> Approval:
+        asked.append(step.id)
+        return Approval(True, "approve-flag", "ann@laptop")
+
+    runner = MemoryRunner({"count": out("9")})
+    orch, journal = make(
+        tmp_path,
+        """
+diagnose:
+  - {id: count, on: db, shell: count, parse: int}
+mitigate:
+  - {id: engaged, approve: {message: "Is the security team engaged?"}}
+  - {id: look, on: db, shell: ls, mutating: false, approval: required}
+  - {id: fix, on: db, shell: fix, when: steps.count.data > 5}
+""",
+        runner,
+        dry_run=True,
+        approver=approver,
+    )
+    outcome = orch.run()
+    # The gate guards only what a dry run does not change; a read-only step that asks really runs, so asks.
+    assert asked == ["look"]
+    assert outcome.results["engaged"].status == "would_run"
+    assert outcome.results["fix"].status == "would_run"
+    assert [e["decision"] for e in journal.of("decision") if e["step"] == "engaged"] == ["would_run"]
+
+
 def test_a_step_that_did_not_run_has_every_field(tmp_path: Path) -> None:
     runner = MemoryRunner()
     orch, _ = make(

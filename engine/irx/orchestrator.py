@@ -179,8 +179,8 @@ class Orchestrator:
             decided = self._decide_when(step)
             if decided is not None:
                 return self._finish(step, decided, started)
-        if step.mutating and self.dry_run:
-            note = "would run (dry run: mutating steps never run)"
+        if self.dry_run and (step.mutating or step.action == "approve"):  # a gate guards what a dry run skips
+            note = "would " + ("run (dry run: mutating steps never run)" if step.mutating else "ask (dry run)")
             self.journal.record(
                 events.Decision(phase=step.phase, step=step.id, decision="would_run", reason=note, hosts=hosts)
             )
