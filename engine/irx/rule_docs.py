@@ -144,6 +144,10 @@ ignored-on
     This kind of step runs on the control node; on: is ignored there.
 diagnose-may-mutate
     A diagnose command looks like it changes the host (restart, kill, rm -...); check it only reads.
+pipe-reader-stops-early
+    Shell steps run under pipefail. grep -q and head stop reading at their first match or lines; the command
+    writing into the pipe may then die of SIGPIPE and fail the step, or not, depending on timing. Read to the end
+    (grep -c ... >/dev/null, sed -n 1p) or capture the output in a variable first.
 secret-on-command-line
     A secret param must never be part of a command line (ps shows argv to every user): pass it in env: instead.
 env-on-module

@@ -40,6 +40,7 @@ RULES: Mapping[str, str] = {
     "until-without-retries": "until: needs retries: to repeat (warning)",
     "ignored-on": "on: on a step that runs on the control node is ignored (warning)",
     "diagnose-may-mutate": "a diagnose command or module that looks like it changes the host (warning)",
+    "pipe-reader-stops-early": "no grep -q or head reading a pipe in a shell step, which runs under pipefail (warning)",
     "secret-on-command-line": "a secret param, or an env var carrying one, never becomes part of a command line",
     "env-on-module": "env: is for shell and command steps (a module takes its settings as args)",
     "shell-module": "host commands are shell: or command: steps, not Ansible's command/shell/raw/script modules",
@@ -75,6 +76,12 @@ _MUTATING_SHELL = re.compile(
 )
 
 
+# A reader that stops at its first line or match, on the far end of a pipe. Shell steps run under pipefail, so
+# the writer it leaves behind may die of SIGPIPE and fail the step, or not, by timing.
+_EARLY_READER = re.compile(r"(?<![|])[|](?![|])\s*(grep\s+(?:-[A-Za-z]*q[A-Za-z]*|--quiet|--silent)\b|head\b)")
+_QUOTED_OR_COMMENT = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"|(?:^|(?<=\s))#[^\n]*", re.MULTILINE)
+
+
 def check_rules(doc: Document, playbook: Playbook | None) -> None:
     """Run every rule over ``doc`` (whose data is a mapping), adding problems to it."""
     ctx = Context(doc)
@@ -90,6 +97,7 @@ def check_rules(doc: Document, playbook: Playbook | None) -> None:
         _controls,
         _name,
         _host_commands,
+        _pipes,
         secrets_off_command_lines,
     ):
         rule(ctx)
@@ -346,4 +354,18 @@ def _host_commands(ctx: Context) -> None:
                 "env-on-module",
                 f"step '{step.id}': env: is for shell and command steps; pass the module its settings as args",
                 key=True,
+            )
+
+
+def _pipes(ctx: Context) -> None:
+    for step in ctx.steps:
+        shell = step.raw.get("shell")
+        if isinstance(shell, str) and (match := _EARLY_READER.search(_QUOTED_OR_COMMENT.sub("''", shell))):
+            ctx.report(
+                (*step.path, "shell"),
+                "pipe-reader-stops-early",
+                f"step '{step.id}': '| {match.group(1)}' stops reading early, and shell steps run under pipefail: "
+                "the command before it may die of SIGPIPE and fail the step, by timing. Read to the end "
+                "(grep -c PATTERN >/dev/null, sed -n 1p), or capture the output first",
+                "warning",
             )
