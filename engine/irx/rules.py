@@ -78,7 +78,9 @@ _MUTATING_SHELL = re.compile(
 
 # A reader that stops at its first line or match, on the far end of a pipe. Shell steps run under pipefail, so
 # the writer it leaves behind may die of SIGPIPE and fail the step, or not, by timing.
-_EARLY_READER = re.compile(r"(?<![|])[|](?![|])\s*(grep\s+(?:-[A-Za-z]*q[A-Za-z]*|--quiet|--silent)\b|head\b)")
+_EARLY_READER = re.compile(
+    r"(?<![|])[|](?![|])\s*(grep(?:\s+-[A-Za-z]+)*?\s+(?:-[A-Za-z]*q[A-Za-z]*|--quiet|--silent)\b|head\b)"
+)
 _QUOTED_OR_COMMENT = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"|(?:^|(?<=\s))#[^\n]*", re.MULTILINE)
 
 
