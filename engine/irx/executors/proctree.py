@@ -15,18 +15,21 @@ import signal
 from pathlib import Path
 
 
+def _state_and_parent(pid: int | str) -> tuple[str, int] | None:
+    """A process's state letter and parent pid from ``/proc/PID/stat``, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def children_map() -> dict[int, list[int]]:
     """Every live process's children, by parent pid."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+        if entry.name.isdigit() and (stat := _state_and_parent(entry.name)) is not None and stat[0] != "Z":
+            children.setdefault(stat[1], []).append(int(entry.name))
     return children
 
 
@@ -63,7 +66,5 @@ def _signal(pid: int, sig: int) -> None:
 
 def parent_of(pid: int) -> int | None:
     """``pid``'s parent, or None when it is gone."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    stat = _state_and_parent(pid)
+    return stat[1] if stat is not None else None
