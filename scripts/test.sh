@@ -17,30 +17,51 @@ ruff check engine testenv tests bench molecule
 ruff format --check engine testenv tests bench molecule
 mypy  # strict, over the package, testenv and the tests: [tool.mypy] in pyproject.toml
 set +e
-drills_pid=""
-if [ "$#" -eq 0 ] && [ "$(id -u)" = 0 ]; then
-  # The drills run beside the tests, in lanes with network namespaces of their own (scripts/drills.sh): the
-  # machine is busy while they run, which is what a drill has to stand (docs/drills.md).
-  mkdir -p .irx/drills
-  lanes=${IRX_DRILL_LANES:-2}
-  echo "drills: running beside the tests in $lanes lanes; their results follow the tests' (.irx/drills/summary.txt)"
-  IRX_DRILL_LANES=$lanes bash scripts/drills.sh >.irx/drills/summary.txt 2>&1 &
-  drills_pid=$!
-fi
-pytest "$@"
-rc=$?
-if [ "$rc" = 5 ]; then
-  echo "pytest collected no tests: that is a failure here" >&2
-  rc=1
-fi
 if [ "$#" -gt 0 ]; then  # a chosen subset of the tests: no drills
+  pytest "$@"
+  rc=$?
+  [ "$rc" = 5 ] && { echo "pytest collected no tests: that is a failure here" >&2; rc=1; }
   exit "$rc"
 fi
-if [ -n "$drills_pid" ]; then
-  wait "$drills_pid" || rc=1
-  cat .irx/drills/summary.txt
-else
+if [ "$(id -u)" != 0 ]; then
+  pytest
+  rc=$?
+  [ "$rc" = 5 ] && { echo "pytest collected no tests: that is a failure here" >&2; rc=1; }
   echo "note: not root; the drills (network namespaces, mounts) are skipped: run scripts/drills.sh as root" >&2
+  exit 1
+fi
+# Three parts on two cores. The integration tests in the foreground; beside them the drills, in lanes with
+# network namespaces of their own (scripts/drills.sh): the machine is busy while they run, which is what a
+# drill has to stand (docs/drills.md). The unit tests start when the drills end, on the core the drills
+# free, instead of after the integration tests on one core.
+mkdir -p .irx/drills
+lanes=${IRX_DRILL_LANES:-2}
+echo "drills: running beside the integration tests in $lanes lanes, then the unit tests; their results follow"
+IRX_DRILL_LANES=$lanes bash scripts/drills.sh >.irx/drills/summary.txt 2>&1 &
+drills=$!
+(
+  while kill -0 "$drills" 2>/dev/null; do sleep 2; done
+  exec pytest tests --ignore=tests/integration -p no:cacheprovider --basetemp=/tmp/irx-unit-tests
+) >.irx/unit-tests.log 2>&1 &
+unit=$!
+# Ctrl-C or a TERM: the drills tear their scenarios down (scripts/drills.sh), the unit tests stop
+trap 'kill -TERM "$drills" "$unit" 2>/dev/null; wait; exit 130' INT TERM
+pytest tests/integration
+rc=$?
+[ "$rc" = 5 ] && { echo "pytest collected no integration tests: that is a failure here" >&2; rc=1; }
+wait "$drills"
+drills_rc=$?
+wait "$unit"
+unit_rc=$?
+echo "== the unit tests (.irx/unit-tests.log)"
+if [ "$unit_rc" = 0 ]; then
+  tail -n 2 .irx/unit-tests.log
+else
+  cat .irx/unit-tests.log
+  echo "the unit tests failed (exit $unit_rc)" >&2
   rc=1
 fi
+echo "== the drills (.irx/drills/summary.txt)"
+cat .irx/drills/summary.txt
+[ "$drills_rc" = 0 ] || rc=1
 exit "$rc"
