@@ -346,3 +346,26 @@ def test_the_leased_runner_sends_a_mutating_task_only_to_hosts_that_hold_their_l
     assert set(results) == {"web1", "db1"}
     leased.run([HostTask("restart", ["db1"], "shell", "true")])
     assert len(steps.batches) == 2  # nothing left to send: the runner is not called
+
+
+def test_the_leases_are_taken_by_the_first_mutating_batch_once_and_a_read_only_run_takes_none(
+    tmp_path: Path, journal: Journal
+) -> None:
+    for name in ("web1", "db1"):
+        (tmp_path / name).mkdir()
+    runner = ModuleRunner()
+    leases = leases_for(tmp_path, "run-a", runner, journal)
+    steps = Recording()
+    leased = LeasedRunner(steps, leases, lambda step: step == "restart", lambda: leases.ensure(force=False))
+    leased.run([HostTask("probe", ["web1", "db1"], "shell", "true")])
+    assert runner.batches == []  # a diagnosis neither waits for the leases nor takes them
+    leased.run([HostTask("restart", ["web1", "db1"], "shell", "true")])
+    leased.run([HostTask("restart", ["web1"], "shell", "true")])
+    assert runner.batches == [["acquire:web1", "acquire:db1"]]  # taken once, for every host at once
+    assert json.loads((tmp_path / "db1" / "lease.json").read_text())["run_id"] == "run-a"
+    leases.release()
+    assert runner.batches[-1] == ["release:web1", "release:db1"]
+
+    unused = leases_for(tmp_path, "run-b", runner, journal)
+    unused.release()  # never taken: nothing to release, no round to the hosts
+    assert len(runner.batches) == 2

@@ -648,3 +648,47 @@ verify:
     assert outcome.results["check"].attempts == 1
     assert "dry run: no retries after a mitigation" in (outcome.results["check"].reason or "")
     assert [e["step"] for e in journal.of("decision") if e["decision"] == "retry"] == ["probe", "probe"]
+
+
+LEASED = """
+diagnose:
+  - {id: count, on: db, shell: count, parse: int}
+mitigate:
+  - {id: fix_big, on: db, shell: fix big, when: steps.count.data > 5}
+  - {id: fix_small, on: db, shell: fix small, when: steps.count.data <= 5}
+  - {id: settle, on: web, shell: settle}
+"""
+
+
+def test_the_leases_are_taken_before_the_first_change_that_runs_not_before_the_diagnosis(tmp_path: Path) -> None:
+    runner = MemoryRunner({"count": out("3\n")})
+    orch, _ = make(tmp_path, LEASED, runner)
+    taken: list[list[str]] = []
+    orch.before_change = lambda: taken.append(runner.ran())
+    assert orch.run().status == "verified"
+    # count ran first; fix_big's condition was false (no lease for a step that does not run): fix_small's
+    # turn took them, and so did settle's (the hook is HostLeases.ensure: only its first call takes them).
+    assert taken == [["count"], ["count", "fix_small"]]
+
+
+def test_a_refused_lease_ends_the_run_before_anything_changed(tmp_path: Path) -> None:
+    from irx.lock import LockHeld, LockHolder
+
+    runner = MemoryRunner({"count": out("3\n")})
+    orch, journal = make(tmp_path, LEASED, runner)
+    holder = LockHolder(run_id="r0", operator="bob@b", pid=7, started="now", playbook="tt", hosts=("db1",))
+
+    def refuse() -> None:
+        raise LockHeld(holder, host="db1")
+
+    orch.before_change = refuse
+    with pytest.raises(LockHeld):
+        orch.run()
+    assert runner.ran() == ["count"]  # the diagnosis ran; nothing that changes anything was sent
+    finished = {e["step"]: e for e in journal.of("step_finished")}
+    assert finished["fix_small"]["status"] == "not_run"
+    assert "already being changed" in finished["fix_small"]["reason"]
+    assert [(e["phase"], e["status"]) for e in journal.of("phase_finished")] == [
+        ("diagnose", "ok"),
+        ("mitigate", "failed"),
+    ]

@@ -4,9 +4,11 @@
 remote host it may change, kept on that host by the ``irx_lease`` module (a JSON record under ``flock``:
 who, run id, playbook, control node, since, expiry by the host's clock). The lease is
 
-- **taken** before the first step, all hosts in one batch; a host whose lease another live run holds
-  refuses the run naming that holder (``LockHeld``), unless ``--force``, which takes it over and records
-  whom it displaced;
+- **taken** before the run's first change (its first mutating step, or a gate, that is to run), all hosts
+  in one batch: a diagnosis reads, so it neither waits for the leases nor is held up by them, and a run
+  that changes nothing takes none. A host whose lease another live run holds refuses the run there,
+  naming that holder (``LockHeld``), before anything was changed, unless ``--force``, which takes it over
+  and records whom it displaced;
 - **renewed** every third of its ttl while the run lives (a keepalive thread, also while a gate waits for
   a person), and checked before every mutating batch: a host whose lease was lost (another run forced it,
   or it expired and was taken) is not changed, its result says why;
@@ -95,10 +97,22 @@ class HostLeases:
         self._valid_until: dict[str, float] = {}  # host -> our clock's time its lease runs out (at the latest)
         self._lost: dict[str, str] = {}  # host -> why it may no longer be changed
         self._guard = threading.RLock()
+        self._taken = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- the three actions ------------------------------------------------------------------------------
+
+    def ensure(self, force: bool) -> list[str]:
+        """Take the leases and keep them alive, once: the hosts that could not be reached (``acquire``);
+        nothing on later calls. Raises as ``acquire`` does; a refused run does not try again."""
+        with self._guard:
+            if self._taken or not self.hosts:
+                return []
+            self._taken = True
+            unreachable = self.acquire(force)
+            self.start_keepalive()
+            return unreachable
 
     def acquire(self, force: bool) -> list[str]:
         """Take every host's lease, or raise ``LockHeld`` naming the first holder (then releasing what this
@@ -285,12 +299,21 @@ class HostLeases:
 
 class LeasedRunner:
     """A ``HostRunner`` that runs a batch only on hosts whose lease is still held (``HostLeases.admit``):
-    the host steps of a run that took leases go through it; the leases' own tasks do not."""
+    the host steps of a run with leases go through it; the leases' own tasks do not. ``take`` takes the
+    leases (``HostLeases.ensure``) before a mutating batch, if nothing did before."""
 
-    def __init__(self, runner: HostRunner, leases: HostLeases, mutating: Callable[[str], bool]) -> None:
-        self._runner, self._leases, self._mutating = runner, leases, mutating
+    def __init__(
+        self,
+        runner: HostRunner,
+        leases: HostLeases,
+        mutating: Callable[[str], bool],
+        take: Callable[[], object] | None = None,
+    ) -> None:
+        self._runner, self._leases, self._mutating, self._take = runner, leases, mutating, take
 
     def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        if self._take is not None and any(self._mutating(t.step_id) for t in tasks):
+            self._take()
         allowed, refused = self._leases.admit(tasks, self._mutating)
         return {**(self._runner.run(allowed) if allowed else {}), **refused}
 

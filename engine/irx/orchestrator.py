@@ -51,6 +51,7 @@ class Orchestrator:
     plan_hash: str = ""  # the plan the run started from: recorded with each approval
     mask: Callable[[Any], Any] = lambda value: value  # secrets out of what approvers see and hashes cover
     unreachable: Mapping[str, str] = field(default_factory=dict)  # host -> why (from the SSH preflight)
+    before_change: Callable[[], None] | None = None  # takes the host leases (irx.run.leases), or refuses
     notify: Callable[[Step, str], None] | None = None
     on_phase: Callable[[str, bool], None] | None = None  # (phase, again): for status updates to people
     stop_requested: threading.Event = field(default_factory=threading.Event)
@@ -186,6 +187,12 @@ class Orchestrator:
             )
             self.progress.step(step, hosts, note)
             return self._finish(step, StepResult(step.id, "would_run", reason=note), started)
+        if self.before_change is not None and (step.mutating or step.action == "approve"):
+            try:  # before the first change or gate that is to run; refused (LockHeld): nothing changed
+                self.before_change()
+            except IrxError as exc:
+                self._finish(step, StepResult(step.id, "not_run", reason=str(exc)), started)
+                raise
         if step.approval_required:
             refused = self._approve(step, hosts)
             if refused is not None:
@@ -219,11 +226,9 @@ class Orchestrator:
         except TemplateError as exc:
             if self.dry_run:
                 reason = f"cannot decide in a dry run ({exc}); it depends on steps that did not run"
-                self.journal.record(
-                    events.Decision(
-                        phase=step.phase, step=step.id, decision="would_run", expression=str(expr), reason=reason
-                    )
-                )
+                decided = events.Decision(phase=step.phase, step=step.id, decision="would_run", expression=str(expr),
+                                          reason=reason)  # fmt: skip
+                self.journal.record(decided)
                 self.progress.step(step, [], f"undecided: {reason}")
                 return StepResult(step.id, "would_run" if step.mutating else "not_run", reason=reason)
             reason = f"when: {exc}"
@@ -231,16 +236,8 @@ class Orchestrator:
             return StepResult(step.id, "failed", reason=reason)
         run = templating.truthy(value)
         decision = "run" if run else "skip"
-        self.journal.record(
-            events.Decision(
-                phase=step.phase,
-                step=step.id,
-                decision=decision,
-                expression=str(expr),
-                value=jsonable(value),
-                reason=f"when: {expr} -> {value!r}",
-            )
-        )
+        self.journal.record(events.Decision(phase=step.phase, step=step.id, decision=decision, expression=str(expr),
+                                            value=jsonable(value), reason=f"when: {expr} -> {value!r}"))  # fmt: skip
         if run:
             return None
         self.progress.step(step, [], f"skipped: {expr} is false")

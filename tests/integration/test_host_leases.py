@@ -1,6 +1,7 @@
 """The lease on the target host: two operators on two control nodes (two state directories, two homes, two
-runs directories: nothing shared but the SSH host) meet there, a refused run names the holder, a dry run is
-not held up, and a ``kill -9``'d holder's lease expires by itself."""
+runs directories: nothing shared but the SSH host) meet there, a refused run names the holder and changed
+nothing (its diagnosis ran: it reads), a dry run is not held up, and a ``kill -9``'d holder's lease expires
+by itself."""
 
 from __future__ import annotations
 
@@ -77,17 +78,25 @@ def test_two_operators_meet_at_the_lease_on_the_host(
         assert held is not None, refused.output
         assert (held[1], held[3], int(held[4])) == ("run-lease", taken["run_id"], first.pid)
         assert held[6] == record["expires"]
-        (journal,) = map(read_journal, bob.journals())  # the refusal is recorded, nothing ran
+        (journal,) = map(read_journal, bob.journals())  # the refusal is recorded, nothing was changed
         check_journal(journal, timeline_validator)
         assert journal.events[-1]["status"] == "failed"
         assert "already being changed" in of_type(journal, "error")[0]["message"]
-        assert of_type(journal, "step_started") == []
+        # The diagnosis ran (it reads: it neither waits for nor takes a lease); the first change was refused.
+        assert [e["step"] for e in of_type(journal, "step_started")] == ["look", "gate"]
+        assert [(e["step"], e["status"]) for e in of_type(journal, "step_finished")] == [
+            ("look", "ok"),
+            ("gate", "not_run"),
+        ]
+        assert {e["step"] for e in of_type(journal, "host_result")} == {"look"}
+        assert [e["action"] for e in of_type(journal, "lease")] == []  # nothing taken, nothing to release
 
         # Another playbook that changes web1 is refused the same way; a dry run is not held up.
+        (state / "backlog").write_text("3\n")
         other = bob.run("run-gated", "-l", "web1", "-e", f"state_dir={state}", "--yes")
         assert other.rc == 2, other.output
         assert "host web1 is already being changed by playbook run-lease" in other.stderr
-        (state / "backlog").write_text("3\n")
+        assert not list(state.glob("canary-*")), "the refused run changed web1"
         dry = bob.run("run-gated", "-l", "web1", "-e", f"state_dir={state}", "--dry-run")
         assert dry.rc == 0, dry.output
         assert json.loads(lease_file(irx_cli.inventory, "web1").read_text())["run_id"] == taken["run_id"]

@@ -32,7 +32,7 @@ from irx.outcome import Outcome
 from irx.redact import Redactor
 from irx.run.approvals import Ask, Inbox, Policy, approver
 from irx.run.comms import Communications, notify_channels
-from irx.run.leases import leased, take_leases
+from irx.run.leases import host_leases, leased, taker
 from irx.run.prepare import Prepared, Targeting, check_approve_ids, hosts_changed, prepare, shown_params, start_sessions
 from irx.run.resume import Continuation, check_plan, clear_gate_files, continuation, recorded_supplied, supplied_again
 
@@ -357,9 +357,11 @@ def _record_started(run: _Run, mode: str, version: str) -> None:
     )
 
 
-def _reachable(run: _Run, stack: contextlib.ExitStack[Any]) -> tuple[dict[str, str], HostRunner]:
-    """The SSH preflight, then the leases (with a lock): the hosts that will not be changed, each with why,
-    and the runner the host steps go through."""
+def _reachable(
+    run: _Run, stack: contextlib.ExitStack[Any]
+) -> tuple[dict[str, str], HostRunner, Callable[[], None] | None]:
+    """The SSH preflight, then the leases' settings: the hosts that will not be changed, each with why, the
+    runner the host steps go through, and what takes the leases before the first change (irx.run.leases)."""
     from irx.executors.preflight import preflight, ssh_target
 
     ssh = [t for t in (ssh_target(h, run.inv.host_vars(h)) for h in run.prepared.hosts) if t is not None]
@@ -370,24 +372,22 @@ def _reachable(run: _Run, stack: contextlib.ExitStack[Any]) -> tuple[dict[str, s
         )
         run.progress.note(f"✗ {host} unreachable before any step: {reason}")
     if run.lock is None:
-        return unreachable, run.sessions
+        return unreachable, run.sessions, None
     remote = {h: m for h, m in run.changed.items() if h not in unreachable}
-    leases = take_leases(
+    leases = host_leases(
         run.playbook, run.prepared, run.inv, remote, (run.run_id, run.operator), run.options.environ,
-        run.options.force, run.sessions, run.journal,
+        run.sessions, run.journal,
     )  # fmt: skip
     stack.callback(leases.release)  # before the session closes: it carries the release to the hosts
-    for host, reason in leases.lost.items():
-        unreachable.setdefault(host, reason)
-        run.progress.note(f"✗ {host} will not be changed: {reason}")
-    return unreachable, leased(run.sessions, leases, run.playbook)
+    take = taker(leases, run.options.force, run.progress.note)
+    return unreachable, leased(run.sessions, leases, run.playbook, take), take if leases.hosts else None
 
 
 def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outcome:
     from irx.executors.http import run_http
 
     _record_start(run)
-    unreachable, runner = _reachable(run, stack)
+    unreachable, runner, take = _reachable(run, stack)
     if run.cont is None:  # a continuation's people were told when the run started
         run.comms.start()
     stop = threading.Event()
@@ -408,6 +408,7 @@ def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outco
         plan_hash=run.prepared.plan_hash,
         mask=run.redactor.redact,
         unreachable=unreachable,
+        before_change=take,
         notify=run.comms.step,
         on_phase=run.comms.phase,
         stop_requested=stop,

@@ -1,8 +1,9 @@
-"""The run's host leases (irx.lease): taken after the preflight, kept alive, checked before each mutating batch."""
+"""The run's host leases (irx.lease): taken before the run's first change, kept alive, checked before each
+mutating batch."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from irx.executors.base import HostRunner
@@ -15,20 +16,19 @@ if TYPE_CHECKING:
     from irx.inventory import Inventory
 
 
-def take_leases(
+def host_leases(
     playbook: Playbook,
     prepared: Prepared,
     inv: Inventory,
     remote: Mapping[str, str],
     holder: tuple[str, str],
     environ: Mapping[str, str],
-    force: bool,
     runner: HostRunner,
     journal: Journal,
 ) -> HostLeases:
-    """The lease on every remote host this run may change that answered the preflight (``remote``: inventory
-    name -> machine), taken now and kept alive. Refused (``LockHeld``) when another live run holds one and
-    there is no ``force``. ``holder`` is (run id, operator); ``runner`` carries the leases' own tasks."""
+    """The leases on every remote host this run may change that answered the preflight (``remote``: inventory
+    name -> machine), their settings checked now; :func:`taker` takes them. ``holder`` is (run id,
+    operator); ``runner`` carries the leases' own tasks."""
     from irx.lease import holder_fields, lease_hosts, lease_ttl
 
     become_on: dict[str, bool] = {}
@@ -38,7 +38,7 @@ def take_leases(
                 become_on[host] = True
     longest = max((s.timeout or 0.0 for s in playbook.steps if s.runs_on_hosts), default=0.0)
     run_id, operator = holder
-    leases = HostLeases(
+    return HostLeases(
         lease_hosts(remote, inv, become_on),
         run_id,
         holder_fields(operator, playbook.name),
@@ -46,15 +46,23 @@ def take_leases(
         runner.run,
         journal.record,
     )
-    if leases.hosts:
-        leases.acquire(force)
-        leases.start_keepalive()
-    return leases
 
 
-def leased(runner: HostRunner, leases: HostLeases, playbook: Playbook) -> HostRunner:
-    """The runner the steps go through: a host whose lease was lost is not changed."""
+def taker(leases: HostLeases, force: bool, note: Callable[[str], None]) -> Callable[[], None]:
+    """What takes the leases before the run's first change (once; ``LockHeld`` when another live run holds
+    one and there is no ``force``), telling ``note`` which hosts will not be changed."""
+
+    def take() -> None:
+        for host in leases.ensure(force):
+            note(f"✗ {host} will not be changed: {leases.lost[host]}")
+
+    return take
+
+
+def leased(runner: HostRunner, leases: HostLeases, playbook: Playbook, take: Callable[[], None]) -> HostRunner:
+    """The runner the steps go through: a mutating batch takes the leases first if nothing did (``take``),
+    and a host whose lease was lost is not changed."""
     if not leases.hosts:
         return runner
     mutating = {s.id for s in playbook.steps if s.mutating}
-    return LeasedRunner(runner, leases, mutating.__contains__)
+    return LeasedRunner(runner, leases, mutating.__contains__, take)
