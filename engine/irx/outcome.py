@@ -62,10 +62,11 @@ class Outcome:
     results: dict[str, StepResult] = field(default_factory=dict)
     verdict: str | None = None  # a dry run's: would_resolve | verification_failed (irx.verdict)
     dry_run: bool = False
+    refused: bool = False  # refused before anything changed (a lease or lock held, a bad setting): exit 2
 
     @property
     def exit_code(self) -> ExitCode:
-        return FINAL_EXIT[self.status]
+        return ExitCode.USAGE if self.refused else FINAL_EXIT[self.status]
 
     @property
     def headline(self) -> str:

@@ -80,7 +80,7 @@ def test_two_operators_meet_at_the_lease_on_the_host(
         assert held[6] == record["expires"]
         (journal,) = map(read_journal, bob.journals())  # the refusal is recorded, nothing was changed
         check_journal(journal, timeline_validator)
-        assert journal.events[-1]["status"] == "failed"
+        assert (journal.events[-1]["status"], journal.events[-1]["exit_code"]) == ("failed", 2)  # as the process
         assert "already being changed" in of_type(journal, "error")[0]["message"]
         # The diagnosis ran (it reads: it neither waits for nor takes a lease); the first change was refused.
         assert [e["step"] for e in of_type(journal, "step_started")] == ["look", "gate"]

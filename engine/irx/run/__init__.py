@@ -121,9 +121,10 @@ def run_playbook(
         except IrxError as exc:
             from irx.lock import LockHeld
 
+            refused = isinstance(exc, UsageError | LockHeld)  # refused before anything changed: exit 2
             run.journal.record(events.Error(message=str(exc), where="run"))
-            run.ending.outcome = Outcome("failed", str(exc), {}, dry_run=options.dry_run)
-            if isinstance(exc, UsageError | LockHeld):  # refused before anything changed: exit 2
+            run.ending.outcome = Outcome("failed", str(exc), {}, dry_run=options.dry_run, refused=refused)
+            if refused:
                 raise
     assert run.ending.outcome is not None
     return RunResult(run.ending.outcome, run.run_id, run.journal.path, run.ending.duration)
