@@ -46,7 +46,7 @@ drills=$!
 unit=$!
 # Ctrl-C or a TERM: the drills tear their scenarios down (scripts/drills.sh), the unit tests stop
 trap 'kill -TERM "$drills" "$unit" 2>/dev/null; wait; exit 130' INT TERM
-pytest tests/integration
+pytest tests/integration --durations=20  # the slowest, for whoever reviews the time CI takes
 rc=$?
 [ "$rc" = 5 ] && { echo "pytest collected no integration tests: that is a failure here" >&2; rc=1; }
 wait "$drills"
