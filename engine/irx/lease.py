@@ -96,6 +96,7 @@ class HostLeases:
         self._clock = clock
         self._valid_until: dict[str, float] = {}  # host -> our clock's time its lease runs out (at the latest)
         self._lost: dict[str, str] = {}  # host -> why it may no longer be changed
+        self._unreachable: set[str] = set()  # lost because it could not be reached when the lease was taken
         self._guard = threading.RLock()
         self._taken = False
         self._stop = threading.Event()
@@ -137,6 +138,7 @@ class HostLeases:
                 held.append((name, data.get("current") or {}))
             elif result.status == "unreachable":
                 unreachable.append(name)
+                self._unreachable.add(name)
                 self._lose(name, f"its lease could not be taken: unreachable ({result.msg})")
             else:
                 unusable.setdefault(result.msg or outcome, []).append(name)
@@ -227,7 +229,8 @@ class HostLeases:
             keep = [h for h in task.hosts if not (mutating(task.step_id) and h in self._lost)]
             for host in task.hosts:
                 if host not in keep:
-                    refused[host] = HostResult(host, "failed", msg=f"not changed: {self._lost[host]}")
+                    status = "unreachable" if host in self._unreachable else "failed"
+                    refused[host] = HostResult(host, status, msg=f"not changed: {self._lost[host]}")
             if keep:
                 allowed.append(task if len(keep) == len(task.hosts) else _narrowed(task, keep))
         return allowed, refused
