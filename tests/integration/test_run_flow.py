@@ -48,6 +48,11 @@ def test_full_run_diagnose_conditional_mitigation_verify(
     assert started["mode"] == "run"
     assert started["hosts"] == list(ALL_HOSTS)
     assert (finished["status"], finished["exit_code"]) == ("verified", 0)
+    # Ansible's own temporary files lived in irx's session directory, gone with it: none in the places
+    # Ansible would use by itself (its strategy ends ansible-playbook without its teardown).
+    ansible_temp = [tmp_path / "ansible-local", Path(irx_cli.env["HOME"]) / ".ansible" / "tmp"]
+    assert [p for d in ansible_temp if d.exists() for p in d.iterdir()] == []
+    assert list(Path(irx_cli.env["TMPDIR"]).glob("irx-ansible-*")) == []
     # Phases and steps in playbook order; restart is decided (skipped) but never executed.
     assert [(e["type"], e["phase"]) for e in journal.events if e["type"].startswith("phase_")] == [
         ("phase_started", "diagnose"), ("phase_finished", "diagnose"),

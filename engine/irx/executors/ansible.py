@@ -256,6 +256,9 @@ class AnsibleSession:
             "ANSIBLE_PIPELINING": "True",
             "ANSIBLE_SSH_PIPELINING": "True",
             "ANSIBLE_TIMEOUT": os.environ.get("ANSIBLE_TIMEOUT", "10"),
+            # Ansible's own temporary files, in the session's directory: removed with it, whatever happens
+            # to ansible-playbook (its strategy exits without the teardown that would remove them).
+            "ANSIBLE_LOCAL_TEMP": str(self._dir / "tmp"),
             **self._vault_env(),
             # ansible-runner finds ansible-playbook on PATH: put the one installed with irx first.
             "PATH": os.pathsep.join([str(Path(ansible_playbook()).parent), os.environ.get("PATH", "")]),

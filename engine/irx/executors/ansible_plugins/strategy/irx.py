@@ -15,9 +15,11 @@ unreachable host stays in the play and irx decides what happens next. The play e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,6 +38,12 @@ SOCKET_ENV = "IRX_SESSION_SOCKET"
 
 
 class StrategyModule(StrategyBase):  # type: ignore[misc]  # ansible-core ships no type information
+    # On irx's ``done`` every result was answered and irx needs nothing more of Ansible: ansible-playbook
+    # exits at once instead of tearing its play down (its stats, its workers' queues, its interpreter: 0.1
+    # to 0.3 s at the end of every run). Its local temp is in irx's session directory (ANSIBLE_LOCAL_TEMP),
+    # removed with it. Mitogen's variant keeps the teardown: its connection processes are shut down there.
+    exit_on_done = True
+
     def run(self, iterator: Any, play_context: Any) -> Any:
         self._set_hosts_cache(iterator._play)
         hosts = {host.name: host for host in self.get_hosts_left(iterator)}
@@ -49,6 +57,8 @@ class StrategyModule(StrategyBase):  # type: ignore[misc]  # ansible-core ships 
                     break  # irx went away: end the play
                 request = json.loads(line)
                 if request.get("done"):
+                    if self.exit_on_done:
+                        _exit_now()
                     break
                 _send(stream, self._batch(iterator, play_context, hosts, request))
         return super().run(iterator, play_context, self._tqm.RUN_OK)
@@ -125,3 +135,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     return value
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(0)

@@ -25,4 +25,4 @@ _Base = strategy_loader.get("irx", class_only=True)
 
 
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Base):  # type: ignore[misc,valid-type]
-    pass
+    exit_on_done = False  # the mixin shuts Mitogen's connection processes down once the play returns
