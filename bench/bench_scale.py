@@ -108,11 +108,12 @@ def render(
         f"The bench_run.py playbook (6 host tasks) on N SSH namespace hosts; {runs} interleaved round(s) per "
         "configuration; times from process spawn; Ansible's default SSH settings, pipelining on. "
         "`irx run --forks F`, `ansible-playbook -f F`. Marginal = (median wall at N - at 3 hosts, same forks) / "
-        f"((N - 3) x {TASKS}): what one more host costs per task.",
+        f"((N - 3) x {TASKS}): what one more host costs per task. First result: the first host's result line on "
+        "stdout, as in bench_run.py; journaled: irx's first diagnose `host_result` (after the step's whole batch).",
         "",
         "| hosts | forks | tool | wall min | wall median | x ansible-playbook | per task | marginal per host-task "
-        "| first result median | load before/after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| first result median | journaled | load before/after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     smallest = min(count for count, _ in results)
     for (count, forks), series in results.items():
@@ -127,7 +128,8 @@ def render(
             lines.append(
                 f"| {count} | {forks} | {hb.label(one)} | {hb.low(one.walls()):.2f} s | {wall:.2f} s | "
                 f"{wall / hb.med(base.walls()):.2f} | {wall / TASKS:.2f} s | {marginal} | "
-                f"{hb.med(one.firsts()):.2f} s | {hb.load_text(loads[(count, forks)])} |"
+                f"{hb.med(one.firsts()):.2f} s | {f'{hb.med(one.journaled()):.2f} s' if one.journaled() else '-'} | "
+                f"{hb.load_text(loads[(count, forks)])} |"
             )
     lines += ["", "Reproduce: `.venv/bin/python bench/bench_scale.py --write` (`--quick`: 1 round each).", ""]
     return "\n".join(lines)

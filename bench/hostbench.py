@@ -74,6 +74,7 @@ ANSIBLE_PLAYBOOK = """\
 """
 
 ANSIBLE_RESULT = re.compile(r"^(?:ok|changed): \[")
+IRX_RESULT = re.compile(r"^\s*\d+(?:\.\d+)?s\s+[✓✗] \S+ [a-z ]+ \(\d+(?:\.\d+)?s\)$")  # a host's line
 TOOLS = {
     "irx": "irx run --yes",
     "irx-mitogen": "irx run --yes --mitogen",
@@ -85,7 +86,8 @@ TOOLS = {
 @dataclass
 class Sample:
     wall: float
-    first: float
+    first: float  # the first host's result line on stdout (Ansible's `ok: [web1]`, irx's `✓ web1 ok (0.5s)`)
+    journaled: float | None = None  # irx: its journal's first diagnose host_result (the step's whole batch)
 
 
 @dataclass
@@ -101,6 +103,9 @@ class Series:
 
     def firsts(self) -> list[float]:
         return [s.first for s in self.samples]
+
+    def journaled(self) -> list[float]:
+        return [s.journaled for s in self.samples if s.journaled is not None]
 
 
 def exit_on_signals() -> None:
@@ -186,7 +191,7 @@ def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample 
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
-            if first is None and not tool.startswith("irx") and ANSIBLE_RESULT.match(line):
+            if first is None and (IRX_RESULT if tool.startswith("irx") else ANSIBLE_RESULT).match(line):
                 first = time.monotonic() - started
         rc = proc.wait(timeout=600)
     wall = time.monotonic() - started
@@ -194,11 +199,10 @@ def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample 
     if rc != 0:  # an unknown strategy (Mitogen not loadable) is an error too, not a silent fallback
         print(f"{tool} failed (rc {rc}), not timed:\n{text[-1500:]}", file=sys.stderr)
         return None
-    if tool.startswith("irx"):
-        first = irx_first_result(Path(env["IRX_RUNS_DIR"])) - spawned_at
+    journaled = irx_first_result(Path(env["IRX_RUNS_DIR"])) - spawned_at if tool.startswith("irx") else None
     if first is None:
         raise SystemExit(f"{tool}: no host result line in its output:\n{text[-3000:]}")
-    return Sample(wall, first)
+    return Sample(wall, first, journaled)
 
 
 def irx_first_result(runs_dir: Path) -> float:
