@@ -370,3 +370,23 @@ def test_the_leases_are_taken_by_the_first_mutating_batch_once_and_a_read_only_r
     unused = leases_for(tmp_path, "run-b", runner, journal)
     unused.release()  # never taken: nothing to release, no round to the hosts
     assert len(runner.batches) == 2
+
+
+def test_a_host_down_when_the_leases_are_taken_is_left_out_of_every_later_step(
+    tmp_path: Path, journal: Journal
+) -> None:
+    from irx.run.leases import taker
+
+    (tmp_path / "web1").mkdir()
+    runner = ModuleRunner()
+    runner.down.add("db1")
+    leases = leases_for(tmp_path, "run-a", runner, journal)
+    unreachable: dict[str, str] = {}  # the orchestrator's map of hosts no step is sent to
+    notes: list[str] = []
+    take = taker(leases, False, notes.append, unreachable)
+    take()
+    take()  # once only
+    assert list(unreachable) == ["db1"]
+    assert unreachable["db1"] == "its lease could not be taken: unreachable (ssh: connect timed out)"
+    assert notes == [f"✗ db1 will not be changed: {unreachable['db1']}"]
+    assert runner.batches == [["acquire:web1", "acquire:db1"]]

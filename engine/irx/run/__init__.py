@@ -380,7 +380,7 @@ def _reachable(
         run.sessions, run.journal,
     )  # fmt: skip
     stack.callback(leases.release)  # before the session closes: it carries the release to the hosts
-    take = taker(leases, run.options.force, run.progress.note)
+    take = taker(leases, run.options.force, run.progress.note, unreachable)
     return unreachable, leased(run.sessions, leases, run.playbook, take), take if leases.hosts else None
 
 

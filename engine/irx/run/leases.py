@@ -48,12 +48,17 @@ def host_leases(
     )
 
 
-def taker(leases: HostLeases, force: bool, note: Callable[[str], None]) -> Callable[[], None]:
+def taker(
+    leases: HostLeases, force: bool, note: Callable[[str], None], unreachable: dict[str, str]
+) -> Callable[[], None]:
     """What takes the leases before the run's first change (once; ``LockHeld`` when another live run holds
-    one and there is no ``force``), telling ``note`` which hosts will not be changed."""
+    one and there is no ``force``), telling ``note`` which hosts will not be changed. A host that could not
+    be reached joins ``unreachable`` (the orchestrator's, as after the preflight): no later step waits for
+    its connection to time out again."""
 
     def take() -> None:
         for host in leases.ensure(force):
+            unreachable.setdefault(host, leases.lost[host])
             note(f"✗ {host} will not be changed: {leases.lost[host]}")
 
     return take
