@@ -269,7 +269,7 @@ class AnsibleSession:
             inventory=self.inventory,
             limit=",".join(self.hosts),
             envvars=envvars,
-            forks=max(self.forks, len(self.hosts)) if len(self.hosts) <= 50 else self.forks,
+            forks=self.forks,  # --forks, as documented: at most that many hosts at once (Ansible's forks)
             event_handler=self._on_event,
             cancel_callback=self._should_cancel,
             quiet=True,
