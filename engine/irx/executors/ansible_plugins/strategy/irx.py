@@ -104,6 +104,9 @@ class StrategyModule(StrategyBase):  # type: ignore[misc]  # ansible-core ships 
             self.add_tqm_variables(task_vars, play=iterator._play)
             self._blocked_hosts[host.name] = True
             self._queue_task(host, task, task_vars, play_context)
+            # As the linear strategy does: the results that came in while the hosts were being queued are
+            # handled now (their callbacks: irx's live progress), not only once the last host got a worker.
+            self._process_pending_results(iterator, max_passes=max(1, int(len(self._tqm._workers) * 0.1)))
 
 
 def _waves(tasks: list[tuple[Any, list[str]]]) -> Iterable[list[tuple[Any, list[str]]]]:
