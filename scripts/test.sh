@@ -41,7 +41,7 @@ IRX_DRILL_LANES=$lanes bash scripts/drills.sh >.irx/drills/summary.txt 2>&1 &
 drills=$!
 (
   while kill -0 "$drills" 2>/dev/null; do sleep 2; done
-  exec pytest tests --ignore=tests/integration -p no:cacheprovider --basetemp=/tmp/irx-unit-tests
+  exec pytest tests --ignore=tests/integration -p no:cacheprovider
 ) >.irx/unit-tests.log 2>&1 &
 unit=$!
 # Ctrl-C or a TERM: the drills tear their scenarios down (scripts/drills.sh), the unit tests stop
