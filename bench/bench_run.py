@@ -68,17 +68,20 @@ def render(series: dict[str, hb.Series], runs: int, loads: list[tuple[float, flo
         "settings (ControlPersist), pipelining on. **Every time is from process spawn**: wall to exit; first "
         "diagnostic result = the first host's result line of the first diagnose task on stdout, read the same "
         "way for both (Ansible: `ok: [web1]`; irx: `✓ web1 ok (0.3s)`). irx also journals the step's results "
-        "with their output once every host of the step answered: *journaled* below.",
+        "with their output once every host of the step answered: *journaled* below. *Machine CPU*: the busy "
+        "CPU seconds of the whole machine (`/proc/stat`) while the tool ran: its own processes, its SSH clients "
+        "and the hosts' side (the namespace hosts are processes of this machine).",
         "",
         "| tool | wall min | wall median | x ansible-playbook | first result min | first result median "
-        "| x ansible-playbook |",
-        "|---|---|---|---|---|---|---|",
+        "| x ansible-playbook | machine CPU median |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for one in series.values():
         lines.append(
             f"| {hb.label(one)} | {hb.low(one.walls()):.2f} s | {hb.med(one.walls()):.2f} s | "
             f"{hb.med(one.walls()) / hb.med(base.walls()):.2f} | {hb.low(one.firsts()):.2f} s | "
-            f"{hb.med(one.firsts()):.2f} s | {hb.med(one.firsts()) / hb.med(base.firsts()):.2f} |"
+            f"{hb.med(one.firsts()):.2f} s | {hb.med(one.firsts()) / hb.med(base.firsts()):.2f} | "
+            f"{hb.med(one.cpus()):.2f} s |"
         )
     journaled = [f"{hb.label(one)} {hb.med(one.journaled()):.2f} s" for one in series.values() if one.journaled()]
     lines += ["", "First diagnose result journaled (median, from spawn): " + "; ".join(journaled) + "."]

@@ -109,11 +109,12 @@ def render(
         "configuration; times from process spawn; Ansible's default SSH settings, pipelining on. "
         "`irx run --forks F`, `ansible-playbook -f F`. Marginal = (median wall at N - at 3 hosts, same forks) / "
         f"((N - 3) x {TASKS}): what one more host costs per task. First result: the first host's result line on "
-        "stdout, as in bench_run.py; journaled: irx's first diagnose `host_result` (after the step's whole batch).",
+        "stdout, as in bench_run.py; journaled: irx's first diagnose `host_result` (after the step's whole batch). "
+        "Machine CPU: the whole machine's busy CPU seconds while the tool ran (bench_run.py).",
         "",
         "| hosts | forks | tool | wall min | wall median | x ansible-playbook | per task | marginal per host-task "
-        "| first result median | journaled | load before/after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| first result median | journaled | machine CPU median | load before/after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     smallest = min(count for count, _ in results)
     for (count, forks), series in results.items():
@@ -129,7 +130,7 @@ def render(
                 f"| {count} | {forks} | {hb.label(one)} | {hb.low(one.walls()):.2f} s | {wall:.2f} s | "
                 f"{wall / hb.med(base.walls()):.2f} | {wall / TASKS:.2f} s | {marginal} | "
                 f"{hb.med(one.firsts()):.2f} s | {f'{hb.med(one.journaled()):.2f} s' if one.journaled() else '-'} | "
-                f"{hb.load_text(loads[(count, forks)])} |"
+                f"{hb.med(one.cpus()):.2f} s | {hb.load_text(loads[(count, forks)])} |"
             )
     lines += ["", "Reproduce: `.venv/bin/python bench/bench_scale.py --write` (`--quick`: 1 round each).", ""]
     return "\n".join(lines)

@@ -88,6 +88,7 @@ class Sample:
     wall: float
     first: float  # the first host's result line on stdout (Ansible's `ok: [web1]`, irx's `✓ web1 ok (0.5s)`)
     journaled: float | None = None  # irx: its journal's first diagnose host_result (the step's whole batch)
+    cpu: float | None = None  # the whole machine's busy CPU seconds while it ran: the tool, its ssh, the hosts
 
 
 @dataclass
@@ -106,6 +107,22 @@ class Series:
 
     def journaled(self) -> list[float]:
         return [s.journaled for s in self.samples if s.journaled is not None]
+
+    def cpus(self) -> list[float]:
+        return [s.cpu for s in self.samples if s.cpu is not None]
+
+
+def busy_cpu() -> float | None:
+    """The machine's busy CPU seconds since boot (``/proc/stat``: every state but idle and iowait), or None
+    where there is no /proc. The hosts are processes in network namespaces of this same machine: the
+    difference over a run is the tool's work, its SSH clients' and the hosts' side of it together."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields[:8]]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def exit_on_signals() -> None:
@@ -184,6 +201,7 @@ def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample 
     output: list[str] = []
     first: float | None = None
     spawned_at = time.time()
+    cpu_before = busy_cpu()
     started = time.monotonic()
     with subprocess.Popen(
         argv(tool, forks), cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -195,6 +213,8 @@ def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample 
                 first = time.monotonic() - started
         rc = proc.wait(timeout=600)
     wall = time.monotonic() - started
+    cpu_after = busy_cpu()
+    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     text = "".join(output)
     if rc != 0:  # an unknown strategy (Mitogen not loadable) is an error too, not a silent fallback
         print(f"{tool} failed (rc {rc}), not timed:\n{text[-1500:]}", file=sys.stderr)
@@ -202,7 +222,7 @@ def run_once(tool: str, work: Path, forks: int, mitogen: Path | None) -> Sample 
     journaled = irx_first_result(Path(env["IRX_RUNS_DIR"])) - spawned_at if tool.startswith("irx") else None
     if first is None:
         raise SystemExit(f"{tool}: no host result line in its output:\n{text[-3000:]}")
-    return Sample(wall, first, journaled)
+    return Sample(wall, first, journaled, cpu)
 
 
 def irx_first_result(runs_dir: Path) -> float:

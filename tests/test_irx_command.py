@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ansible_modules import module_command
 from irx.executors.ansible import MODULE_DIR
 
 MODULE = MODULE_DIR / "irx_command.py"
@@ -26,7 +26,7 @@ def run_module(tmp_path: Path, process_env: dict[str, str] | None = None, **args
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     proc = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)],
+        module_command(MODULE, args_file),
         capture_output=True,
         text=True,
         timeout=60,
@@ -68,7 +68,7 @@ def test_a_script_runs_from_a_private_file_never_from_a_command_line(tmp_path: P
     args_file = tmp_path / "args.json"
     script = f": {marker}\nprintf '%s\\n' \"$0\"\nsleep 2\n"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"script": script, "env": {"S": secret}}}))
-    proc = subprocess.Popen([sys.executable, str(MODULE), str(args_file)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(module_command(MODULE, args_file), stdout=subprocess.PIPE, text=True)
     sightings, environ_hits, samples = [], 0, 0
     deadline = time.monotonic() + 30  # the whole life of the module and its script (2 s, more when busy)
     while proc.poll() is None and time.monotonic() < deadline:
@@ -184,3 +184,41 @@ def test_a_cut_the_module_made_is_kept_in_the_host_result(tmp_path: Path) -> Non
     result = host_result("h1", res, 0.1)
     assert result.extra["truncated"]["stdout"] is True
     assert len(result.stdout) <= 500
+
+
+def _lease(path: Path, action: str, run_id: str = "run-a") -> dict[str, Any]:
+    return {"action": action, "path": str(path), "run_id": run_id, "ttl": 60.0, "holder": {"operator": "op"}}
+
+
+def test_a_lease_beside_a_command_is_taken_before_it_and_released_after_it_whatever_it_did(tmp_path: Path) -> None:
+    lease = tmp_path / "lib" / "lease.json"
+    taken = run_module(tmp_path, script=f"cat {lease}; exit 3", lease=_lease(lease, "acquire"))
+    assert taken["rc"] == 3  # the command failed; its lease answer is there all the same
+    assert json.loads(taken["stdout"])["run_id"] == "run-a"  # it was taken before the command ran
+    assert taken["irx_lease"]["outcome"] == "acquired"
+    assert taken["irx_lease"]["lease"]["operator"] == "op"
+
+    released = run_module(tmp_path, argv=["cat", str(lease)], lease=_lease(lease, "release"))
+    assert json.loads(released["stdout"])["run_id"] == "run-a"  # still held while the command ran
+    assert released["irx_lease"]["outcome"] == "released"
+    assert lease.read_text() == ""
+
+    missing = run_module(tmp_path, argv=["true"], chdir=str(tmp_path / "nowhere"), lease=_lease(lease, "acquire"))
+    assert missing["failed"] is True  # the module failed before the command: the lease still answers
+    assert missing["irx_lease"]["outcome"] == "acquired"
+
+
+def test_a_lease_alone_is_irx_leases_own_answer_and_is_never_renewed_beside_a_command(tmp_path: Path) -> None:
+    lease = tmp_path / "lease.json"
+    assert run_module(tmp_path, lease=_lease(lease, "acquire"))["outcome"] == "acquired"
+    alone = run_module(tmp_path, lease=_lease(lease, "renew"))
+    assert (alone["outcome"], "stdout" in alone) == ("renewed", False)
+    held = run_module(tmp_path, lease=_lease(lease, "acquire", run_id="run-b"))
+    assert (held["outcome"], held["current"]["run_id"]) == ("held", "run-a")
+    beside = run_module(tmp_path, argv=["true"], lease=_lease(lease, "renew"))
+    assert beside["rc"] == 0
+    assert beside["irx_lease"]["failed"] is True
+    assert "acquire, release" in beside["irx_lease"]["msg"]
+    refused = run_module(tmp_path, lease={"action": "acquire", "path": "relative.json", "run_id": "r"})
+    assert refused["failed"] is True
+    assert "absolute path" in refused["msg"]

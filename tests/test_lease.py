@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,14 +22,16 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from ansible_modules import module_command
 from irx.errors import UsageError
 from irx.executors.ansible import MODULE_DIR
 from irx.executors.ansible_results import host_result
 from irx.executors.base import HostTask
-from irx.lease import LEASE_STEP, HostLeases, LeasedRunner, LeaseHost, lease_hosts, lease_ttl
+from irx.lease import LEASE_STEP, HostLeases, LeasedRunner, LeaseHost, lease_ttl
 from irx.lock import LockHeld
 from irx.redact import Redactor
 from irx.results import HostResult
+from irx.run.leases import lease_hosts
 from irx.timeline import Journal, read_journal
 
 MODULE = MODULE_DIR / "irx_lease.py"
@@ -46,7 +47,7 @@ def lease_module(
         json.dump({"ANSIBLE_MODULE_ARGS": args}, args_file)
         args_file.flush()
         proc = subprocess.run(
-            [sys.executable, str(MODULE), args_file.name], capture_output=True, text=True, timeout=60, check=False
+            module_command(MODULE, args_file.name), capture_output=True, text=True, timeout=60, check=False
         )
     result: dict[str, Any] = json.loads(proc.stdout)
     return result
@@ -140,27 +141,49 @@ def test_a_planted_symlink_is_never_followed_and_a_relative_path_is_refused(tmp_
 
 
 class ModuleRunner:
-    """Runs each lease task's real module on the host's file; ``down`` hosts answer unreachable."""
+    """Runs each task's real ``irx_command`` module, with the module arguments irx's Ansible session sends
+    (``irx.executors.ansible._task``), on this machine: a lease's own task, and a step's task with a lease
+    riding on it, write the host's lease file for real. ``down`` hosts answer unreachable."""
 
     def __init__(self) -> None:
         self.down: set[str] = set()
-        self.batches: list[list[str]] = []
+        self.batches: list[list[str]] = []  # lease tasks as "action:host", step tasks as "step:host[+action]"
+        self.lease_rounds = 0  # batches that held a lease's own task: what riding saves
 
     def __call__(self, tasks: Sequence[HostTask]) -> Mapping[str, HostResult]:
-        self.batches.append([f"{t.args['action']}:{h}" for t in tasks for h in t.hosts])
+        return self.run(tasks)
+
+    def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        from irx.executors.ansible import _task
+
+        self.batches.append([_label(t, h) for t in tasks for h in t.hosts])
+        self.lease_rounds += any(t.step_id == LEASE_STEP for t in tasks)
         results: dict[str, HostResult] = {}
-        for task in tasks:
-            assert task.step_id == LEASE_STEP
-            assert task.spec == "irx_lease"
+        for index, task in enumerate(tasks):
+            assert (task.step_id == LEASE_STEP) == (task.action == "lease")
+            args = json.loads(json.dumps(_task(task, index)["irx_command"]))
             for host in task.hosts:
                 if host in self.down:
                     results[host] = HostResult(host, "unreachable", msg="ssh: connect timed out")
                     continue
-                args = dict(task.args)
-                holder = args.pop("holder")
-                res = lease_module(Path(args.pop("path")), args.pop("action"), args.pop("run_id"), **args, **holder)
-                results[host] = host_result(host, res, 0.01)
+                results[host] = host_result(host, run_irx_command(args), 0.01)
         return results
+
+
+def _label(task: HostTask, host: str) -> str:
+    if task.step_id == LEASE_STEP:
+        return f"{(task.lease or {})['action']}:{host}"
+    return f"{task.step_id}:{host}" + (f"+{task.lease['action']}" if task.lease else "")
+
+
+def run_irx_command(args: Mapping[str, Any]) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as args_file:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, args_file)
+        args_file.flush()
+        command = module_command(MODULE_DIR / "irx_command.py", args_file.name)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
 
 
 class Clock:
@@ -390,3 +413,142 @@ def test_a_host_down_when_the_leases_are_taken_is_left_out_of_every_later_step(
     assert unreachable["db1"] == "its lease could not be taken: unreachable (ssh: connect timed out)"
     assert notes == [f"✗ db1 will not be changed: {unreachable['db1']}"]
     assert runner.batches == [["acquire:web1", "acquire:db1"]]
+
+
+# --- the leases riding on the steps' own tasks ---------------------------------------------------------------
+
+
+def riding_runner(leases: HostLeases, runner: ModuleRunner, journal: Journal) -> LeasedRunner:
+    """probe (read-only) comes just before the first change (restart); check is the run's last step."""
+    return LeasedRunner(
+        runner, leases, lambda step: step in ("restart", "check"), lambda: leases.ensure(force=False),
+        ahead=("probe", False), behind="check",
+    )  # fmt: skip
+
+
+def lease_of(tmp_path: Path, host: str) -> str | None:
+    text = (tmp_path / host / "lease.json").read_text()
+    return json.loads(text)["run_id"] if text else None
+
+
+def test_the_leases_ride_on_the_step_before_the_first_change_and_their_release_on_the_last(
+    tmp_path: Path, journal: Journal
+) -> None:
+    for name in ("web1", "db1"):
+        (tmp_path / name).mkdir()
+    runner = ModuleRunner()
+    leases = leases_for(tmp_path, "run-a", runner, journal)
+    leased = riding_runner(leases, runner, journal)
+    probe = leased.run([HostTask("probe", ["web1", "db1"], "shell", "echo probed")])
+    assert runner.batches == [["probe:web1+acquire", "probe:db1+acquire"]]  # one task per host, its lease on it
+    assert {h: (r.status, r.stdout.strip(), "lease" in r.extra) for h, r in probe.items()} == {
+        "web1": ("ok", "probed", False), "db1": ("ok", "probed", False)  # the step's own result, nothing more
+    }  # fmt: skip
+    assert lease_of(tmp_path, "web1") == lease_of(tmp_path, "db1") == "run-a"  # taken on the hosts already
+    leased.run([HostTask("restart", ["web1", "db1"], "shell", "true")])
+    assert runner.batches[-1] == ["restart:web1", "restart:db1"]
+    # The last step: on each host its command first, then the release, in the same module run. The command
+    # still sees its host's lease.
+    check = leased.run([HostTask("check", [h], "shell", f"cat {tmp_path}/{h}/lease.json") for h in ("web1", "db1")])
+    assert runner.batches[-1] == ["check:web1+release", "check:db1+release"]
+    assert [json.loads(r.stdout)["run_id"] for r in check.values()] == ["run-a", "run-a"]
+    assert lease_of(tmp_path, "web1") is None
+    assert lease_of(tmp_path, "db1") is None
+    leases.release()  # nothing left to give back: no round
+    assert runner.lease_rounds == 0  # no task of the leases' own, from the first change to the end
+    actions = [(e["host"], e["action"]) for e in valid_events(journal) if e.get("type") == "lease"]
+    assert actions == [("web1", "acquired"), ("db1", "acquired"), ("web1", "released"), ("db1", "released")]
+
+
+def test_a_lease_held_when_asked_ahead_is_asked_again_at_the_first_change(tmp_path: Path, journal: Journal) -> None:
+    for name in ("web1", "db1"):
+        (tmp_path / name).mkdir()
+    runner = ModuleRunner()
+    other = leases_for(tmp_path, "run-b", runner, journal)
+    other.hosts = {"db1": other.hosts["db1"]}
+    assert other.acquire(force=False) == []
+    leases = leases_for(tmp_path, "run-a", runner, journal)
+    leased = riding_runner(leases, runner, journal)
+    leased.run([HostTask("probe", ["web1", "db1"], "shell", "true")])
+    assert (lease_of(tmp_path, "web1"), lease_of(tmp_path, "db1")) == ("run-a", "run-b")
+    other.release()  # run-b finished while run-a diagnosed
+    leased.run([HostTask("restart", ["web1", "db1"], "shell", "true")])
+    assert runner.batches[-2:] == [["acquire:db1"], ["restart:web1", "restart:db1"]]  # only db1 asked again
+    assert lease_of(tmp_path, "db1") == "run-a"
+    leases.release()
+
+
+def test_a_lease_still_held_at_the_first_change_refuses_the_run_and_gives_back_what_it_took(
+    tmp_path: Path, journal: Journal
+) -> None:
+    for name in ("web1", "db1"):
+        (tmp_path / name).mkdir()
+    runner = ModuleRunner()
+    other = leases_for(tmp_path, "run-b", runner, journal)
+    other.hosts = {"db1": other.hosts["db1"]}
+    other.acquire(force=False)
+    leases = leases_for(tmp_path, "run-a", runner, journal)
+    leased = riding_runner(leases, runner, journal)
+    leased.run([HostTask("probe", ["web1", "db1"], "shell", "true")])
+    with pytest.raises(LockHeld, match="host db1 is already being changed by playbook pb, run by run-b@cn"):
+        leased.run([HostTask("restart", ["web1", "db1"], "shell", "true")])
+    assert not any(label.startswith("restart") for batch in runner.batches for label in batch)  # nothing changed
+    assert (lease_of(tmp_path, "web1"), lease_of(tmp_path, "db1")) == (None, "run-b")
+
+
+def test_leases_taken_ahead_of_a_change_that_never_came_are_recorded_and_given_back(
+    tmp_path: Path, journal: Journal
+) -> None:
+    for name in ("web1", "db1"):
+        (tmp_path / name).mkdir()
+    runner = ModuleRunner()
+    leases = leases_for(tmp_path, "run-a", runner, journal)
+    leased = riding_runner(leases, runner, journal)
+    leased.run([HostTask("probe", ["web1", "db1"], "shell", "true")])
+    leases.release()  # the run ended after its diagnosis (its mitigations' when: was false)
+    assert runner.batches[-1] == ["release:web1", "release:db1"]
+    assert lease_of(tmp_path, "web1") is None
+    assert lease_of(tmp_path, "db1") is None
+    actions = [(e["host"], e["action"]) for e in valid_events(journal) if e.get("type") == "lease"]
+    assert actions == [("web1", "acquired"), ("db1", "acquired"), ("web1", "released"), ("db1", "released")]
+
+
+def test_a_lease_rides_only_where_it_is_written_as_the_task_runs(tmp_path: Path, journal: Journal) -> None:
+    hosts = [LeaseHost("web1", "/x/web1.json", become=True), LeaseHost("db1", "/x/db1.json", become=False)]
+    leases = HostLeases(hosts, "run-a", {}, 60, ModuleRunner(), journal.record)
+    tasks = [HostTask("probe", ["web1", "db1", "app9"], "shell", "true")]
+    ridden = leases.ahead(tasks, force=False)
+    assert [(t.hosts, t.lease is not None) for t in ridden] == [(["web1", "app9"], False), (["db1"], True)]
+    assert leases.ahead(tasks, force=False) == tasks  # once
+    module_step = [HostTask("look", ["db1"], "module", "ping")]
+    other = HostLeases(hosts, "run-b", {}, 60, ModuleRunner(), journal.record)
+    assert other.ahead(module_step, force=False) == module_step  # only irx_command carries a lease
+
+
+def test_which_steps_carry_the_leases(tmp_path: Path) -> None:
+    from irx.loader import load_playbook
+    from irx.run.leases import last_step, step_before_first_change
+
+    def playbook(text: str) -> Any:
+        head = "apiVersion: irx/v1\nkind: Playbook\nmetadata: {name: pick-steps, title: Lease steps, severity: SEV3}\n"
+        path = tmp_path / "p.yaml"
+        path.write_text(head + "targets: {all: {hosts: all}}\n" + text)
+        return load_playbook(path)
+
+    shown = playbook(
+        "diagnose:\n  - {id: a, on: all, shell: 'true'}\n  - {id: b, on: all, shell: 'true'}\n"
+        "mitigate:\n  - {id: fix, on: all, shell: 'true'}\n"
+        "verify:\n  - {id: check, on: all, shell: 'true'}\n"
+    )
+    assert (step_before_first_change(shown), last_step(shown)) == ("b", "check")
+    retried = playbook(
+        "mitigate:\n  - {id: fix, on: all, shell: 'true'}\n"
+        "verify:\n  - {id: check, on: all, shell: 'true', retries: 3, until: steps.check.ok}\n"
+    )
+    assert (step_before_first_change(retried), last_step(retried)) == (None, None)  # a retry would run unleased
+    rolled = playbook(
+        "diagnose:\n  - {id: a, on: all, http: {url: 'http://127.0.0.1/'}}\n"
+        "mitigate:\n  - {id: fix, on: all, shell: 'true'}\n"
+        "rollback:\n  - {id: undo, on: all, shell: 'true'}\n"
+    )
+    assert (step_before_first_change(rolled), last_step(rolled)) == (None, None)  # http; a rollback may follow

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from irx import events
 from irx.errors import IrxError, UsageError
@@ -92,6 +92,9 @@ class HostLeases:
         self.holder = dict(holder)
         self.ttl = ttl
         self._runner = runner
+        self._early: dict[str, _Answer] = {}  # host -> its lease's answer, taken beside a step (ahead)
+        self._early_sent: float | None = None  # when those were sent: they are valid for the ttl from then
+        self._releasing = False  # the releases ride on the run's last step (behind)
         self._record = record
         self._clock = clock
         self._valid_until: dict[str, float] = {}  # host -> our clock's time its lease runs out (at the latest)
@@ -111,14 +114,93 @@ class HostLeases:
             if self._taken or not self.hosts:
                 return []
             self._taken = True
-            unreachable = self.acquire(force)
+            unreachable = self.acquire(force, self._take_early())
             self.start_keepalive()
             return unreachable
 
-    def acquire(self, force: bool) -> list[str]:
+    def ahead(self, tasks: Sequence[HostTask], force: bool) -> list[HostTask]:
+        """``tasks`` (of the read-only step just before the run's first change) with the leases riding on
+        them: a shell or command task takes its host's lease in the same module run, before its command (one
+        Ansible round less where the change comes). Only where the lease is written as the task runs (with
+        or without ``become``); the hosts left out are asked by ``ensure`` in one round, as before. Once."""
+        with self._guard:
+            if self._taken or self._early_sent is not None:
+                return list(tasks)
+            self._early_sent = self._clock()
+            return self._riding(tasks, set(self.hosts), lambda host: self._tasks("acquire", [host], force)[0].lease)
+
+    def behind(self, tasks: Sequence[HostTask]) -> list[HostTask]:
+        """``tasks`` (of the run's last step, read-only, when nothing after it can change a host) with the
+        releases riding on them: a shell or command task releases its host's lease in the same module run,
+        once its command ended (one Ansible round less at the end). The keepalive stops first: nothing renews
+        a lease being given back. The hosts left out are released by ``release``, as before. Once."""
+        with self._guard:
+            if self._releasing:
+                return list(tasks)
+            self._record_early()  # taken beside a step, never needed (nothing was changed): given back here
+            held = {n for n in self.hosts if n in self._valid_until and n not in self._lost}
+            if not held:
+                return list(tasks)
+            self._releasing = self._taken = True  # nothing is taken after the last step
+            self.stop()
+            return self._riding(tasks, held, lambda host: self._tasks("release", [host])[0].lease)
+
+    def _riding(
+        self, tasks: Sequence[HostTask], hosts: set[str], lease: Callable[[str], Mapping[str, Any] | None]
+    ) -> list[HostTask]:
+        """Each task, split so that every host of ``hosts`` it may carry a lease for has a task of its own
+        carrying ``lease(host)``: a shell or command task whose ``become`` is the lease's."""
+        out: list[HostTask] = []
+        for task in tasks:
+            riders = [
+                h for h in task.hosts
+                if h in hosts and task.action in ("shell", "command") and task.lease is None
+                and self.hosts[h].become == task.become
+            ]  # fmt: skip
+            rest = [h for h in task.hosts if h not in riders]
+            if rest:
+                out.append(task if not riders else _narrowed(task, rest))
+            out.extend(dataclasses.replace(task, hosts=[h], lease=lease(h)) for h in riders)
+        return out
+
+    def landed(self, results: Mapping[str, HostResult]) -> dict[str, HostResult]:
+        """The step's results without the leases that rode on them (``ahead``, ``behind``): an acquiring
+        answer is kept for ``ensure``, which takes it as the leases' first round; a release is recorded."""
+        out: dict[str, HostResult] = {}
+        for host, result in results.items():
+            lease = result.extra.get("lease")
+            if not isinstance(lease, Mapping) or host not in self.hosts:
+                out[host] = result
+                continue
+            out[host] = dataclasses.replace(result, extra={k: v for k, v in result.extra.items() if k != "lease"})
+            failed = bool(lease.get("failed"))
+            answer = HostResult(host, "failed" if failed else "ok", msg=str(lease.get("msg") or ""),
+                                extra={} if failed else {"module": dict(lease)})  # fmt: skip
+            with self._guard:
+                if self._releasing:
+                    self._released(host, answer, str(lease.get("outcome") or answer.status))
+                elif self._early_sent is not None:
+                    self._early.update(self._answers([host], self._early_sent, {host: answer}))
+        return out
+
+    def _record_early(self) -> None:
+        """The leases taken beside a step (``ahead``) that ``ensure`` never took: recorded, to be released."""
+        for name, (_, outcome, data) in self._take_early().items():
+            if outcome in ("acquired", "stale", "forced"):
+                self._record_event(name, outcome, data)
+
+    def _take_early(self) -> dict[str, _Answer]:
+        """The leases' answers taken beside a step, but for those another run held then: they are asked again
+        now (that run may have finished since)."""
+        early, self._early = self._early, {}
+        return {name: answer for name, answer in early.items() if answer[1] != "held"}
+
+    def acquire(self, force: bool, early: Mapping[str, _Answer] | None = None) -> list[str]:
         """Take every host's lease, or raise ``LockHeld`` naming the first holder (then releasing what this
-        run took). Returns the hosts that could not be reached: they are lost for this run."""
-        answers = self._send("acquire", list(self.hosts), force=force)
+        run took). Returns the hosts that could not be reached: they are lost for this run. ``early``: the
+        answers already in (``ahead``); the other hosts are asked now, in one round."""
+        rest = [name for name in self.hosts if name not in (early or {})]
+        answers = {**(early or {}), **(self._send("acquire", rest, force=force) if rest else {})}
         # A lease of a run on this very control node whose process is gone cannot be renewed by anyone:
         # it is taken now (recorded as stale) instead of making the operator wait for it to expire.
         dead = {
@@ -176,6 +258,7 @@ class HostLeases:
     def release(self) -> None:
         """Release every lease this run still holds; a host that cannot be reached keeps it until expiry."""
         self.stop()
+        self._record_early()
         held = [n for n in self.hosts if n in self._valid_until and n not in self._lost]
         if not held:
             return
@@ -186,11 +269,14 @@ class HostLeases:
                 self._record(events.Lease(host=name, action="release_failed", msg=str(exc)))
             return
         for name, (result, outcome, _) in answers.items():
-            self._valid_until.pop(name, None)
-            if outcome == "released":
-                self._record(events.Lease(host=name, action="released"))
-            else:
-                self._record(events.Lease(host=name, action="release_failed", msg=result.msg or outcome))
+            self._released(name, result, outcome)
+
+    def _released(self, name: str, result: HostResult, outcome: str) -> None:
+        self._valid_until.pop(name, None)
+        if outcome == "released":
+            self._record(events.Lease(host=name, action="released"))
+        else:
+            self._record(events.Lease(host=name, action="release_failed", msg=result.msg or outcome))
 
     # -- while the run lives --------------------------------------------------------------------------------
 
@@ -244,13 +330,21 @@ class HostLeases:
     def _send(
         self, action: str, names: Sequence[str], force: bool = False, dead: Mapping[str, str] | None = None
     ) -> dict[str, _Answer]:
-        tasks = [
+        tasks = self._tasks(action, names, force, dead)
+        with self._guard:
+            sent = self._clock()
+            return self._answers(names, sent, self._runner(tasks))
+
+    def _tasks(
+        self, action: str, names: Sequence[str], force: bool = False, dead: Mapping[str, str] | None = None
+    ) -> list[HostTask]:
+        return [
             HostTask(
                 LEASE_STEP,
                 [name],
-                "module",
+                "lease",  # through irx_command (module_utils/irx_leases.py): the module the steps use
                 "irx_lease",
-                {
+                lease={
                     "action": action,
                     "path": self.hosts[name].path,
                     "run_id": self.run_id,
@@ -263,9 +357,10 @@ class HostLeases:
             )
             for name in names
         ]
-        with self._guard:
-            sent = self._clock()
-            results = self._runner(tasks)
+
+    def _answers(self, names: Sequence[str], sent: float, results: Mapping[str, HostResult]) -> dict[str, _Answer]:
+        """Each host's (result, the module's outcome, its data); a lease taken or renewed is valid for the ttl
+        from ``sent`` (measured from before the host wrote it)."""
         answers: dict[str, _Answer] = {}
         for name in names:
             result = results.get(name) or HostResult(name, "failed", msg="no answer")
@@ -273,7 +368,7 @@ class HostLeases:
             data: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
             outcome = str(data.get("outcome") or result.status)
             if outcome in ("acquired", "stale", "forced", "renewed", "reacquired"):
-                self._valid_until[name] = sent + self.ttl  # measured from before the host wrote it
+                self._valid_until[name] = sent + self.ttl
             answers[name] = (result, outcome, dict(data))
         return answers
 
@@ -303,7 +398,10 @@ class HostLeases:
 class LeasedRunner:
     """A ``HostRunner`` that runs a batch only on hosts whose lease is still held (``HostLeases.admit``):
     the host steps of a run with leases go through it; the leases' own tasks do not. ``take`` takes the
-    leases (``HostLeases.ensure``) before a mutating batch, if nothing did before."""
+    leases (``HostLeases.ensure``) before a mutating batch, if nothing did before; ``ahead`` names the step
+    whose tasks carry the leases' first round (``HostLeases.ahead``): the one just before the first change;
+    ``behind`` the step whose tasks carry their release (``HostLeases.behind``): the run's last, when nothing
+    after it can change a host."""
 
     def __init__(
         self,
@@ -311,14 +409,24 @@ class LeasedRunner:
         leases: HostLeases,
         mutating: Callable[[str], bool],
         take: Callable[[], object] | None = None,
+        ahead: tuple[str, bool] | None = None,
+        behind: str | None = None,
     ) -> None:
         self._runner, self._leases, self._mutating, self._take = runner, leases, mutating, take
+        self._ahead = ahead  # (the step the leases ride on: HostLeases.ahead, --force)
+        self._behind = behind  # the step the releases ride on (HostLeases.behind)
 
     def run(self, tasks: Sequence[HostTask]) -> dict[str, HostResult]:
+        riding = False
+        if self._ahead is not None and any(t.step_id == self._ahead[0] for t in tasks):
+            tasks, riding = self._leases.ahead(tasks, self._ahead[1]), True
+        elif self._behind is not None and any(t.step_id == self._behind for t in tasks):
+            tasks, riding = self._leases.behind(tasks), True
         if self._take is not None and any(self._mutating(t.step_id) for t in tasks):
             self._take()
         allowed, refused = self._leases.admit(tasks, self._mutating)
-        return {**(self._runner.run(allowed) if allowed else {}), **refused}
+        results = {**(self._runner.run(allowed) if allowed else {}), **refused}
+        return self._leases.landed(results) if riding else results
 
 
 def _narrowed(task: HostTask, hosts: list[str]) -> HostTask:
@@ -345,29 +453,6 @@ def _holder(record: Mapping[str, Any], host: str) -> LockHolder:
     )
 
 
-class LeaseVars(Protocol):
-    """What :func:`lease_hosts` reads of an inventory (:class:`irx.inventory.Inventory` is one)."""
-
-    def host_vars(self, name: str, /) -> Mapping[str, Any]: ...
-
-    def value(self, name: str, var: str, /) -> Any: ...
-
-
-def lease_hosts(
-    changed: Mapping[str, str], inv: LeaseVars, become_on: Mapping[str, bool], default_file: str = DEFAULT_LEASE_FILE
-) -> list[LeaseHost]:
-    """The remote hosts among ``changed`` (inventory name -> machine identity), with their lease file."""
-    hosts: list[LeaseHost] = []
-    for name, identity in changed.items():
-        if identity == "local":
-            continue
-        path = inv.value(name, "irx_lease_file") if "irx_lease_file" in inv.host_vars(name) else default_file
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise UsageError(f"host {name}: irx_lease_file must be an absolute path on the host, not {path!r}")
-        hosts.append(LeaseHost(name, path, bool(become_on.get(name))))
-    return hosts
-
-
 def node_name() -> str:
     """The name this control node records in its leases: ``IRX_NODE_NAME``, else the host name."""
     return os.environ.get("IRX_NODE_NAME", "").strip() or os.uname().nodename
@@ -390,13 +475,3 @@ def _dead_here(record: Mapping[str, Any]) -> bool:
     except PermissionError:  # alive, another user's
         return False
     return False
-
-
-def holder_fields(operator: str, playbook: str) -> dict[str, Any]:
-    """Who holds a lease, as written on the host (the run id is added by the module)."""
-    return {
-        "operator": operator,
-        "playbook": playbook,
-        "control_node": node_name(),
-        "pid": os.getpid(),
-    }

@@ -44,6 +44,7 @@ from irx.results import HostResult
 
 STRATEGY_DIR = Path(__file__).parent / "ansible_plugins" / "strategy"  # irx: takes irx's steps off the socket
 MODULE_DIR = Path(__file__).parent / "ansible_plugins" / "modules"  # irx_command: every shell/command step
+MODULE_UTILS_DIR = Path(__file__).parent / "ansible_plugins" / "module_utils"  # irx_leases: shared by two modules
 KILL_GRACE = 5  # seconds from SIGTERM to SIGKILL for a command past its step timeout (irx_command)
 POLL = 0.25  # seconds between checks that Ansible is still alive while irx waits on the socket
 
@@ -103,7 +104,9 @@ def _task(task: HostTask, index: int) -> dict[str, Any]:
     ``!unsafe``: Ansible never templates it."""
     name = f"irx:{task.step_id}:{index}"
     body: dict[str, Any] = {"name": name}
-    if task.action in {"shell", "command"}:
+    if task.action == "lease":  # a lease's own task (irx.lease): irx_command with the lease alone
+        body["irx_command"] = unsafe({"lease": dict(task.lease or {})})
+    elif task.action in {"shell", "command"}:
         cmd: dict[str, Any] = {"script": str(task.spec)} if task.action == "shell" else {"argv": list(task.spec)}
         if task.env:
             cmd["env"] = dict(task.env)
@@ -112,6 +115,8 @@ def _task(task: HostTask, index: int) -> dict[str, Any]:
         if task.timeout:
             cmd["timeout"] = task.timeout
             cmd["kill_grace"] = KILL_GRACE
+        if task.lease is not None:  # the host's lease, taken in the same module run (irx.lease: ahead)
+            cmd["lease"] = dict(task.lease)
         cmd["output_cap"] = OUTPUT_CAP + 1  # one byte more than irx keeps, so the cut is seen and recorded
         body["irx_command"] = unsafe(cmd)
     else:
@@ -152,6 +157,13 @@ def _module_path() -> str:
     from ansible import constants
 
     return os.pathsep.join(dict.fromkeys([str(MODULE_DIR), *map(str, constants.DEFAULT_MODULE_PATH)]))
+
+
+def _module_utils_path() -> str:
+    """irx's module_utils first, then the operator's own (ANSIBLE_MODULE_UTILS or ansible.cfg's)."""
+    from ansible import constants
+
+    return os.pathsep.join(dict.fromkeys([str(MODULE_UTILS_DIR), *map(str, constants.DEFAULT_MODULE_UTILS_PATH)]))
 
 
 def ansible_playbook() -> str:
@@ -247,6 +259,7 @@ class AnsibleSession:
             "ANSIBLE_STRATEGY_PLUGINS": str(STRATEGY_DIR),
             "IRX_SESSION_SOCKET": sock_path,
             "ANSIBLE_LIBRARY": _module_path(),
+            "ANSIBLE_MODULE_UTILS": _module_utils_path(),
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_FORCE_COLOR": "False",
             "ANSIBLE_NOCOLOR": "True",

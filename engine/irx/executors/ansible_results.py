@@ -45,6 +45,9 @@ def host_result(host: str, res: Mapping[str, Any] | None, duration: float) -> Ho
         extra["module"] = {
             k: v for k, v in res.items() if k not in {"invocation", "changed", "failed", "_ansible_no_log"}
         }
+    lease = res.get("irx_lease")
+    if isinstance(lease, Mapping):  # the host's lease, taken in the same module run (irx.lease: ahead)
+        extra["lease"] = dict(lease)
     if res.get("shell") and res.get("pipefail") is False:  # a host without bash, whose sh has no pipefail
         extra["pipefail"] = False
     return HostResult(

@@ -24,13 +24,17 @@ class HostTask:
 
     step_id: str
     hosts: Sequence[str]
-    action: str  # shell | command | module
+    action: str  # shell | command | module | lease (irx.lease's own tasks, through irx_command)
     spec: Any  # rendered command line, argv list, or module name
     args: Mapping[str, Any] = field(default_factory=dict)  # rendered module args
     env: Mapping[str, str] = field(default_factory=dict)
     chdir: str | None = None
     become: bool = False
     timeout: float | None = None
+    # irx_lease's parameters, for a task on one host: the host's lease is taken in the same module run, before
+    # the command (a read-only one: the step before the run's first change); its answer is in the result's
+    # extra["lease"]. Only shell and command steps carry one.
+    lease: Mapping[str, Any] | None = None
 
 
 class HostRunner(Protocol):

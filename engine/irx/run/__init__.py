@@ -381,7 +381,8 @@ def _reachable(
     )  # fmt: skip
     stack.callback(leases.release)  # before the session closes: it carries the release to the hosts
     take = taker(leases, run.options.force, run.progress.note, unreachable)
-    return unreachable, leased(run.sessions, leases, run.playbook, take), take if leases.hosts else None
+    runner = leased(run.sessions, leases, run.playbook, take, run.options.force)
+    return unreachable, runner, take if leases.hosts else None
 
 
 def _walk(run: _Run, stack: contextlib.ExitStack[Any], ask: Ask | None) -> Outcome:

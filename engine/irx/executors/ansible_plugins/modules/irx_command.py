@@ -29,10 +29,12 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.irx_leases import lease_action
 
 # Inherited variables that would change how the shell reads the script (startup files, options, exported
 # functions). A step's own env: may still set them: that is the playbook's choice, not the host's.
@@ -183,7 +185,39 @@ _ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "timeout": {"type": "float", "default": 0.0},
     "kill_grace": {"type": "float", "default": 5.0},
     "output_cap": {"type": "int", "default": 2 * 1024 * 1024},
+    # irx_lease's parameters (module_utils/irx_leases.py): the host's lease is taken first, in this same run
+    # of the module, and its answer comes back as ``irx_lease`` beside the command's, whatever the command did.
+    "lease": {"type": "dict"},
 }
+
+
+def _lease(args: dict[str, Any], alone: bool) -> dict[str, Any]:
+    """The lease's answer (as irx_lease gives it); a parameter irx_lease would refuse fails the lease only.
+    Beside a command (not ``alone``) a lease is acquired (before the command) or released (after it), never
+    renewed."""
+    spec = {
+        "holder": {},
+        "ttl": 900.0,
+        "force": False,
+        "dead_run_id": "",
+        **{k: v for k, v in args.items() if v is not None},
+    }
+    actions = ("acquire", "renew", "release") if alone else ("acquire", "release")
+    if spec.get("action") not in actions or not all(isinstance(spec.get(k), str) for k in ("path", "run_id")):
+        return {"failed": True, "msg": f"lease: the action is one of {', '.join(actions)}, with a path and a run_id"}
+    try:
+        spec["ttl"], spec["force"] = float(spec["ttl"]), spec["force"] in (True, "true", "True", "yes")
+        answer: dict[str, Any] = lease_action(spec)[1]
+    except (TypeError, ValueError) as exc:
+        return {"failed": True, "msg": f"lease: {exc}"}
+    return answer
+
+
+def _answer_with(module: AnsibleModule, key: str, value: Callable[[], dict[str, Any]]) -> None:
+    """Every answer of the module, success or failure, carries ``key``: ``value()``, asked as it answers."""
+    exit_json, fail_json = module.exit_json, module.fail_json
+    module.exit_json = lambda **kwargs: exit_json(**{**kwargs, key: value()})
+    module.fail_json = lambda msg, **kwargs: fail_json(msg, **{**kwargs, key: value()})
 
 
 def _workdir(module: AnsibleModule, chdir: str | None, invocation: dict[str, Any]) -> str | None:
@@ -250,10 +284,19 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=_ARGUMENT_SPEC,
         mutually_exclusive=[("argv", "script")],
-        required_one_of=[("argv", "script")],
+        required_one_of=[("argv", "script", "lease")],
         supports_check_mode=False,
     )
     params = module.params
+    if params["lease"] is not None and params["argv"] is None and params["script"] is None:
+        answer = _lease(params["lease"], alone=True)  # a lease's own task: irx_lease's answer, as it gives it
+        if answer.get("failed"):
+            module.fail_json(**answer)
+        module.exit_json(**answer)
+    if params["lease"] is not None:  # acquired before the command; released once it ended, whatever it did
+        lease = params["lease"]
+        taken = _lease(lease, alone=False) if lease.get("action") != "release" else None
+        _answer_with(module, "irx_lease", lambda: taken if taken is not None else _lease(lease, alone=False))
     env = params["env"] or {}
     # The invocation Ansible would echo back holds the env values (secrets among them) and the whole script:
     # irx knows what it sent, so only the env's names come back.
