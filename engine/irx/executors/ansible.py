@@ -44,7 +44,8 @@ from irx.results import HostResult
 
 STRATEGY_DIR = Path(__file__).parent / "ansible_plugins" / "strategy"  # irx: takes irx's steps off the socket
 MODULE_DIR = Path(__file__).parent / "ansible_plugins" / "modules"  # irx_command: every shell/command step
-MODULE_UTILS_DIR = Path(__file__).parent / "ansible_plugins" / "module_utils"  # irx_leases: shared by two modules
+MODULE_UTILS_DIR = Path(__file__).parent / "ansible_plugins" / "module_utils"  # irx_step, irx_leases
+ACTION_DIR = Path(__file__).parent / "ansible_plugins" / "action"  # irx_command without AnsiballZ on the host
 KILL_GRACE = 5  # seconds from SIGTERM to SIGKILL for a command past its step timeout (irx_command)
 POLL = 0.25  # seconds between checks that Ansible is still alive while irx waits on the socket
 
@@ -151,19 +152,12 @@ def exposed_on_command_line(task: HostTask, exposes: Callable[[str], bool]) -> s
     return None
 
 
-def _module_path() -> str:
-    """irx's modules first, then the operator's own (ANSIBLE_LIBRARY or ansible.cfg's library), so a playbook's
-    module: steps still find the modules the operator installed."""
+def _plugin_path(own: Path, setting: str) -> str:
+    """irx's plugin directory first, then the operator's own (the ANSIBLE_* variable or ansible.cfg's), so a
+    playbook's module: steps still find the modules (and their module_utils) the operator installed."""
     from ansible import constants
 
-    return os.pathsep.join(dict.fromkeys([str(MODULE_DIR), *map(str, constants.DEFAULT_MODULE_PATH)]))
-
-
-def _module_utils_path() -> str:
-    """irx's module_utils first, then the operator's own (ANSIBLE_MODULE_UTILS or ansible.cfg's)."""
-    from ansible import constants
-
-    return os.pathsep.join(dict.fromkeys([str(MODULE_UTILS_DIR), *map(str, constants.DEFAULT_MODULE_UTILS_PATH)]))
+    return os.pathsep.join(dict.fromkeys([str(own), *map(str, getattr(constants, setting))]))
 
 
 def ansible_playbook() -> str:
@@ -258,8 +252,9 @@ class AnsibleSession:
         envvars = {
             "ANSIBLE_STRATEGY_PLUGINS": str(STRATEGY_DIR),
             "IRX_SESSION_SOCKET": sock_path,
-            "ANSIBLE_LIBRARY": _module_path(),
-            "ANSIBLE_MODULE_UTILS": _module_utils_path(),
+            "ANSIBLE_LIBRARY": _plugin_path(MODULE_DIR, "DEFAULT_MODULE_PATH"),
+            "ANSIBLE_MODULE_UTILS": _plugin_path(MODULE_UTILS_DIR, "DEFAULT_MODULE_UTILS_PATH"),
+            "ANSIBLE_ACTION_PLUGINS": _plugin_path(ACTION_DIR, "DEFAULT_ACTION_PLUGIN_PATH"),
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_FORCE_COLOR": "False",
             "ANSIBLE_NOCOLOR": "True",
