@@ -25,6 +25,10 @@ def test_the_wheel_ships_the_engine_and_no_test_harness(tmp_path: Path) -> None:
     for needed in ("irx/cli.py", "irx/lease.py", "irx/schemas/timeline.schema.json",
                    "irx/executors/ansible_plugins/modules/irx_command.py",
                    "irx/executors/ansible_plugins/modules/irx_lease.py",
+                   "irx/executors/ansible_plugins/action/irx_command.py",
+                   "irx/executors/ansible_plugins/module_utils/irx_step.py",
+                   "irx/executors/ansible_plugins/module_utils/irx_command_args.py",
+                   "irx/executors/ansible_plugins/module_utils/irx_leases.py",
                    "irx/executors/ansible_plugins/strategy/irx.py"):  # fmt: skip
         assert needed in names
     assert any(n.startswith("irx/data/playbooks/") and n.endswith(".yaml") for n in names)
