@@ -20,7 +20,8 @@ PAYLOAD_HEADER = "# irx_command (irx's action plugin)"
 
 def play(tmp_path: Path, tasks: list[dict[str, Any]], host_vars: dict[str, Any], **env: str) -> list[dict[str, Any]]:
     """Run ``tasks`` on one host over the local connection with irx's plugins, as irx's session sets them,
-    through ansible-runner; each task's result, in order (``failed``: Ansible's verdict, from its event)."""
+    through ansible-runner; each task's result, in order (``failed``, ``skipped``: Ansible's verdict, from
+    its event)."""
     import ansible_runner
 
     inventory = {"all": {"hosts": {"h": {"ansible_connection": "local", **host_vars}}}}
@@ -46,8 +47,15 @@ def play(tmp_path: Path, tasks: list[dict[str, Any]], host_vars: dict[str, Any],
         quiet=True,
         suppress_env_files=True,
     )
-    answered = [e for e in runner.events if e["event"] in ("runner_on_ok", "runner_on_failed")]
-    results = [{**e["event_data"]["res"], "failed": e["event"] == "runner_on_failed"} for e in answered]
+    answered = [e for e in runner.events if e["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_skipped")]
+    results = [
+        {
+            **e["event_data"].get("res", {}),
+            "failed": e["event"] == "runner_on_failed",
+            "skipped": e["event"] == "runner_on_skipped",
+        }
+        for e in answered
+    ]
     with runner.stdout as output:
         assert len(results) == len(tasks), output.read()
     return results
@@ -111,3 +119,11 @@ def test_bad_arguments_are_refused_on_the_control_node_before_anything_reaches_t
     assert "float" in typed["msg"]
     assert "one of the following is required: argv, script, lease" in none["msg"]
     assert sent_files(tmp_path) == []
+
+
+def test_a_check_mode_run_skips_the_step_as_the_module_would_instead_of_running_it(tmp_path: Path) -> None:
+    canary = tmp_path / "ran"
+    task = {"irx_command": {"argv": ["touch", str(canary)]}, "check_mode": True}
+    [skipped] = play(tmp_path, [task], {"ansible_python_interpreter": HOST_PYTHON})
+    assert skipped["skipped"] is True
+    assert not canary.exists()

@@ -77,6 +77,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         self._supports_async = False  # irx never sends one (its own timeout runs on the host)
+        self._supports_check_mode = False  # as the module: a check-mode run must not run the command
         result: dict[str, Any] = super().run(tmp, task_vars)
         checked = _VALIDATOR.validate(dict(self._task.args))
         if checked.error_messages:  # what AnsibleModule would answer, without a round to the host
@@ -91,7 +92,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         if lean is not None:
             return lean
         built, path = super()._configure_module(module_name, module_args, task_vars)
-        if self._params is not None and built.module_style == "new" and Path(path).name == "irx_command.py":
+        swap = self._params is not None and built.module_style == "new" and dataclasses.is_dataclass(built)
+        if swap and Path(path).name == "irx_command.py":
             # the host's first task, whose interpreter Ansible discovered just now: the payload all the same
             built = dataclasses.replace(built, b_module_data=payload(self._params))
         return built, path
