@@ -92,10 +92,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         if lean is not None:
             return lean
         built, path = super()._configure_module(module_name, module_args, task_vars)
-        swap = self._params is not None and built.module_style == "new" and dataclasses.is_dataclass(built)
-        if swap and Path(path).name == "irx_command.py":
+        params = self._params
+        ours = built.module_style == "new" and dataclasses.is_dataclass(built) and Path(path).name == "irx_command.py"
+        if params is not None and ours:
             # the host's first task, whose interpreter Ansible discovered just now: the payload all the same
-            built = dataclasses.replace(built, b_module_data=payload(self._params))
+            built = dataclasses.replace(built, b_module_data=payload(params))
         return built, path
 
     def _lean(self, module_name: str, task_vars: dict[str, Any]) -> tuple[Any, str] | None:
