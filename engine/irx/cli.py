@@ -207,8 +207,9 @@ def _run_controls(command: Callable[..., None]) -> Callable[..., None]:
             "--mitogen",
             is_flag=True,
             envvar="IRX_MITOGEN",
-            help="Run host steps over Mitogen's connections (faster per step; needs pip install 'irx[mitogen]' and "
-            "Python on the hosts; env IRX_MITOGEN=1).",
+            help="Run host steps over Mitogen's connections (a warm interpreter per host; shell and command steps "
+            "measured faster without it, see docs/design.md; needs pip install 'irx[mitogen]' and Python on the "
+            "hosts; env IRX_MITOGEN=1).",
         ),
         click.option("-p", "--playbooks", "playbook_dir", type=click.Path(path_type=Path), help="Playbook directory."),
         _vault_options,
