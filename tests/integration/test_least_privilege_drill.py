@@ -236,6 +236,7 @@ def test_pool_fixed_as_a_sudo_user_and_the_become_password_never_shows(
         "run", "db-pool-exhausted", "-p", str(SHIPPED), "-i", str(inventory), "--format", "json",
         "-e", f"pg_dsn=postgresql://{DBA}@{hosts.bridge_address}:{pg.port}/postgres",
         "-e", f"long_running_seconds={LONG_RUNNING_SECONDS}", "-e", "check_health=false", "--yes",
+        "-e", "reconnect_grace_seconds=0",  # the stand-in app does not reconnect: nothing to wait for
     )  # fmt: skip
 
     with_password = hosts.sudo == "password"
